@@ -1,0 +1,1 @@
+"""ComputePlane's command line and Python client (usable without the server's own packages)."""

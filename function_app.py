@@ -1,0 +1,15 @@
+"""The Azure Functions entry point: the HTTP API as one ASGI function, plus the queue and timer triggers.
+
+``computeplane serve`` loads this same module and drives every function locally.
+"""
+
+import azure.functions as func
+
+from functions import health, queues, timer
+from shared.api.app import create_app
+
+api = create_app()
+app = func.AsgiFunctionApp(app=api, http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(queues.bp)
+app.register_functions(timer.bp)
+app.register_functions(health.bp)

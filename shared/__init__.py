@@ -1,0 +1,1 @@
+"""ComputePlane core: domain, handlers, ports, adapters, API and the local host."""

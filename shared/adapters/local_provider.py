@@ -1,0 +1,263 @@
+"""Local nodes: virtual machines that boot after a delay and run jobs as real subprocesses.
+
+State lives in SQLite (``provider.db``) so every worker process sees the same nodes and runs. A node is ready when
+its boot delay has passed (a scheduled ``node.ready`` event tells the cluster); a run is one process per node, in
+its own working directory, with only the environment it is given. Processes die with the control plane that
+started them (PR_SET_PDEATHSIG), so a crash leaves no orphan: the run shows as lost and the job is requeued.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from shared.adapters.sqlite_store import connect
+from shared.domain.clock import format_utc
+from shared.domain.cluster import Cluster, JobPhase
+from shared.domain.events import JOB_FINISHED, NODE_PREEMPTED, NODE_READY, CloudEvent, new_event
+from shared.domain.observation import NodeStatus, ObservedNode, ObservedRun, Observation, RunStatus
+from shared.ports import Clock, RunRequest
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS nodes (
+    node_id TEXT PRIMARY KEY, workspace TEXT NOT NULL, cluster TEXT NOT NULL, created_at TEXT NOT NULL,
+    ready_at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'ok', reason TEXT);
+CREATE TABLE IF NOT EXISTS runs (
+    job_id TEXT NOT NULL, attempt INTEGER NOT NULL, node_ids TEXT NOT NULL, owner TEXT NOT NULL,
+    processes TEXT, started_at TEXT NOT NULL, exit_code INTEGER, finished_at TEXT, PRIMARY KEY (job_id, attempt));
+"""
+
+Publish = Callable[[CloudEvent, datetime | None], None]
+KILL_GRACE_SECONDS = 5.0
+
+
+class LocalNodeProvider:
+    def __init__(self, data_dir: Path, clock: Clock, publish: Publish, boot_delay: timedelta,
+                 fail_provisioning: bool = False) -> None:
+        self._runs_dir = data_dir / "runs"
+        self._runs_dir.mkdir(parents=True, exist_ok=True)
+        self._path = data_dir / "provider.db"
+        self._clock, self._publish = clock, publish
+        self._boot_delay, self._fail_provisioning = boot_delay, fail_provisioning
+        self._local = threading.local()
+        self._conn().executescript(SCHEMA)
+        self._children: dict[tuple[str, int], list[subprocess.Popen[bytes]]] = {}
+        self._children_lock = threading.Lock()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self._path)
+        return conn
+
+    # --- nodes -------------------------------------------------------------------------------------------------
+    def provision(self, workspace: str, cluster: str, node_id: str) -> datetime | None:
+        now = self._clock.now()
+        ready_at = now + self._boot_delay
+        status = "failed" if self._fail_provisioning else "ok"
+        inserted = self._conn().execute(
+            "INSERT OR IGNORE INTO nodes (node_id, workspace, cluster, created_at, ready_at, status, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (node_id, workspace, cluster, format_utc(now), format_utc(ready_at), status,
+             "local provider is set to fail provisioning" if self._fail_provisioning else None)).rowcount
+        if inserted and not self._fail_provisioning:
+            self._publish(new_event(NODE_READY, workspace, cluster, {"node_id": node_id},
+                                    event_id=f"node-ready-{node_id}"), ready_at)
+        return ready_at
+
+    def release(self, node_id: str) -> None:
+        self._conn().execute("DELETE FROM nodes WHERE node_id=?", (node_id,))
+
+    def preempt(self, node_id: str) -> bool:
+        """Take a node away as Azure does with low-priority capacity: its runs die, the cluster is told."""
+        row = self._conn().execute("SELECT workspace, cluster FROM nodes WHERE node_id=? AND status='ok'",
+                                   (node_id,)).fetchone()
+        if row is None:
+            return False
+        self._conn().execute("UPDATE nodes SET status='preempted', reason='preempted by the provider' "
+                             "WHERE node_id=?", (node_id,))
+        for job_id, attempt, node_ids in self._conn().execute(
+                "SELECT job_id, attempt, node_ids FROM runs WHERE exit_code IS NULL").fetchall():
+            if node_id in json.loads(node_ids):
+                self.stop_run(job_id, attempt)
+        self._publish(new_event(NODE_PREEMPTED, row[0], row[1], {"node_id": node_id},
+                                event_id=f"node-preempted-{node_id}"), None)
+        return True
+
+    # --- runs --------------------------------------------------------------------------------------------------
+    def start_run(self, node_ids: Sequence[str], run: RunRequest) -> None:
+        claimed = self._conn().execute(
+            "INSERT OR IGNORE INTO runs (job_id, attempt, node_ids, owner, started_at) VALUES (?, ?, ?, ?, ?)",
+            (run.job_id, run.attempt, json.dumps(list(node_ids)), _OWNER,
+             format_utc(self._clock.now()))).rowcount
+        if not claimed:
+            return  # started before: starting again would run the job twice
+        processes = [self._spawn(run, rank, len(node_ids)) for rank in range(len(node_ids))]
+        with self._children_lock:
+            self._children[(run.job_id, run.attempt)] = [p for p in processes if p is not None]
+        self._conn().execute("UPDATE runs SET processes=? WHERE job_id=? AND attempt=?",
+                             (json.dumps([_identity_of(p) for p in processes if p is not None]), run.job_id,
+                              run.attempt))
+        threading.Thread(target=self._wait_for_run, args=(run, processes), daemon=True,
+                         name=f"run-{run.job_id}-{run.attempt}").start()
+
+    def _spawn(self, run: RunRequest, rank: int, node_count: int) -> subprocess.Popen[bytes] | None:
+        workdir = self.run_dir(run.job_id, run.attempt) / f"node-{rank}"
+        (workdir / "tmp").mkdir(parents=True, exist_ok=True)
+        env = base_environment(workdir) | run.environment | {
+            "COMPUTEPLANE_NODE_RANK": str(rank), "COMPUTEPLANE_NODE_COUNT": str(node_count)}
+        with open(workdir / "output.log", "ab") as log:
+            try:
+                return subprocess.Popen(list(run.command), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=_die_with_parent)
+            except OSError as exc:
+                log.write(f"computeplane: cannot start {run.command[0]!r}: {exc}\n".encode())
+                return None
+
+    def _wait_for_run(self, run: RunRequest, processes: list[subprocess.Popen[bytes] | None]) -> None:
+        codes = [127 if p is None else p.wait() for p in processes]
+        exit_code = next((c for c in codes if c != 0), 0)
+        with self._children_lock:
+            self._children.pop((run.job_id, run.attempt), None)
+        self._conn().execute("UPDATE runs SET exit_code=?, finished_at=? WHERE job_id=? AND attempt=? "
+                             "AND exit_code IS NULL",
+                             (exit_code, format_utc(self._clock.now()), run.job_id, run.attempt))
+        self._publish(new_event(JOB_FINISHED, run.workspace, run.cluster,
+                                {"job_id": run.job_id, "attempt": run.attempt, "exit_code": exit_code},
+                                event_id=f"job-finished-{run.job_id}-{run.attempt}"), None)
+
+    def stop_run(self, job_id: str, attempt: int) -> None:
+        row = self._conn().execute("SELECT processes FROM runs WHERE job_id=? AND attempt=?",
+                                   (job_id, attempt)).fetchone()
+        for pid, started in json.loads(row[0]) if row and row[0] else []:
+            if _same_process(pid, started):
+                _signal_group(pid, signal.SIGTERM)
+                threading.Timer(KILL_GRACE_SECONDS, _signal_group, args=(pid, signal.SIGKILL)).start()
+
+    def stop_all(self) -> None:
+        """On shutdown: end every run this process started (they are requeued when the control plane returns)."""
+        with self._children_lock:
+            processes = [p for group in self._children.values() for p in group]
+        for p in processes:
+            _signal_group(p.pid, signal.SIGTERM)
+        for p in processes:
+            try:
+                p.wait(timeout=KILL_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                _signal_group(p.pid, signal.SIGKILL)
+
+    # --- observation -------------------------------------------------------------------------------------------
+    def observe(self, cluster: Cluster) -> Observation:
+        now = format_utc(self._clock.now())
+        observation = Observation()
+        ids = [n.node_id for n in cluster.nodes]
+        for node_id, ready_at, status, reason in self._select_in(
+                "SELECT node_id, ready_at, status, reason FROM nodes WHERE node_id IN", ids):
+            if status == "preempted":
+                observation.nodes[node_id] = ObservedNode(NodeStatus.PREEMPTED, reason)
+            elif status == "failed":
+                observation.nodes[node_id] = ObservedNode(NodeStatus.FAILED, reason)
+            elif ready_at <= now:
+                observation.nodes[node_id] = ObservedNode(NodeStatus.READY, private_ip="127.0.0.1")
+            else:
+                observation.nodes[node_id] = ObservedNode(NodeStatus.BOOTING)
+        running = [(j.job_id, j.attempt) for j in cluster.jobs if j.phase is JobPhase.RUNNING]
+        for job_id, attempt in running:
+            row = self._conn().execute("SELECT owner, processes, exit_code FROM runs WHERE job_id=? AND attempt=?",
+                                       (job_id, attempt)).fetchone()
+            observation.runs[(job_id, attempt)] = _run_status(row)
+        return observation
+
+    def _select_in(self, sql: str, ids: list[str]) -> list[tuple[str, str, str, str | None]]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        return list(self._conn().execute(f"{sql} ({marks})", ids))
+
+    # --- logs --------------------------------------------------------------------------------------------------
+    def run_dir(self, job_id: str, attempt: int) -> Path:
+        return self._runs_dir / job_id / f"attempt-{attempt}"
+
+    def read_logs(self, job_id: str, attempt: int) -> str | None:
+        logs = sorted(self.run_dir(job_id, attempt).glob("node-*/output.log"))
+        if not logs:
+            return None
+        if len(logs) == 1:
+            return logs[0].read_text(errors="replace")
+        return "".join(f"===== {p.parent.name} =====\n{p.read_text(errors='replace')}" for p in logs)
+
+
+def base_environment(workdir: Path) -> dict[str, str]:
+    """A clean environment: nothing of the control plane's own (keys, connection strings) reaches a job.
+    The interpreter's directory comes first on PATH so ``python`` is the one ComputePlane runs with."""
+    path = os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"])
+    return {"PATH": path, "HOME": str(workdir), "TMPDIR": str(workdir / "tmp"), "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8", "PYTHONUNBUFFERED": "1"}
+
+
+def _run_status(row: tuple[str, str | None, int | None] | None) -> ObservedRun:
+    if row is None:
+        return ObservedRun(RunStatus.NOT_STARTED)
+    owner, processes, exit_code = row
+    if exit_code is not None:
+        return ObservedRun(RunStatus.FINISHED, exit_code)
+    if any(_same_process(pid, started) for pid, started in json.loads(processes or "[]")):
+        return ObservedRun(RunStatus.RUNNING)
+    pid, _, started = owner.partition(":")
+    if _same_process(int(pid), started):
+        return ObservedRun(RunStatus.RUNNING)  # its owner is still spawning it, or about to record the exit code
+    return ObservedRun(RunStatus.LOST)
+
+
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _identity_of(process: subprocess.Popen[bytes]) -> tuple[int, str]:
+    return process.pid, _start_time(process.pid) or ""
+
+
+def _start_time(pid: int) -> str | None:
+    """The process start time from /proc, so a recycled pid is not mistaken for our process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _same_process(pid: int, started: str) -> bool:
+    current = _start_time(pid)
+    return current is not None and current == started and not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+_OWNER = f"{os.getpid()}:{_start_time(os.getpid())}"

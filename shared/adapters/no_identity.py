@@ -1,0 +1,13 @@
+"""A TokenProvider for runtimes with no identity service: jobs get no token endpoint."""
+
+from __future__ import annotations
+
+from shared.domain.cluster import Cluster
+
+
+class NoIdentityTokens:
+    def job_environment(self, cluster: Cluster, job_id: str, attempt: int) -> dict[str, str]:
+        return {}
+
+    def revoke_job(self, job_id: str) -> None:
+        return None

@@ -1,0 +1,232 @@
+"""The embedded queue: Service Bus semantics on SQLite, so the same functions run with no cloud.
+
+Peek-lock with a lock duration, a delivery count, scheduled enqueue time, duplicate detection on message id within
+a window, per-session order (a session's next message is not handed out while an earlier one is locked), and a
+dead-letter table that keeps the original body and the reason. It is safe for several processes at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from shared.adapters.sqlite_store import connect
+from shared.domain.clock import format_utc
+from shared.domain.events import CloudEvent
+from shared.ports import Clock
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, message_id TEXT NOT NULL, session_id TEXT,
+    body BLOB NOT NULL, enqueued_at TEXT NOT NULL, visible_at TEXT NOT NULL, delivery_count INTEGER NOT NULL DEFAULT 0,
+    locked_until TEXT NOT NULL DEFAULT '', lock_token TEXT, lock_owner TEXT);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, seq);
+CREATE INDEX IF NOT EXISTS messages_session ON messages (queue, session_id, seq);
+CREATE TABLE IF NOT EXISTS sent (queue TEXT NOT NULL, message_id TEXT NOT NULL, sent_at TEXT NOT NULL,
+    PRIMARY KEY (queue, message_id));
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, message_id TEXT NOT NULL, body BLOB NOT NULL,
+    reason TEXT NOT NULL, delivery_count INTEGER NOT NULL, dead_lettered_at TEXT NOT NULL);
+"""
+
+_NEXT_MESSAGE = """
+SELECT m.seq FROM messages m
+WHERE m.queue = :queue AND m.visible_at <= :now AND m.locked_until <= :now
+  AND (m.session_id IS NULL OR NOT EXISTS (
+        SELECT 1 FROM messages e WHERE e.queue = m.queue AND e.session_id = m.session_id AND e.seq < m.seq
+          AND e.visible_at <= :now))
+  AND (m.session_id IS NULL OR NOT EXISTS (
+        SELECT 1 FROM messages l WHERE l.queue = m.queue AND l.session_id = m.session_id AND l.locked_until > :now))
+ORDER BY m.visible_at, m.seq LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    seq: int
+    queue: str
+    message_id: str
+    session_id: str | None
+    body: bytes
+    enqueued_at: datetime
+    delivery_count: int
+    lock_token: str
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    queue: str
+    message_id: str
+    body: bytes
+    reason: str
+    delivery_count: int
+    dead_lettered_at: str
+
+
+class SqliteQueue:
+    def __init__(self, path: Path, clock: Clock, lock_duration: timedelta = timedelta(seconds=30),
+                 duplicate_window: timedelta = timedelta(minutes=10)) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path, self._clock = path, clock
+        self._lock_duration, self._duplicate_window = lock_duration, duplicate_window
+        self._owner = f"{os.uname().nodename}:{os.getpid()}"
+        self._local = threading.local()
+        self._arrivals: dict[str, threading.Event] = {}
+        self._conn().executescript(SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self._path)
+        return conn
+
+    # --- EventBus port -----------------------------------------------------------------------------------------
+    def publish(self, event: CloudEvent, *, not_before: datetime | None = None) -> None:
+        self.send(event.queue, event.id, event.to_json(), session_id=event.session_id, not_before=not_before)
+
+    def dead_letter(self, queue: str, message_id: str, body: bytes, reason: str) -> None:
+        self._conn().execute(
+            "INSERT INTO dead_letters (queue, message_id, body, reason, delivery_count, dead_lettered_at) "
+            "VALUES (?, ?, ?, ?, 0, ?)", (queue, message_id, body, reason, self._now()))
+
+    # --- sender ------------------------------------------------------------------------------------------------
+    def send(self, queue: str, message_id: str, body: bytes, *, session_id: str | None = None,
+             not_before: datetime | None = None) -> bool:
+        """Enqueue unless the same message id was sent within the duplicate-detection window."""
+        now = self._clock.now()
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT sent_at FROM sent WHERE queue=? AND message_id=?",
+                               (queue, message_id)).fetchone()
+            if row is not None and row[0] > format_utc(now - self._duplicate_window):
+                conn.execute("COMMIT")
+                return False
+            conn.execute("INSERT OR REPLACE INTO sent (queue, message_id, sent_at) VALUES (?, ?, ?)",
+                         (queue, message_id, format_utc(now)))
+            visible = format_utc(max(not_before, now) if not_before else now)
+            conn.execute("INSERT INTO messages (queue, message_id, session_id, body, enqueued_at, visible_at) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", (queue, message_id, session_id, body, format_utc(now), visible))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if not_before is None or not_before <= now:
+            self._arrival(queue).set()
+        return True
+
+    def _arrival(self, queue: str) -> threading.Event:
+        return self._arrivals.setdefault(queue, threading.Event())
+
+    def wait_for_message(self, queue: str, timeout: float) -> None:
+        """Sleep until a message is sent to ``queue`` from this process, or ``timeout`` (other processes and
+        scheduled messages are found by polling)."""
+        arrival = self._arrival(queue)
+        arrival.wait(timeout)
+        arrival.clear()
+
+    def wake_all(self) -> None:
+        for arrival in self._arrivals.values():
+            arrival.set()
+
+    # --- receiver ----------------------------------------------------------------------------------------------
+    def receive(self, queue: str) -> ReceivedMessage | None:
+        """Peek-lock the next deliverable message and count the delivery."""
+        now = self._clock.now()
+        conn = self._conn()
+        if conn.execute("SELECT 1 FROM messages WHERE queue=? AND visible_at<=? AND locked_until<=? LIMIT 1",
+                        (queue, format_utc(now), format_utc(now))).fetchone() is None:
+            return None  # nothing to take: do not contend for the write lock
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(_NEXT_MESSAGE, {"queue": queue, "now": format_utc(now)}).fetchone()
+            if row is None:
+                conn.execute("COMMIT")
+                return None
+            token = uuid.uuid4().hex
+            conn.execute("UPDATE messages SET locked_until=?, lock_token=?, lock_owner=?, "
+                         "delivery_count=delivery_count+1 WHERE seq=?",
+                         (format_utc(now + self._lock_duration), token, self._owner, row[0]))
+            seq, message_id, session_id, body, enqueued_at, count = conn.execute(
+                "SELECT seq, message_id, session_id, body, enqueued_at, delivery_count FROM messages WHERE seq=?",
+                (row[0],)).fetchone()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return ReceivedMessage(seq=seq, queue=queue, message_id=message_id, session_id=session_id, body=bytes(body),
+                               enqueued_at=datetime.fromisoformat(enqueued_at), delivery_count=count,
+                               lock_token=token)
+
+    def complete(self, message: ReceivedMessage) -> None:
+        self._conn().execute("DELETE FROM messages WHERE seq=? AND lock_token=?", (message.seq, message.lock_token))
+
+    def abandon(self, message: ReceivedMessage, retry_after: timedelta = timedelta(0)) -> None:
+        visible = format_utc(self._clock.now() + retry_after)
+        self._conn().execute("UPDATE messages SET locked_until='', lock_token=NULL, visible_at=? "
+                             "WHERE seq=? AND lock_token=?", (visible, message.seq, message.lock_token))
+
+    def dead_letter_received(self, message: ReceivedMessage, reason: str) -> None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = conn.execute("DELETE FROM messages WHERE seq=? AND lock_token=?",
+                                  (message.seq, message.lock_token))
+            if cursor.rowcount == 1:
+                conn.execute(
+                    "INSERT INTO dead_letters (queue, message_id, body, reason, delivery_count, dead_lettered_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (message.queue, message.message_id, message.body, reason, message.delivery_count, self._now()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def release_locks_of_dead_owners(self) -> int:
+        """After a crash, messages locked by a process that no longer exists are handed out again at once."""
+        released = 0
+        host = os.uname().nodename
+        owners = [r[0] for r in self._conn().execute(
+            "SELECT DISTINCT lock_owner FROM messages WHERE lock_owner IS NOT NULL AND locked_until > ''")]
+        for owner in owners:
+            name, _, pid = owner.rpartition(":")
+            if name == host and pid.isdigit() and not _process_alive(int(pid)):
+                released += self._conn().execute(
+                    "UPDATE messages SET locked_until='', lock_token=NULL, lock_owner=NULL WHERE lock_owner=?",
+                    (owner,)).rowcount
+        return released
+
+    # --- inspection --------------------------------------------------------------------------------------------
+    def dead_letters(self, queue: str | None = None) -> list[DeadLetter]:
+        sql = "SELECT queue, message_id, body, reason, delivery_count, dead_lettered_at FROM dead_letters"
+        rows = (self._conn().execute(sql + " WHERE queue=? ORDER BY seq", (queue,)) if queue
+                else self._conn().execute(sql + " ORDER BY seq"))
+        return [DeadLetter(q, m, bytes(b), r, c, t) for q, m, b, r, c, t in rows]
+
+    def pending(self, queue: str | None = None) -> int:
+        if queue is None:
+            return int(self._conn().execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+        return int(self._conn().execute("SELECT COUNT(*) FROM messages WHERE queue=?", (queue,)).fetchone()[0])
+
+    def next_visible_at(self, queue: str) -> datetime | None:
+        row = self._conn().execute("SELECT MIN(visible_at) FROM messages WHERE queue=?", (queue,)).fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    def _now(self) -> str:
+        return format_utc(self._clock.now())
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+

@@ -1,0 +1,167 @@
+"""The embedded Store: SQLite, one JSON document per row, a version column for conditional writes.
+
+Indexed columns are copied out of the document (``next_reconcile_at``, job state) so the timer's queries use an
+index and never scan every cluster.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+from shared.domain.clock import format_utc
+from shared.domain.cluster import Cluster
+from shared.domain.errors import ConcurrencyConflict
+from shared.domain.job import Job, JobState
+from shared.ports import AlreadyExists
+
+_Doc = TypeVar("_Doc", Cluster, Job)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS clusters (
+    workspace TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL,
+    next_reconcile_at TEXT, PRIMARY KEY (workspace, name));
+CREATE INDEX IF NOT EXISTS clusters_due ON clusters (next_reconcile_at) WHERE next_reconcile_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS jobs (
+    workspace TEXT NOT NULL, id TEXT NOT NULL, cluster TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL,
+    state TEXT NOT NULL, scheduled INTEGER NOT NULL, submitted_at TEXT NOT NULL, PRIMARY KEY (workspace, id));
+CREATE INDEX IF NOT EXISTS jobs_by_cluster ON jobs (workspace, cluster, submitted_at);
+CREATE INDEX IF NOT EXISTS jobs_unscheduled ON jobs (submitted_at) WHERE scheduled = 0 AND state = 'Queued';
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """WAL so readers never block the writer; a busy timeout so concurrent processes wait instead of failing."""
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._local = threading.local()
+        self._conn().executescript(SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        """One connection per thread: sqlite3 connections are not meant to be shared between threads."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self._path)
+        return conn
+
+    # --- clusters ----------------------------------------------------------------------------------------------
+    def get_cluster(self, workspace: str, name: str) -> Cluster | None:
+        row = self._conn().execute("SELECT doc, version FROM clusters WHERE workspace=? AND name=?",
+                                   (workspace, name)).fetchone()
+        return _cluster(row) if row else None
+
+    def create_cluster(self, cluster: Cluster) -> Cluster:
+        try:
+            self._conn().execute(
+                "INSERT INTO clusters (workspace, name, version, doc, next_reconcile_at) VALUES (?, ?, 1, ?, ?)",
+                (cluster.workspace, cluster.name, cluster.model_dump_json(), _due(cluster)))
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f"{cluster.workspace}/{cluster.name}") from None
+        return _with_etag(cluster, 1)
+
+    def replace_cluster(self, cluster: Cluster) -> Cluster:
+        version = _version(cluster.etag)
+        cursor = self._conn().execute(
+            "UPDATE clusters SET version=version+1, doc=?, next_reconcile_at=? "
+            "WHERE workspace=? AND name=? AND version=?",
+            (cluster.model_dump_json(), _due(cluster), cluster.workspace, cluster.name, version))
+        if cursor.rowcount != 1:
+            raise ConcurrencyConflict(f"cluster {cluster.workspace}/{cluster.name} changed since version {version}")
+        return _with_etag(cluster, version + 1)
+
+    def delete_cluster(self, cluster: Cluster) -> None:
+        cursor = self._conn().execute("DELETE FROM clusters WHERE workspace=? AND name=? AND version=?",
+                                      (cluster.workspace, cluster.name, _version(cluster.etag)))
+        if cursor.rowcount != 1 and self.get_cluster(cluster.workspace, cluster.name) is not None:
+            raise ConcurrencyConflict(f"cluster {cluster.workspace}/{cluster.name} changed before delete")
+
+    def list_clusters(self, workspace: str) -> list[Cluster]:
+        rows = self._conn().execute("SELECT doc, version FROM clusters WHERE workspace=? ORDER BY name",
+                                    (workspace,)).fetchall()
+        return [_cluster(r) for r in rows]
+
+    def due_clusters(self, now: datetime) -> Iterator[tuple[str, str]]:
+        cursor = self._conn().execute(
+            "SELECT workspace, name FROM clusters WHERE next_reconcile_at IS NOT NULL AND next_reconcile_at <= ? "
+            "ORDER BY next_reconcile_at", (format_utc(now),))
+        for workspace, name in cursor:
+            yield workspace, name
+
+    # --- jobs --------------------------------------------------------------------------------------------------
+    def get_job(self, workspace: str, job_id: str) -> Job | None:
+        row = self._conn().execute("SELECT doc, version FROM jobs WHERE workspace=? AND id=?",
+                                   (workspace, job_id)).fetchone()
+        return _job(row) if row else None
+
+    def create_job(self, job: Job) -> Job:
+        try:
+            self._conn().execute(
+                "INSERT INTO jobs (workspace, id, cluster, version, doc, state, scheduled, submitted_at) "
+                "VALUES (?, ?, ?, 1, ?, ?, ?, ?)",
+                (job.workspace, job.id, job.cluster, job.model_dump_json(), job.state.value, int(job.scheduled),
+                 format_utc(job.submitted_at)))
+        except sqlite3.IntegrityError:
+            raise AlreadyExists(f"{job.workspace}/{job.id}") from None
+        return _with_etag(job, 1)
+
+    def replace_job(self, job: Job) -> Job:
+        version = _version(job.etag)
+        cursor = self._conn().execute(
+            "UPDATE jobs SET version=version+1, doc=?, state=?, scheduled=? WHERE workspace=? AND id=? AND version=?",
+            (job.model_dump_json(), job.state.value, int(job.scheduled), job.workspace, job.id, version))
+        if cursor.rowcount != 1:
+            raise ConcurrencyConflict(f"job {job.workspace}/{job.id} changed since version {version}")
+        return _with_etag(job, version + 1)
+
+    def list_jobs(self, workspace: str, cluster: str | None = None) -> list[Job]:
+        if cluster is None:
+            rows = self._conn().execute("SELECT doc, version FROM jobs WHERE workspace=? ORDER BY submitted_at",
+                                        (workspace,)).fetchall()
+        else:
+            rows = self._conn().execute(
+                "SELECT doc, version FROM jobs WHERE workspace=? AND cluster=? ORDER BY submitted_at",
+                (workspace, cluster)).fetchall()
+        return [_job(r) for r in rows]
+
+    def unscheduled_jobs(self, submitted_before: datetime) -> Iterator[tuple[str, str]]:
+        cursor = self._conn().execute(
+            "SELECT workspace, id FROM jobs WHERE scheduled = 0 AND state = ? AND submitted_at <= ? "
+            "ORDER BY submitted_at", (JobState.QUEUED.value, format_utc(submitted_before)))
+        for workspace, job_id in cursor:
+            yield workspace, job_id
+
+
+def _due(cluster: Cluster) -> str | None:
+    return format_utc(cluster.next_reconcile_at) if cluster.next_reconcile_at else None
+
+
+def _version(etag: str | None) -> int:
+    if etag is None:
+        raise ConcurrencyConflict("a replace needs the etag of the document that was read")
+    return int(etag)
+
+
+def _with_etag(doc: _Doc, version: int) -> _Doc:
+    doc.etag = str(version)
+    return doc
+
+
+def _cluster(row: tuple[str, int]) -> Cluster:
+    return _with_etag(Cluster.model_validate_json(row[0]), row[1])
+
+
+def _job(row: tuple[str, int]) -> Job:
+    return _with_etag(Job.model_validate_json(row[0]), row[1])

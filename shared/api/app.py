@@ -1,0 +1,139 @@
+"""Routes. Each validates, calls one command handler, and answers; the work happens in the queue functions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from shared.api.errors import install_error_handlers
+from shared.api.views import ClusterView, EventAccepted, JobLogs, JobView, NodeView
+from shared.domain.commands import ScaleSettingsUpdate
+from shared.domain.errors import InvalidField
+from shared.domain.events import parse_cloud_event
+from shared.domain.job import JobSpec
+from shared.domain.requests import ClusterCreate
+from shared.handlers import commands
+from shared.handlers.deps import Deps
+
+Workspace = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="workspace name")]
+ClusterName = Annotated[str, Path(min_length=1, max_length=64)]
+JobId = Annotated[str, Path(min_length=1, max_length=128)]
+
+
+def get_deps() -> Deps:
+    from shared.bootstrap import container
+
+    return container().deps
+
+
+DepsDep = Annotated[Deps, Depends(get_deps)]
+
+workspace_routes = APIRouter(prefix="/api/workspaces/{workspace}")
+
+
+@workspace_routes.post("/clusters", status_code=202, response_model=ClusterView,
+                       responses={200: {"model": ClusterView}, 409: {}, 422: {}})
+def create_cluster(workspace: Workspace, body: ClusterCreate, deps: DepsDep, request: Request,
+                   response: Response) -> ClusterView:
+    cluster, created = commands.create_cluster(deps, workspace, body)
+    response.status_code = 202 if created else 200
+    response.headers["Location"] = str(request.url_for("show_cluster", workspace=workspace, name=cluster.name))
+    return ClusterView.of(cluster)
+
+
+@workspace_routes.get("/clusters", response_model=list[ClusterView])
+def list_clusters(workspace: Workspace, deps: DepsDep) -> list[ClusterView]:
+    return [ClusterView.of(c) for c in deps.store.list_clusters(workspace)]
+
+
+@workspace_routes.get("/clusters/{name}", response_model=ClusterView, name="show_cluster")
+def show_cluster(workspace: Workspace, name: ClusterName, deps: DepsDep) -> ClusterView:
+    return ClusterView.of(commands.get_cluster(deps, workspace, name))
+
+
+@workspace_routes.patch("/clusters/{name}", response_model=ClusterView)
+def update_cluster(workspace: Workspace, name: ClusterName, body: ScaleSettingsUpdate, deps: DepsDep) -> ClusterView:
+    return ClusterView.of(commands.update_cluster(deps, workspace, name, body))
+
+
+@workspace_routes.delete("/clusters/{name}", status_code=202, response_model=ClusterView)
+def delete_cluster(workspace: Workspace, name: ClusterName, deps: DepsDep) -> ClusterView:
+    return ClusterView.of(commands.delete_cluster(deps, workspace, name))
+
+
+@workspace_routes.get("/clusters/{name}/nodes", response_model=list[NodeView])
+def list_nodes(workspace: Workspace, name: ClusterName, deps: DepsDep) -> list[NodeView]:
+    cluster = commands.get_cluster(deps, workspace, name)
+    return [NodeView(node_id=n.node_id, state=n.state.value, run_id=n.run_id, private_ip=n.private_ip)
+            for n in cluster.nodes]
+
+
+@workspace_routes.post("/clusters/{name}/jobs", status_code=202, response_model=JobView)
+def submit_job(workspace: Workspace, name: ClusterName, body: JobSpec, deps: DepsDep, request: Request,
+               response: Response) -> JobView:
+    job = commands.submit_job(deps, workspace, name, body)
+    response.headers["Location"] = str(request.url_for("show_job", workspace=workspace, job_id=job.id))
+    return JobView.of(job)
+
+
+@workspace_routes.get("/clusters/{name}/jobs", response_model=list[JobView])
+def list_cluster_jobs(workspace: Workspace, name: ClusterName, deps: DepsDep) -> list[JobView]:
+    commands.get_cluster(deps, workspace, name)
+    return [JobView.of(j) for j in deps.store.list_jobs(workspace, name)]
+
+
+@workspace_routes.get("/jobs", response_model=list[JobView])
+def list_jobs(workspace: Workspace, deps: DepsDep) -> list[JobView]:
+    return [JobView.of(j) for j in deps.store.list_jobs(workspace)]
+
+
+@workspace_routes.get("/jobs/{job_id}", response_model=JobView, name="show_job")
+def show_job(workspace: Workspace, job_id: JobId, deps: DepsDep) -> JobView:
+    return JobView.of(commands.get_job(deps, workspace, job_id))
+
+
+@workspace_routes.get("/jobs/{job_id}/logs", response_model=JobLogs)
+def job_logs(workspace: Workspace, job_id: JobId, deps: DepsDep,
+             attempt: Annotated[int | None, Query(ge=1)] = None) -> JobLogs:
+    job = commands.get_job(deps, workspace, job_id)
+    chosen = attempt or max(job.attempts, 1)
+    if chosen > max(job.attempts, 1):
+        raise InvalidField("attempt", f"the job has had {job.attempts} attempt(s)")
+    return JobLogs(job_id=job.id, attempt=chosen, state=job.state.value,
+                   logs=deps.provider.read_logs(job.id, chosen) or "")
+
+
+@workspace_routes.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobView)
+def cancel_job(workspace: Workspace, job_id: JobId, deps: DepsDep) -> JobView:
+    return JobView.of(commands.cancel_job(deps, workspace, job_id))
+
+
+system_routes = APIRouter(prefix="/api")
+
+
+@system_routes.post("/events", status_code=202, response_model=EventAccepted,
+                    openapi_extra={"requestBody": {"required": True, "content": {
+                        "application/cloudevents+json": {"schema": {"type": "object"}},
+                        "application/json": {"schema": {"type": "object"}}}}})
+async def accept_event(request: Request, deps: DepsDep) -> EventAccepted:
+    """A structured-mode CloudEvent from another system, routed to its queue by type."""
+    event = parse_cloud_event(await request.body())
+    deps.bus.publish(event)
+    return EventAccepted(id=event.id, type=event.type, queue=event.queue)
+
+
+@system_routes.get("/health")
+def health() -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="ComputePlane", version="0.1.0",
+                  description="A serverless control plane for ML compute clusters with AmlCompute semantics.",
+                  docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
+    install_error_handlers(app)
+    app.include_router(workspace_routes)
+    app.include_router(system_routes)
+    return app

@@ -1,0 +1,31 @@
+"""One place that maps errors to HTTP: domain errors to their status, validation to 422 naming each field."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.domain.errors import DomainError
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse(status_code=exc.status, content=exc.to_body())
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"field": ".".join(str(p) for p in err["loc"] if p != "body") or "body", "rule": err["msg"]}
+                   for err in exc.errors()]
+        message = "; ".join(f"{d['field']}: {d['rule']}" for d in details)
+        return JSONResponse(status_code=422, content={"error": {"code": "InvalidField", "message": message,
+                                                                "details": details}})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "NotFound", 405: "MethodNotAllowed", 401: "Unauthorized", 403: "Forbidden",
+                413: "RequestTooLarge"}.get(exc.status_code, "HttpError")
+        return JSONResponse(status_code=exc.status_code, content={"error": {"code": code, "message": str(exc.detail)}},
+                            headers=getattr(exc, "headers", None))

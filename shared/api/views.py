@@ -1,0 +1,106 @@
+"""What the API returns: AmlCompute-shaped status views of the documents."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from shared.domain.cluster import Cluster
+from shared.domain.job import Job, JobHistoryEntry
+
+
+class ScaleSettings(BaseModel):
+    min_nodes: int
+    max_nodes: int
+    idle_seconds_before_scaledown: int
+
+
+class ErrorView(BaseModel):
+    code: str
+    message: str
+    time: datetime
+
+
+class ClusterView(BaseModel):
+    id: str
+    name: str
+    workspace: str
+    vm_size: str
+    vm_priority: str
+    location: str | None
+    tags: dict[str, str]
+    description: str | None
+    provisioning_state: str
+    allocation_state: str
+    allocation_state_transition_time: datetime
+    current_node_count: int
+    target_node_count: int
+    node_state_counts: dict[str, int]
+    scale_settings: ScaleSettings
+    errors: list[ErrorView]
+    created_at: datetime
+    modified_at: datetime
+
+    @classmethod
+    def of(cls, c: Cluster) -> ClusterView:
+        s = c.spec
+        return cls(
+            id=f"/workspaces/{c.workspace}/clusters/{c.name}", name=c.name, workspace=c.workspace,
+            vm_size=s.vm_size, vm_priority=s.vm_priority, location=s.location, tags=s.tags,
+            description=s.description, provisioning_state=c.provisioning_state.value,
+            allocation_state=c.allocation_state.value,
+            allocation_state_transition_time=c.allocation_state_transition_time,
+            current_node_count=c.current_node_count, target_node_count=c.target_node_count,
+            node_state_counts=c.node_state_counts(),
+            scale_settings=ScaleSettings(min_nodes=s.min_nodes, max_nodes=s.max_nodes,
+                                         idle_seconds_before_scaledown=s.idle_seconds_before_scaledown),
+            errors=[ErrorView(code=e.code, message=e.message, time=e.time) for e in c.errors],
+            created_at=c.created_at, modified_at=c.modified_at)
+
+
+class NodeView(BaseModel):
+    node_id: str
+    state: str
+    run_id: str | None
+    private_ip: str | None
+
+
+class JobView(BaseModel):
+    id: str
+    workspace: str
+    cluster: str
+    state: str
+    reason: str | None
+    attempts: int
+    nodes: list[str]
+    exit_code: int | None
+    command: list[str]
+    node_count: int
+    environment_variables: dict[str, str]
+    max_retries: int
+    submitted_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    history: list[JobHistoryEntry]
+
+    @classmethod
+    def of(cls, j: Job) -> JobView:
+        return cls(id=j.id, workspace=j.workspace, cluster=j.cluster, state=j.state.value, reason=j.reason,
+                   attempts=j.attempts, nodes=j.nodes, exit_code=j.exit_code, command=j.spec.command,
+                   node_count=j.spec.node_count, environment_variables=j.spec.environment_variables,
+                   max_retries=j.spec.max_retries, submitted_at=j.submitted_at, started_at=j.started_at,
+                   finished_at=j.finished_at, history=j.history)
+
+
+class JobLogs(BaseModel):
+    job_id: str
+    attempt: int
+    state: str
+    logs: str
+
+
+class EventAccepted(BaseModel):
+    id: str
+    type: str
+    queue: str

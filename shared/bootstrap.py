@@ -1,0 +1,86 @@
+"""The composition root: the one place that decides which adapter sits behind each port."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from starlette.types import ASGIApp
+
+from shared.adapters.clock import SystemClock
+from shared.adapters.identity_grants import SqliteIdentityGrants
+from shared.adapters.local_tokens import LocalTokens
+from shared.adapters.token_endpoint import create_token_endpoint_app
+from shared.adapters.token_signer import TokenSigner
+from shared.adapters.local_provider import LocalNodeProvider
+from shared.adapters.no_identity import NoIdentityTokens
+from shared.adapters.sqlite_queue import SqliteQueue
+from shared.adapters.sqlite_store import SqliteStore
+from shared.config import Settings
+from shared.domain.events import CloudEvent
+from shared.handlers.deps import Deps
+from shared.ports import Clock, EventBus, Store, TokenProvider
+
+
+@dataclass
+class Container:
+    """Deps for handlers plus the concrete pieces the local host drives (queue pump, provider shutdown)."""
+
+    settings: Settings
+    deps: Deps
+    queue: SqliteQueue | None = None
+    provider: LocalNodeProvider | None = None
+    identity_app: ASGIApp | None = None
+
+
+def build(settings: Settings, clock: Clock | None = None) -> Container:
+    clock = clock or SystemClock()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store: Store = _store(settings)
+    queue = SqliteQueue(settings.data_dir / "queue.db", clock) if settings.bus == "sqlite" else None
+    bus: EventBus = queue if queue is not None else _service_bus(settings)
+
+    def publish(event: CloudEvent, not_before: datetime | None) -> None:
+        bus.publish(event, not_before=not_before)
+
+    provider = LocalNodeProvider(settings.data_dir, clock, publish, timedelta(seconds=settings.node_boot_seconds),
+                                 fail_provisioning=settings.fail_provisioning)
+    tokens: TokenProvider = NoIdentityTokens()
+    identity_app: ASGIApp | None = None
+    if settings.identity_endpoint:
+        grants = SqliteIdentityGrants(settings.data_dir / "identity.db")
+        tokens = LocalTokens(grants, settings.identity_endpoint)
+        identity_app = create_token_endpoint_app(grants, TokenSigner(settings.data_dir / "keys"), clock)
+    deps = Deps(store=store, bus=bus, provider=provider, tokens=tokens, clock=clock, policy=settings.policy)
+    return Container(settings=settings, deps=deps, queue=queue, provider=provider, identity_app=identity_app)
+
+
+def _store(settings: Settings) -> Store:
+    if settings.store == "sqlite":
+        return SqliteStore(settings.data_dir / "state.db")
+    raise NotImplementedError("the Cosmos DB store is not wired yet")
+
+
+def _service_bus(settings: Settings) -> EventBus:
+    raise NotImplementedError("the Service Bus adapter is not wired yet")
+
+
+_container: Container | None = None
+_lock = threading.Lock()
+
+
+def container() -> Container:
+    """The process's container, built from the environment on first use (never at import)."""
+    global _container
+    with _lock:
+        if _container is None:
+            _container = build(Settings.from_env())
+        return _container
+
+
+def use_container(value: Container | None) -> None:
+    """The local host and tests install the container they built."""
+    global _container
+    with _lock:
+        _container = value

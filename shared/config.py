@@ -1,0 +1,92 @@
+"""Settings, read once from the environment into one typed object by the composition root (never at import)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from shared.domain.events import QUEUE_NAMES
+from shared.domain.reconcile import ReconcilePolicy
+
+COSMOS_DATABASE_DEFAULT = "computeplane"
+COSMOS_CONTAINER_DEFAULT = "state"
+SERVICE_BUS_CONNECTION = "ServiceBusConnection"
+
+# Every setting the app reads; local.settings.example.json lists each one with a placeholder.
+SETTING_NAMES = (
+    "COMPUTEPLANE_STORE", "COMPUTEPLANE_BUS", "COMPUTEPLANE_DATA_DIR", "COMPUTEPLANE_WORKSPACE_LOCATION",
+    "COMPUTEPLANE_NODE_BOOT_SECONDS", "COMPUTEPLANE_BOOT_TIMEOUT_SECONDS", "COMPUTEPLANE_RESYNC_SECONDS",
+    "COMPUTEPLANE_RELEASE_POLL_SECONDS", "COMPUTEPLANE_FAIL_PROVISIONING", "COMPUTEPLANE_IDENTITY_ENDPOINT",
+    "COSMOS__accountEndpoint", "COSMOS_DATABASE", "COSMOS_CONTAINER", "AZURE_CLIENT_ID",
+    "ServiceBusConnection__fullyQualifiedNamespace",
+)
+
+__all__ = ["QUEUE_NAMES", "Settings", "SETTING_NAMES", "COSMOS_DATABASE_DEFAULT", "COSMOS_CONTAINER_DEFAULT"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    store: Literal["sqlite", "cosmos"] = "sqlite"
+    bus: Literal["sqlite", "servicebus"] = "sqlite"
+    data_dir: Path = Path(".computeplane")
+    workspace_location: str = "eastus"
+    node_boot_seconds: float = 2.0
+    boot_timeout_seconds: float = 600.0
+    resync_seconds: float = 60.0
+    release_poll_seconds: float = 1.0
+    fail_provisioning: bool = False
+    identity_endpoint: str | None = None  # base URL of the local token endpoint, set by the local host
+    cosmos_endpoint: str | None = None
+    cosmos_database: str = COSMOS_DATABASE_DEFAULT
+    cosmos_container: str = COSMOS_CONTAINER_DEFAULT
+    azure_client_id: str | None = None
+    service_bus_namespace: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def policy(self) -> ReconcilePolicy:
+        return ReconcilePolicy(boot_timeout=timedelta(seconds=self.boot_timeout_seconds),
+                               resync_interval=timedelta(seconds=self.resync_seconds),
+                               release_poll=timedelta(seconds=self.release_poll_seconds))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        store = env.get("COMPUTEPLANE_STORE", "sqlite")
+        bus = env.get("COMPUTEPLANE_BUS", "sqlite")
+        if store not in ("sqlite", "cosmos"):
+            raise ValueError(f"COMPUTEPLANE_STORE: must be sqlite or cosmos, got {store!r}")
+        if bus not in ("sqlite", "servicebus"):
+            raise ValueError(f"COMPUTEPLANE_BUS: must be sqlite or servicebus, got {bus!r}")
+        return cls(
+            store=store,  # type: ignore[arg-type]
+            bus=bus,  # type: ignore[arg-type]
+            data_dir=Path(env.get("COMPUTEPLANE_DATA_DIR", ".computeplane")),
+            workspace_location=env.get("COMPUTEPLANE_WORKSPACE_LOCATION", "eastus"),
+            node_boot_seconds=_float(env, "COMPUTEPLANE_NODE_BOOT_SECONDS", 2.0),
+            boot_timeout_seconds=_float(env, "COMPUTEPLANE_BOOT_TIMEOUT_SECONDS", 600.0),
+            resync_seconds=_float(env, "COMPUTEPLANE_RESYNC_SECONDS", 60.0),
+            release_poll_seconds=_float(env, "COMPUTEPLANE_RELEASE_POLL_SECONDS", 1.0),
+            fail_provisioning=env.get("COMPUTEPLANE_FAIL_PROVISIONING", "").lower() in ("1", "true", "yes"),
+            identity_endpoint=env.get("COMPUTEPLANE_IDENTITY_ENDPOINT"),
+            cosmos_endpoint=env.get("COSMOS__accountEndpoint") or env.get("COSMOS_ENDPOINT"),
+            cosmos_database=env.get("COSMOS_DATABASE", COSMOS_DATABASE_DEFAULT),
+            cosmos_container=env.get("COSMOS_CONTAINER", COSMOS_CONTAINER_DEFAULT),
+            azure_client_id=env.get("AZURE_CLIENT_ID"),
+            service_bus_namespace=env.get("ServiceBusConnection__fullyQualifiedNamespace"),
+            extra={k: v for k, v in env.items() if k.startswith("COMPUTEPLANE_")},
+        )
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name}: must be a number of seconds, got {raw!r}") from None

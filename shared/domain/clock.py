@@ -1,0 +1,27 @@
+"""Time in the domain: UTC datetimes that serialise to fixed-width text, so stores can order them as strings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from pydantic import AfterValidator, PlainSerializer
+
+
+def as_utc(value: datetime) -> datetime:
+    """Naive datetimes are taken as UTC; aware ones are converted to it."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def format_utc(value: datetime) -> str:
+    """Fixed width (microseconds always present) so lexical order is time order in SQLite and Cosmos."""
+    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc), PlainSerializer(format_utc, return_type=str)]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)

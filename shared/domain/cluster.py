@@ -1,0 +1,166 @@
+"""The cluster aggregate: spec, nodes and the placement of jobs on them, saved in one conditional write."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.domain.clock import UtcDatetime
+from shared.domain.identity import ClusterIdentity
+
+APPLIED_EVENTS_KEPT = 200
+
+
+class NodeState(StrEnum):
+    PREPARING = "preparing"
+    IDLE = "idle"
+    RUNNING = "running"
+    LEAVING = "leaving"
+    PREEMPTED = "preempted"
+    UNUSABLE = "unusable"
+
+
+class ProvisioningState(StrEnum):
+    CREATING = "Creating"
+    UPDATING = "Updating"
+    DELETING = "Deleting"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+
+class AllocationState(StrEnum):
+    STEADY = "Steady"
+    RESIZING = "Resizing"
+
+
+class Node(BaseModel):
+    node_id: str
+    state: NodeState
+    run_id: str | None = None
+    requested_at: UtcDatetime
+    ready_at: UtcDatetime | None = None
+    idle_since: UtcDatetime | None = None
+    private_ip: str | None = None
+
+
+class ClusterSpec(BaseModel):
+    """What the user asked for. Every field takes part in the get-or-create comparison."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vm_size: str
+    max_nodes: int
+    min_nodes: int = 0
+    vm_priority: Literal["dedicated", "lowpriority"] = "dedicated"
+    idle_seconds_before_scaledown: int = 1800
+    location: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    description: str | None = None
+
+    @property
+    def idle_timeout(self) -> timedelta:
+        return timedelta(seconds=self.idle_seconds_before_scaledown)
+
+    def differences(self, other: ClusterSpec) -> dict[str, tuple[Any, Any]]:
+        """Fields whose values differ, as (self, other)."""
+        mine, theirs = self.model_dump(), other.model_dump()
+        return {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
+
+
+class JobPhase(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+
+
+class JobEntry(BaseModel):
+    """The cluster's scheduling view of a job: only what placement needs. Command and logs live in the job document."""
+
+    job_id: str
+    node_count: int
+    max_retries: int
+    submitted_at: UtcDatetime
+    phase: JobPhase = JobPhase.QUEUED
+    attempt: int = 1
+    node_ids: list[str] = Field(default_factory=list)
+    started_at: UtcDatetime | None = None
+    # What the job document should show (Queued/Preparing/Running) and why; a change is projected to the job document.
+    visible_state: str = "Queued"
+    reason: str | None = None
+
+
+class ClusterError(BaseModel):
+    code: str
+    message: str
+    time: UtcDatetime
+
+
+class Cluster(BaseModel):
+    """One document per cluster. ``etag`` is the store's version of what was read (never part of the body)."""
+
+    model_config = ConfigDict(validate_assignment=False)
+
+    workspace: str
+    name: str
+    uid: str
+    spec: ClusterSpec
+    provisioning_state: ProvisioningState = ProvisioningState.CREATING
+    allocation_state: AllocationState = AllocationState.STEADY
+    allocation_state_transition_time: UtcDatetime
+    target_node_count: int = 0
+    nodes: list[Node] = Field(default_factory=list)
+    jobs: list[JobEntry] = Field(default_factory=list)
+    errors: list[ClusterError] = Field(default_factory=list)
+    identity: ClusterIdentity = Field(default_factory=ClusterIdentity)
+    applied_events: list[str] = Field(default_factory=list)
+    next_reconcile_at: UtcDatetime | None = None
+    node_seq: int = 0
+    created_at: UtcDatetime
+    modified_at: UtcDatetime
+    etag: str | None = Field(default=None, exclude=True)
+
+    # --- queries -----------------------------------------------------------------------------------------------
+    def node(self, node_id: str) -> Node | None:
+        return next((n for n in self.nodes if n.node_id == node_id), None)
+
+    def job(self, job_id: str) -> JobEntry | None:
+        return next((j for j in self.jobs if j.job_id == job_id), None)
+
+    def nodes_in(self, *states: NodeState) -> list[Node]:
+        return [n for n in self.nodes if n.state in states]
+
+    @property
+    def current_node_count(self) -> int:
+        """Every node we hold (and pay for), whatever its state."""
+        return len(self.nodes)
+
+    def node_state_counts(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in NodeState}
+        for n in self.nodes:
+            counts[n.state.value] += 1
+        return counts
+
+    def has_applied(self, event_id: str) -> bool:
+        return event_id in self.applied_events
+
+    # --- bookkeeping -------------------------------------------------------------------------------------------
+    def record_applied(self, event_id: str) -> None:
+        """The event id is saved in the same write as the change it caused: a redelivery finds it and stops."""
+        if event_id not in self.applied_events:
+            self.applied_events.append(event_id)
+            del self.applied_events[:-APPLIED_EVENTS_KEPT]
+
+    def new_node_id(self) -> str:
+        self.node_seq += 1
+        return f"{self.name}-{self.uid[:6]}-{self.node_seq:04d}"
+
+    def add_error(self, code: str, message: str, now: datetime) -> None:
+        """One entry per code: the newest message replaces an older one, so errors never pile up."""
+        self.errors = [e for e in self.errors if e.code != code]
+        self.errors.append(ClusterError(code=code, message=message, time=now))
+
+    def clear_error(self, code: str) -> None:
+        self.errors = [e for e in self.errors if e.code != code]

@@ -1,0 +1,109 @@
+"""What users ask of a cluster: create, update, delete, submit, cancel. Pure changes of the aggregate."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from shared.domain.actions import Action, ProjectJob, StopRun
+from shared.domain.cluster import Cluster, ClusterSpec, JobEntry, JobPhase, NodeState, ProvisioningState
+from shared.domain.errors import ClusterSpecConflict, InvalidField, OperationNotAllowed, QuotaExceeded
+from shared.domain.job import Job, JobSpec, JobState, JobUpdate
+
+
+class ScaleSettingsUpdate(BaseModel):
+    """PATCH body: only these three change on a live cluster (as AmlCompute's update())."""
+
+    min_nodes: int | None = None
+    max_nodes: int | None = None
+    idle_seconds_before_scaledown: int | None = None
+
+
+def new_cluster(workspace: str, name: str, spec: ClusterSpec, uid: str, now: datetime) -> Cluster:
+    return Cluster(workspace=workspace, name=name, uid=uid, spec=spec, allocation_state_transition_time=now,
+                   created_at=now, modified_at=now, next_reconcile_at=now)
+
+
+def check_same_spec(existing: Cluster, requested: ClusterSpec) -> None:
+    """Get-or-create: the same spec is a no-op; a different one is refused, naming the fields (AmlCompute keeps
+    the old vm_size silently, which surprises people)."""
+    differing = existing.spec.differences(requested)
+    if differing:
+        raise ClusterSpecConflict(existing.name, differing)
+
+
+def update_scale_settings(cluster: Cluster, update: ScaleSettingsUpdate, now: datetime) -> bool:
+    """Apply a PATCH; returns whether anything changed. The status shows it at once."""
+    if cluster.provisioning_state is ProvisioningState.DELETING:
+        raise OperationNotAllowed(f"cluster '{cluster.name}' is being deleted")
+    changes = update.model_dump(exclude_none=True)
+    merged = cluster.spec.model_copy(update=changes)
+    check_scale_settings(merged)
+    if merged == cluster.spec:
+        return False
+    cluster.spec = merged
+    cluster.modified_at = now
+    cluster.next_reconcile_at = now
+    return True
+
+
+def check_scale_settings(spec: ClusterSpec) -> None:
+    if spec.max_nodes < 0:
+        raise InvalidField("max_nodes", "must be 0 or more")
+    if spec.min_nodes < 0:
+        raise InvalidField("min_nodes", "must be 0 or more")
+    if spec.min_nodes > spec.max_nodes:
+        raise InvalidField("min_nodes", f"must not exceed max_nodes ({spec.min_nodes} > {spec.max_nodes})")
+    if spec.idle_seconds_before_scaledown < 0:
+        raise InvalidField("idle_seconds_before_scaledown", "must be 0 or more")
+
+
+def mark_deleting(cluster: Cluster, now: datetime) -> bool:
+    if cluster.provisioning_state is ProvisioningState.DELETING:
+        return False
+    cluster.provisioning_state = ProvisioningState.DELETING
+    cluster.modified_at = cluster.next_reconcile_at = now
+    return True
+
+
+def check_job_fits(cluster: Cluster, spec: JobSpec) -> None:
+    """A job that can never run on this cluster is refused at submit, not left queued forever."""
+    if cluster.provisioning_state is ProvisioningState.DELETING:
+        raise OperationNotAllowed(f"cluster '{cluster.name}' is being deleted")
+    if spec.node_count > cluster.spec.max_nodes:
+        raise QuotaExceeded(f"the job needs {spec.node_count} node(s) but cluster '{cluster.name}' has "
+                            f"max_nodes={cluster.spec.max_nodes}")
+
+
+def accept_job(cluster: Cluster, job: Job) -> list[Action]:
+    """Take a job into the cluster's queue (idempotent: a job already known is left alone)."""
+    if cluster.job(job.id) is not None or job.state.is_terminal:
+        return []
+    if job.spec.node_count > cluster.spec.max_nodes or cluster.provisioning_state is ProvisioningState.DELETING:
+        reason = ("ClusterDeleted: the cluster is being deleted"
+                  if cluster.provisioning_state is ProvisioningState.DELETING
+                  else f"JobNodeCountExceedsCoreQuota: needs {job.spec.node_count} nodes, max_nodes is "
+                       f"{cluster.spec.max_nodes}")
+        return [ProjectJob(JobUpdate(job_id=job.id, state=JobState.FAILED, attempt=max(job.attempts, 1),
+                                     reason=reason))]
+    cluster.jobs.append(JobEntry(job_id=job.id, node_count=job.spec.node_count, max_retries=job.spec.max_retries,
+                                 submitted_at=job.submitted_at, attempt=max(job.attempts, 1),
+                                 visible_state="", reason=None))
+    return []
+
+
+def cancel_job(cluster: Cluster, job_id: str, now: datetime) -> list[Action]:
+    entry = cluster.job(job_id)
+    if entry is None:
+        return []
+    actions: list[Action] = []
+    if entry.phase is JobPhase.RUNNING:
+        actions.append(StopRun(entry.job_id, entry.attempt))
+        for node in cluster.nodes:
+            if node.run_id == job_id and node.state is NodeState.RUNNING:
+                node.state, node.run_id, node.idle_since = NodeState.IDLE, None, now
+    cluster.jobs.remove(entry)
+    actions.append(ProjectJob(JobUpdate(job_id=job_id, state=JobState.CANCELED, attempt=entry.attempt,
+                                        reason="Canceled by the user")))
+    return actions

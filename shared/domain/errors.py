@@ -1,0 +1,90 @@
+"""Domain errors, named for what the caller did. Each maps to one HTTP status and one CLI exit code
+(see ``shared.api.errors``)."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a user can cause. ``code`` is the stable, AmlCompute-like error code."""
+
+    code = "BadRequest"
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_body(self) -> dict[str, object]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class InvalidField(DomainError):
+    """A field broke a rule. Always names the field and the rule."""
+
+    code = "InvalidField"
+    status = 422
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+    def to_body(self) -> dict[str, object]:
+        return {"error": {"code": self.code, "message": self.message,
+                          "details": [{"field": self.field, "rule": self.rule}]}}
+
+
+class InvalidEvent(DomainError):
+    """An event that can never be applied: it goes to the dead-letter queue at once, with this reason."""
+
+    code = "InvalidEvent"
+
+
+class ComputeTargetNotFound(DomainError):
+    code = "ComputeTargetNotFound"
+    status = 404
+
+
+class JobNotFound(DomainError):
+    code = "JobNotFound"
+    status = 404
+
+
+class ClusterSpecConflict(DomainError):
+    """A create for an existing name with a different spec (AmlCompute would silently keep the old one)."""
+
+    code = "ComputeTargetSpecConflict"
+    status = 409
+
+    def __init__(self, name: str, differing: dict[str, tuple[object, object]]) -> None:
+        fields = ", ".join(sorted(differing))
+        super().__init__(f"cluster '{name}' already exists with a different spec; differing fields: {fields}")
+        self.differing = differing
+
+    def to_body(self) -> dict[str, object]:
+        return {"error": {"code": self.code, "message": self.message,
+                          "details": [{"field": f, "existing": old, "requested": new}
+                                      for f, (old, new) in sorted(self.differing.items())]}}
+
+
+class OperationNotAllowed(DomainError):
+    """The request is well formed but the current state forbids it (deleting cluster, finished job, ...)."""
+
+    code = "OperationNotAllowed"
+    status = 409
+
+
+class QuotaExceeded(DomainError):
+    """A job that can never fit the cluster or the quota, rejected at submit."""
+
+    code = "JobNodeCountExceedsCoreQuota"
+    status = 400
+
+
+class TransientError(Exception):
+    """Something outside the domain failed in a way that may pass (429, 503, timeout, lost race).
+    The message is redelivered; after maxDeliveryCount it is dead-lettered."""
+
+
+class ConcurrencyConflict(TransientError):
+    """A conditional write lost a race (etag / version mismatch): retry with fresh state."""

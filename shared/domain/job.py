@@ -1,0 +1,105 @@
+"""The job document: what a user submitted and what happened to it. Scheduling lives in the cluster aggregate."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from shared.domain.clock import UtcDatetime
+
+
+class JobState(StrEnum):
+    QUEUED = "Queued"
+    PREPARING = "Preparing"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELED})
+
+
+class JobSpec(BaseModel):
+    """What a job asks for; the body of job-submit (HTTP and CloudEvent alike)."""
+
+    command: list[str]
+    node_count: int = 1
+    environment_variables: dict[str, str] = Field(default_factory=dict)
+    max_retries: int = 3
+
+
+class JobHistoryEntry(BaseModel):
+    time: UtcDatetime
+    state: JobState
+    attempt: int
+    reason: str | None = None
+
+
+class Job(BaseModel):
+    workspace: str
+    id: str
+    cluster: str
+    spec: JobSpec
+    state: JobState = JobState.QUEUED
+    reason: str | None = None
+    attempts: int = 0
+    nodes: list[str] = Field(default_factory=list)
+    exit_code: int | None = None
+    scheduled: bool = False  # the cluster has taken the job into its queue
+    submitted_at: UtcDatetime
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
+    history: list[JobHistoryEntry] = Field(default_factory=list)
+    etag: str | None = Field(default=None, exclude=True)
+
+
+class JobUpdate(BaseModel):
+    """A change to project onto the job document. Applying it twice, or late, changes nothing."""
+
+    job_id: str
+    state: JobState
+    attempt: int
+    reason: str | None = None
+    nodes: list[str] | None = None
+    exit_code: int | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state.is_terminal
+
+
+def apply_job_update(job: Job, update: JobUpdate, now: datetime) -> bool:
+    """Apply ``update`` if it is news; return whether the document changed.
+
+    A terminal state is final. An update for an older attempt than the document has seen is stale.
+    """
+    if job.state.is_terminal:
+        return False
+    if update.attempt < job.attempts:
+        return False
+    changed = (job.state, job.attempts, job.reason, job.scheduled) != (
+        update.state, max(job.attempts, update.attempt), update.reason, True)
+    if update.nodes is not None and update.nodes != job.nodes:
+        changed = True
+    if not changed:
+        return False
+    job.scheduled = True
+    job.attempts = max(job.attempts, update.attempt)
+    job.state = update.state
+    job.reason = update.reason
+    if update.nodes is not None:
+        job.nodes = list(update.nodes)
+    if update.state is JobState.RUNNING and job.started_at is None:
+        job.started_at = now
+    if update.is_terminal:
+        job.finished_at = now
+        job.exit_code = update.exit_code
+    job.history.append(JobHistoryEntry(time=now, state=update.state, attempt=job.attempts, reason=update.reason))
+    return True

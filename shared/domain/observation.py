@@ -1,0 +1,46 @@
+"""What the node provider reports about nodes and runs: the observed side of reconcile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class NodeStatus(StrEnum):
+    BOOTING = "booting"
+    READY = "ready"
+    PREEMPTED = "preempted"
+    FAILED = "failed"
+    GONE = "gone"  # the provider does not know it (never created, released, or lost)
+
+
+class RunStatus(StrEnum):
+    NOT_STARTED = "not_started"
+    RUNNING = "running"
+    FINISHED = "finished"
+    LOST = "lost"  # started, but its processes are gone without an exit code
+
+
+@dataclass(frozen=True)
+class ObservedNode:
+    status: NodeStatus
+    reason: str | None = None
+    private_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class ObservedRun:
+    status: RunStatus
+    exit_code: int | None = None
+
+
+@dataclass
+class Observation:
+    nodes: dict[str, ObservedNode] = field(default_factory=dict)
+    runs: dict[tuple[str, int], ObservedRun] = field(default_factory=dict)
+
+    def node(self, node_id: str) -> ObservedNode:
+        return self.nodes.get(node_id, ObservedNode(NodeStatus.GONE))
+
+    def run(self, job_id: str, attempt: int) -> ObservedRun:
+        return self.runs.get((job_id, attempt), ObservedRun(RunStatus.NOT_STARTED))

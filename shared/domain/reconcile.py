@@ -1,0 +1,245 @@
+"""Reconcile one cluster: compare desired (spec, job queue) with observed (nodes, runs) and decide the actions.
+
+Level-triggered: the result depends only on the cluster document, the observation and ``now``, never on which
+event woke us, so a lost, late or duplicated event is healed by the next reconcile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared.domain.actions import Action, ProjectJob, ProvisionNode, ReleaseNode, StartRun, StopRun, WakeUpAt
+from shared.domain.autoscale import (
+    ACTIVE_NODE_STATES,
+    gang_placements,
+    idle_deadline,
+    idle_nodes_to_release,
+    queued_in_order,
+    scale_target,
+)
+from shared.domain.cluster import AllocationState, Cluster, JobEntry, JobPhase, Node, NodeState, ProvisioningState
+from shared.domain.job import JobState, JobUpdate
+from shared.domain.observation import NodeStatus, Observation, RunStatus
+
+
+@dataclass(frozen=True)
+class ReconcilePolicy:
+    boot_timeout: timedelta = timedelta(minutes=10)  # a node not ready by then is unusable and replaced
+    resync_interval: timedelta = timedelta(seconds=60)  # how often a busy cluster is re-checked by the timer
+    release_poll: timedelta = timedelta(seconds=30)  # how soon to check that a released node is gone
+
+
+def reconcile(cluster: Cluster, observed: Observation, now: datetime, policy: ReconcilePolicy,
+              quota_free_nodes: int | None = None) -> list[Action]:
+    actions: list[Action] = []
+    if cluster.provisioning_state is ProvisioningState.DELETING:
+        actions += _tear_down(cluster, observed, now)
+    else:
+        if cluster.provisioning_state in (ProvisioningState.CREATING, ProvisioningState.UPDATING):
+            cluster.provisioning_state = ProvisioningState.SUCCEEDED
+        actions += _apply_node_observations(cluster, observed, now, policy)
+        actions += _apply_run_observations(cluster, observed, now)
+        actions += _place_jobs(cluster, now)
+        actions += _scale(cluster, now, quota_free_nodes)
+        actions += _project_waiting_jobs(cluster, now)
+    _update_allocation_state(cluster, now)
+    actions += _schedule_next(cluster, now, policy)
+    cluster.modified_at = now
+    return actions
+
+
+# --- nodes ---------------------------------------------------------------------------------------------------------
+def _apply_node_observations(cluster: Cluster, observed: Observation, now: datetime,
+                             policy: ReconcilePolicy) -> list[Action]:
+    actions: list[Action] = []
+    for node in list(cluster.nodes):
+        seen = observed.node(node.node_id)
+        if node.state is NodeState.PREPARING:
+            if seen.status is NodeStatus.READY:
+                node.state, node.ready_at, node.idle_since = NodeState.IDLE, now, now
+                node.private_ip = seen.private_ip
+                cluster.clear_error("NodeProvisioningFailed")
+            elif seen.status is NodeStatus.FAILED or now - node.requested_at >= policy.boot_timeout:
+                reason = seen.reason or f"node {node.node_id} was not ready within {policy.boot_timeout}"
+                node.state = NodeState.UNUSABLE
+                cluster.add_error("NodeProvisioningFailed", reason, now)
+                actions.append(ReleaseNode(node.node_id))
+            elif seen.status is NodeStatus.GONE:
+                actions.append(ProvisionNode(node.node_id))  # never reached the provider: ask again
+        elif node.state in (NodeState.IDLE, NodeState.RUNNING):
+            if seen.status is NodeStatus.PREEMPTED:
+                actions += _lose_node(cluster, node, NodeState.PREEMPTED, "Preempted",
+                                      f"low-priority node {node.node_id} was preempted", now)
+            elif seen.status is NodeStatus.FAILED:
+                actions += _lose_node(cluster, node, NodeState.UNUSABLE, "NodeFailed",
+                                      seen.reason or f"node {node.node_id} failed", now)
+            elif seen.status is NodeStatus.GONE:
+                actions += _lose_node(cluster, node, None, "NodeLost",
+                                      f"node {node.node_id} disappeared from the provider", now)
+        elif seen.status is NodeStatus.GONE:  # leaving, preempted or unusable, and now released
+            cluster.nodes.remove(node)
+        else:
+            actions.append(ReleaseNode(node.node_id))
+    return actions
+
+
+def _lose_node(cluster: Cluster, node: Node, new_state: NodeState | None, code: str, reason: str,
+               now: datetime) -> list[Action]:
+    """A node we counted on is gone or going: requeue its job, release what is left of the node."""
+    actions: list[Action] = []
+    entry = cluster.job(node.run_id) if node.run_id else None
+    if new_state is None:
+        cluster.nodes.remove(node)
+    else:
+        node.state, node.run_id = new_state, None
+        actions.append(ReleaseNode(node.node_id))
+    if entry is not None:
+        actions += _requeue(cluster, entry, code, reason, now)
+    return actions
+
+
+def _free_nodes_of(cluster: Cluster, entry: JobEntry, now: datetime) -> None:
+    for node in cluster.nodes:
+        if node.run_id == entry.job_id and node.state is NodeState.RUNNING:
+            node.state, node.run_id, node.idle_since = NodeState.IDLE, None, now
+
+
+# --- runs ----------------------------------------------------------------------------------------------------------
+def _apply_run_observations(cluster: Cluster, observed: Observation, now: datetime) -> list[Action]:
+    actions: list[Action] = []
+    for entry in [j for j in cluster.jobs if j.phase is JobPhase.RUNNING]:
+        seen = observed.run(entry.job_id, entry.attempt)
+        if seen.status is RunStatus.FINISHED:
+            code = seen.exit_code if seen.exit_code is not None else -1
+            state = JobState.COMPLETED if code == 0 else JobState.FAILED
+            reason = None if code == 0 else f"UserError: the command exited with code {code}"
+            actions.append(ProjectJob(JobUpdate(job_id=entry.job_id, state=state, attempt=entry.attempt,
+                                                reason=reason, exit_code=code, nodes=entry.node_ids)))
+            _free_nodes_of(cluster, entry, now)
+            cluster.jobs.remove(entry)
+        elif seen.status is RunStatus.LOST:
+            actions.append(StopRun(entry.job_id, entry.attempt))
+            actions += _requeue(cluster, entry, "RunLost",
+                                "the job's processes ended without an exit code (control plane restarted?)", now)
+        elif seen.status is RunStatus.NOT_STARTED:
+            actions.append(StartRun(entry.job_id, entry.attempt, tuple(entry.node_ids)))
+    return actions
+
+
+def _requeue(cluster: Cluster, entry: JobEntry, code: str, reason: str, now: datetime) -> list[Action]:
+    """AmlCompute fails an interrupted job and makes the user resubmit; we requeue it, up to max_retries times."""
+    _free_nodes_of(cluster, entry, now)
+    for node in cluster.nodes:
+        if node.run_id == entry.job_id:
+            node.run_id = None
+    retries_used = entry.attempt  # the attempt that just ended is one more retry
+    if retries_used > entry.max_retries:
+        cluster.jobs.remove(entry)
+        return [ProjectJob(JobUpdate(job_id=entry.job_id, state=JobState.FAILED, attempt=entry.attempt,
+                                     reason=f"{code}: {reason}; gave up after {entry.max_retries} retries"))]
+    entry.phase, entry.node_ids, entry.started_at = JobPhase.QUEUED, [], None
+    entry.attempt += 1
+    entry.visible_state, entry.reason = JobState.QUEUED.value, f"{code}: {reason}; requeued as attempt {entry.attempt}"
+    return [ProjectJob(JobUpdate(job_id=entry.job_id, state=JobState.QUEUED, attempt=entry.attempt,
+                                 reason=entry.reason, nodes=[]))]
+
+
+# --- placement and scaling -----------------------------------------------------------------------------------------
+def _place_jobs(cluster: Cluster, now: datetime) -> list[Action]:
+    actions: list[Action] = []
+    for entry, nodes in gang_placements(cluster):
+        for node in nodes:
+            node.state, node.run_id, node.idle_since = NodeState.RUNNING, entry.job_id, None
+        entry.phase, entry.node_ids, entry.started_at = JobPhase.RUNNING, [n.node_id for n in nodes], now
+        entry.visible_state, entry.reason = JobState.RUNNING.value, None
+        actions.append(StartRun(entry.job_id, entry.attempt, tuple(entry.node_ids)))
+    return actions
+
+
+def _scale(cluster: Cluster, now: datetime, quota_free_nodes: int | None) -> list[Action]:
+    target = scale_target(cluster, quota_free_nodes)
+    cluster.target_node_count = target
+    active = cluster.nodes_in(*ACTIVE_NODE_STATES)
+    actions: list[Action] = []
+    for _ in range(target - len(active)):
+        node = Node(node_id=cluster.new_node_id(), state=NodeState.PREPARING, requested_at=now)
+        cluster.nodes.append(node)
+        actions.append(ProvisionNode(node.node_id))
+    for node in idle_nodes_to_release(cluster, now, target):
+        node.state = NodeState.LEAVING
+        actions.append(ReleaseNode(node.node_id))
+    return actions
+
+
+def _project_waiting_jobs(cluster: Cluster, now: datetime) -> list[Action]:
+    """Queued jobs covered by booting nodes are Preparing; the rest say why they wait."""
+    booting = len(cluster.nodes_in(NodeState.PREPARING))
+    actions: list[Action] = []
+    for entry in queued_in_order(cluster):
+        if entry.node_count <= booting:
+            booting -= entry.node_count
+            state, reason = JobState.PREPARING, f"waiting for {entry.node_count} node(s) to start"
+        else:
+            booting = 0
+            state = JobState.QUEUED
+            reason = entry.reason if entry.reason and "requeued" in entry.reason else _queue_reason(cluster)
+        if (entry.visible_state, entry.reason) != (state.value, reason):
+            entry.visible_state, entry.reason = state.value, reason
+            actions.append(ProjectJob(JobUpdate(job_id=entry.job_id, state=state, attempt=entry.attempt,
+                                                reason=reason)))
+    return actions
+
+
+def _queue_reason(cluster: Cluster) -> str:
+    quota = next((e for e in cluster.errors if e.code == "QuotaExceeded"), None)
+    if quota is not None:
+        return f"waiting for quota: {quota.message}"
+    return f"waiting for a free node (cluster at max_nodes={cluster.spec.max_nodes} or jobs ahead in the queue)"
+
+
+# --- deletion ------------------------------------------------------------------------------------------------------
+def _tear_down(cluster: Cluster, observed: Observation, now: datetime) -> list[Action]:
+    actions: list[Action] = []
+    for entry in list(cluster.jobs):
+        if entry.phase is JobPhase.RUNNING:
+            actions.append(StopRun(entry.job_id, entry.attempt))
+        actions.append(ProjectJob(JobUpdate(job_id=entry.job_id, state=JobState.CANCELED, attempt=entry.attempt,
+                                            reason="ClusterDeleted: the cluster was deleted")))
+        cluster.jobs.remove(entry)
+    for node in list(cluster.nodes):
+        if observed.node(node.node_id).status is NodeStatus.GONE:
+            cluster.nodes.remove(node)
+        else:
+            node.state, node.run_id = NodeState.LEAVING, None
+            actions.append(ReleaseNode(node.node_id))
+    cluster.target_node_count = 0
+    return actions
+
+
+# --- status and wake-ups -------------------------------------------------------------------------------------------
+def _update_allocation_state(cluster: Cluster, now: datetime) -> None:
+    moving = any(n.state not in (NodeState.IDLE, NodeState.RUNNING) for n in cluster.nodes)
+    state = AllocationState.RESIZING if moving else AllocationState.STEADY
+    if state is not cluster.allocation_state:
+        cluster.allocation_state, cluster.allocation_state_transition_time = state, now
+
+
+def _schedule_next(cluster: Cluster, now: datetime, policy: ReconcilePolicy) -> list[Action]:
+    """Precise wake-ups (a scheduled message) for the next idle deadline or boot timeout; the timer's sweep uses
+    ``next_reconcile_at`` as the safety net, and re-checks busy clusters every resync interval."""
+    deadlines: list[datetime] = []
+    if len(cluster.nodes_in(*ACTIVE_NODE_STATES)) > cluster.spec.min_nodes:
+        deadlines += [d for n in cluster.nodes if (d := idle_deadline(cluster, n)) is not None]
+    deadlines += [n.requested_at + policy.boot_timeout for n in cluster.nodes_in(NodeState.PREPARING)]
+    if any(n.state in (NodeState.LEAVING, NodeState.PREEMPTED, NodeState.UNUSABLE) for n in cluster.nodes):
+        deadlines.append(now + policy.release_poll)  # check that the release went through
+    wake_at = max(min(deadlines), now) if deadlines else None
+    safety_net = [d for d in (wake_at,) if d is not None]
+    if cluster.jobs or cluster.provisioning_state is ProvisioningState.DELETING:
+        safety_net.append(now + policy.resync_interval)
+    previous = cluster.next_reconcile_at
+    cluster.next_reconcile_at = min(safety_net) if safety_net else None
+    if wake_at is not None and (previous is None or wake_at != previous):
+        return [WakeUpAt(wake_at)]
+    return []

@@ -1,0 +1,18 @@
+"""The ports a handler receives. Built once by the composition root (``shared.bootstrap``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shared.domain.reconcile import ReconcilePolicy
+from shared.ports import Clock, EventBus, NodeProvider, Store, TokenProvider
+
+
+@dataclass
+class Deps:
+    store: Store
+    bus: EventBus
+    provider: NodeProvider
+    tokens: TokenProvider
+    clock: Clock
+    policy: ReconcilePolicy = field(default_factory=ReconcilePolicy)

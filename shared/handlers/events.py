@@ -1,0 +1,175 @@
+"""Apply one CloudEvent. Invalid events raise ``InvalidEvent`` (dead-lettered at once); anything transient raises
+something else (redelivered)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from shared.domain import events as ev
+from shared.domain.actions import Action
+from shared.domain.cluster import Cluster
+from shared.domain.commands import (
+    accept_job,
+    cancel_job,
+    check_same_spec,
+    mark_deleting,
+    new_cluster,
+    update_scale_settings,
+)
+from shared.domain.errors import DomainError, InvalidEvent
+from shared.domain.events import CloudEvent, describe_validation_error
+from shared.domain.job import Job, JobState, JobUpdate
+from shared.domain.requests import (
+    ClusterCreate,
+    JobFinished,
+    JobRef,
+    JobSubmit,
+    NodeRef,
+    ScaleSettingsUpdate,
+    WakeUp,
+    check_cluster_create,
+    check_job_spec,
+)
+from shared.handlers.deps import Deps
+from shared.handlers.jobs import project_job
+from shared.handlers.reconcile import reconcile_cluster
+from shared.ports import AlreadyExists
+
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
+def handle_event(event: CloudEvent, deps: Deps) -> None:
+    handler = HANDLERS.get(event.type)
+    if handler is None:
+        raise InvalidEvent(f"type: {event.type} is not handled by this version of ComputePlane")
+    try:
+        handler(event, deps)
+    except DomainError as exc:
+        if isinstance(exc, InvalidEvent):
+            raise
+        raise InvalidEvent(f"{exc.code}: {exc.message}") from None
+
+
+def _data(model: type[_Body], event: CloudEvent) -> _Body:
+    try:
+        return model.model_validate(event.data)
+    except ValidationError as exc:
+        raise InvalidEvent(f"data of {event.type}: {describe_validation_error(exc)}") from None
+
+
+# --- cluster-events ------------------------------------------------------------------------------------------------
+def on_cluster_create(event: CloudEvent, deps: Deps) -> None:
+    body = _data(ClusterCreate, event)
+    if body.name != event.cluster:
+        raise InvalidEvent(f"data.name {body.name!r} does not match the subject's cluster {event.cluster!r}")
+    spec = check_cluster_create(body)
+    existing = deps.store.get_cluster(event.workspace, event.cluster)
+    if existing is None:
+        cluster = new_cluster(event.workspace, event.cluster, spec, uuid.uuid4().hex, deps.clock.now())
+        try:
+            deps.store.create_cluster(cluster)
+        except AlreadyExists:
+            existing = deps.store.get_cluster(event.workspace, event.cluster)
+    if existing is not None:
+        check_same_spec(existing, spec)
+    reconcile_cluster(deps, event.workspace, event.cluster)
+
+
+def on_cluster_update(event: CloudEvent, deps: Deps) -> None:
+    update = _data(ScaleSettingsUpdate, event)
+
+    def change(cluster: Cluster, now: datetime) -> list[Action]:
+        update_scale_settings(cluster, update, now)
+        return []
+
+    _reconcile_existing(deps, event, change)
+
+
+def on_cluster_delete(event: CloudEvent, deps: Deps) -> None:
+    def change(cluster: Cluster, now: datetime) -> list[Action]:
+        mark_deleting(cluster, now)
+        return []
+
+    reconcile_cluster(deps, event.workspace, event.cluster, change, event.id)  # already gone: nothing to do
+
+
+# --- job-events ----------------------------------------------------------------------------------------------------
+def on_job_submit(event: CloudEvent, deps: Deps) -> None:
+    body = _data(JobSubmit, event)
+    spec = check_job_spec(body.spec())
+    job_id = body.job_id or event.id  # other systems may leave the id to us: the event id is stable
+    job = deps.store.get_job(event.workspace, job_id)
+    if job is None:
+        job = Job(workspace=event.workspace, id=job_id, cluster=event.cluster, spec=spec,
+                  submitted_at=event.time or deps.clock.now())
+        try:
+            job = deps.store.create_job(job)
+        except AlreadyExists:
+            job = deps.store.get_job(event.workspace, job_id) or job
+    if job.cluster != event.cluster:
+        raise InvalidEvent(f"job {job_id} belongs to cluster {job.cluster!r}, not {event.cluster!r}")
+    known = job
+
+    def change(cluster: Cluster, now: datetime) -> list[Action]:
+        return accept_job(cluster, known)
+
+    if reconcile_cluster(deps, event.workspace, event.cluster, change, event.id) is None:
+        project_job(deps, event.workspace, JobUpdate(
+            job_id=job_id, state=JobState.FAILED, attempt=max(job.attempts, 1),
+            reason=f"ComputeTargetNotFound: cluster {event.cluster!r} does not exist"))
+
+
+def on_job_cancel(event: CloudEvent, deps: Deps) -> None:
+    ref = _data(JobRef, event)
+    job = deps.store.get_job(event.workspace, ref.job_id)
+    if job is None:
+        raise InvalidEvent(f"data.job_id: no job {ref.job_id!r} in workspace {event.workspace!r}")
+
+    def change(cluster: Cluster, now: datetime) -> list[Action]:
+        return cancel_job(cluster, ref.job_id, now)
+
+    reconcile_cluster(deps, event.workspace, job.cluster, change, event.id)
+    # Not (or no longer) in the cluster's queue: cancel the document itself. Terminal states stay as they are.
+    project_job(deps, event.workspace, JobUpdate(job_id=job.id, state=JobState.CANCELED,
+                                                 attempt=max(job.attempts, 1), reason="Canceled by the user"))
+
+
+def on_job_finished(event: CloudEvent, deps: Deps) -> None:
+    _data(JobFinished, event)  # the provider's observation is the truth; the event says when to look
+    _reconcile_existing(deps, event)
+
+
+# --- scale-events --------------------------------------------------------------------------------------------------
+def on_node_event(event: CloudEvent, deps: Deps) -> None:
+    _data(NodeRef, event)
+    _reconcile_existing(deps, event)
+
+
+def on_scale_request(event: CloudEvent, deps: Deps) -> None:
+    _data(WakeUp, event)
+    _reconcile_existing(deps, event)
+
+
+def _reconcile_existing(deps: Deps, event: CloudEvent,
+                        change: Callable[[Cluster, datetime], list[Action]] | None = None) -> None:
+    """Events about a cluster that is gone are stale, not invalid: they are completed and forgotten."""
+    reconcile_cluster(deps, event.workspace, event.cluster, change, event.id if change else None)
+
+
+HANDLERS: dict[str, Callable[[CloudEvent, Deps], Any]] = {
+    ev.CLUSTER_CREATE: on_cluster_create,
+    ev.CLUSTER_UPDATE: on_cluster_update,
+    ev.CLUSTER_DELETE: on_cluster_delete,
+    ev.JOB_SUBMIT: on_job_submit,
+    ev.JOB_CANCEL: on_job_cancel,
+    ev.JOB_FINISHED: on_job_finished,
+    ev.SCALE_REQUEST: on_scale_request,
+    ev.NODE_READY: on_node_event,
+    ev.NODE_PREEMPTED: on_node_event,
+    ev.NODE_FAILED: on_node_event,
+}

@@ -1,0 +1,105 @@
+"""Reconcile one cluster and carry out what it decided. Every event for a cluster ends here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from shared.domain.actions import Action, ProjectJob, ProvisionNode, ReleaseNode, StartRun, StopRun, WakeUpAt
+from shared.domain.clock import format_utc
+from shared.domain.cluster import Cluster, ProvisioningState
+from shared.domain.events import SCALE_REQUEST, new_event
+from shared.domain.job import JobState, JobUpdate
+from shared.domain.reconcile import reconcile
+from shared.handlers.deps import Deps
+from shared.handlers.jobs import project_job
+from shared.handlers.retry import retry_on_conflict
+from shared.ports import RunRequest
+
+log = logging.getLogger(__name__)
+
+Change = Callable[[Cluster, datetime], list[Action]]
+
+
+def reconcile_cluster(deps: Deps, workspace: str, name: str, change: Change | None = None,
+                      event_id: str | None = None) -> Cluster | None:
+    """Apply ``change`` (once per ``event_id``), reconcile, save conditionally, then act.
+
+    Returns the saved cluster, or None when there is no such cluster (any more)."""
+    actions, cluster = _decide_and_save(deps, workspace, name, change, event_id)
+    if cluster is not None:
+        carry_out(deps, cluster, actions)
+    return cluster
+
+
+@retry_on_conflict
+def _decide_and_save(deps: Deps, workspace: str, name: str, change: Change | None,
+                     event_id: str | None) -> tuple[list[Action], Cluster | None]:
+    cluster = deps.store.get_cluster(workspace, name)
+    if cluster is None:
+        return [], None
+    now = deps.clock.now()
+    actions: list[Action] = []
+    if change is not None and not (event_id and cluster.has_applied(event_id)):
+        actions += change(cluster, now)
+        if event_id:
+            cluster.record_applied(event_id)
+    actions += reconcile(cluster, deps.provider.observe(cluster), now, deps.policy)
+    # A finished job is written down before the cluster forgets it; a crash in between repeats this, harmlessly.
+    for action in actions:
+        if isinstance(action, ProjectJob) and action.update.is_terminal:
+            project_job(deps, workspace, action.update)
+    if cluster.provisioning_state is ProvisioningState.DELETING and not cluster.nodes and not cluster.jobs:
+        deps.store.delete_cluster(cluster)
+    else:
+        cluster = deps.store.replace_cluster(cluster)
+    return actions, cluster
+
+
+def carry_out(deps: Deps, cluster: Cluster, actions: list[Action]) -> None:
+    """Do every action even if one fails, then raise the first failure so the message is redelivered."""
+    failures: list[Exception] = []
+    for action in actions:
+        try:
+            _carry_out_one(deps, cluster, action)
+        except Exception as exc:  # noqa: BLE001 - collected and re-raised below
+            log.exception("action %s on %s/%s failed", action, cluster.workspace, cluster.name)
+            failures.append(exc)
+    if failures:
+        raise failures[0]
+
+
+def _carry_out_one(deps: Deps, cluster: Cluster, action: Action) -> None:
+    match action:
+        case ProvisionNode(node_id):
+            deps.provider.provision(cluster.workspace, cluster.name, node_id)
+        case ReleaseNode(node_id):
+            deps.provider.release(node_id)
+        case StopRun(job_id, attempt):
+            deps.provider.stop_run(job_id, attempt)
+            deps.tokens.revoke_job(job_id)
+        case StartRun():
+            _start_run(deps, cluster, action)
+        case ProjectJob(update) if not update.is_terminal:
+            project_job(deps, cluster.workspace, update)
+        case WakeUpAt(at):
+            deps.bus.publish(new_event(SCALE_REQUEST, cluster.workspace, cluster.name, {"reason": "wake-up"},
+                                       event_id=f"wake-{cluster.uid}-{format_utc(at)}"), not_before=at)
+
+
+def _start_run(deps: Deps, cluster: Cluster, action: StartRun) -> None:
+    job = deps.store.get_job(cluster.workspace, action.job_id)
+    if job is None or job.state.is_terminal:
+        return  # canceled meanwhile: the sweep takes the entry out of the cluster
+    environment = dict(job.spec.environment_variables) | {
+        "COMPUTEPLANE_JOB_ID": job.id,
+        "COMPUTEPLANE_ATTEMPT": str(action.attempt),
+        "COMPUTEPLANE_CLUSTER": cluster.name,
+        "COMPUTEPLANE_WORKSPACE": cluster.workspace,
+    } | deps.tokens.job_environment(cluster, job.id, action.attempt)
+    deps.provider.start_run(action.node_ids, RunRequest(
+        workspace=cluster.workspace, cluster=cluster.name, job_id=job.id, attempt=action.attempt,
+        command=tuple(job.spec.command), environment=environment))
+    project_job(deps, cluster.workspace, JobUpdate(job_id=job.id, state=JobState.RUNNING, attempt=action.attempt,
+                                                   nodes=list(action.node_ids)))

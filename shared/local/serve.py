@@ -1,0 +1,64 @@
+"""``computeplane serve``: the whole control plane on one machine, through the same function_app."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import replace
+from datetime import timedelta
+
+import azure.functions as func
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+from starlette.types import ASGIApp
+
+from shared import bootstrap
+from shared.config import Settings
+from shared.handlers.sweep import sweep
+from shared.local.host import LocalFunctionsHost
+
+log = logging.getLogger("computeplane")
+
+
+def asgi_app_of(app: func.FunctionApp) -> ASGIApp:
+    """The ASGI app behind the AsgiFunctionApp's HTTP function (what Azure serves through its middleware)."""
+    middleware = getattr(app, "middleware", None)
+    inner = getattr(middleware, "_app", None)
+    if inner is None:
+        raise RuntimeError("function_app.app is not an AsgiFunctionApp; nothing to serve over HTTP")
+    return inner  # type: ignore[no-any-return]
+
+
+def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | None = None,
+          announce: bool = True) -> None:
+    base_url = f"http://{host}:{port}"
+    settings = replace(settings, identity_endpoint=settings.identity_endpoint or f"{base_url}/identity")
+    container = bootstrap.build(settings)
+    bootstrap.use_container(container)
+    function_app = importlib.import_module("function_app")
+    assert container.queue is not None, "the local host drives the embedded queue"
+    functions_host = LocalFunctionsHost(function_app.app, container.queue, sweep_seconds=sweep_seconds)
+
+    routes = [Mount("/", app=asgi_app_of(function_app.app))]
+    if container.identity_app is not None:
+        routes.insert(0, Mount("/identity", app=container.identity_app))
+    http_app = Starlette(routes=routes)
+
+    # A restart finds every cluster that was busy: look one resync period ahead, so lost runs are requeued now.
+    sweep(container.deps, horizon=timedelta(seconds=settings.resync_seconds))
+    functions_host.start()
+    if announce:
+        print(f"ComputePlane API:  {base_url}/api", flush=True)
+        print(f"OpenAPI docs:      {base_url}/api/docs", flush=True)
+        print(f"Data directory:    {settings.data_dir.resolve()}", flush=True)
+        print(f"Functions:         {', '.join(f.name for f in functions_host.queue_functions)} (queues), "
+              f"{', '.join(f.name for f in functions_host.timer_functions)} (timer)", flush=True)
+    server = uvicorn.Server(uvicorn.Config(http_app, host=host, port=port, log_level="warning", lifespan="off"))
+    try:
+        server.run()
+    finally:
+        functions_host.stop()
+        if container.provider is not None:
+            container.provider.stop_all()
+        print("ComputePlane stopped.", flush=True)

@@ -1,0 +1,95 @@
+"""The ports: what handlers need from the world. Adapters in ``shared.adapters`` implement them; the composition
+root (``shared.bootstrap``) picks which."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from shared.domain.cluster import Cluster
+from shared.domain.events import CloudEvent
+from shared.domain.job import Job
+from shared.domain.observation import Observation
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class AlreadyExists(Exception):
+    """A conditional create found a document with that id."""
+
+
+class Store(Protocol):
+    """Cluster and job documents, partitioned by workspace. Every write is conditional on the ``etag`` read
+    (``ConcurrencyConflict`` when someone else wrote in between)."""
+
+    def get_cluster(self, workspace: str, name: str) -> Cluster | None: ...
+    def create_cluster(self, cluster: Cluster) -> Cluster: ...
+    def replace_cluster(self, cluster: Cluster) -> Cluster: ...
+    def delete_cluster(self, cluster: Cluster) -> None: ...
+    def list_clusters(self, workspace: str) -> list[Cluster]: ...
+    def due_clusters(self, now: datetime) -> Iterator[tuple[str, str]]:
+        """(workspace, name) of clusters whose ``next_reconcile_at`` <= now, through an index, streamed."""
+        ...
+
+    def get_job(self, workspace: str, job_id: str) -> Job | None: ...
+    def create_job(self, job: Job) -> Job: ...
+    def replace_job(self, job: Job) -> Job: ...
+    def list_jobs(self, workspace: str, cluster: str | None = None) -> list[Job]: ...
+    def unscheduled_jobs(self, submitted_before: datetime) -> Iterator[tuple[str, str]]:
+        """(workspace, job id) of Queued jobs that no cluster has taken yet (their submit event may be lost)."""
+        ...
+
+
+class EventBus(Protocol):
+    def publish(self, event: CloudEvent, *, not_before: datetime | None = None) -> None:
+        """Send to the event's queue; ``not_before`` makes it a scheduled message. The event id is the message
+        id, so the broker's duplicate detection drops a second send of the same event."""
+        ...
+
+    def dead_letter(self, queue: str, message_id: str, body: bytes, reason: str) -> None:
+        """Keep a message that can never be applied, with the original body and the reason."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What a provider needs to start one attempt of a job."""
+
+    workspace: str
+    cluster: str
+    job_id: str
+    attempt: int
+    command: tuple[str, ...]
+    environment: dict[str, str]
+
+
+class NodeProvider(Protocol):
+    """Nodes and the runs on them. Every call is idempotent: provisioning a node that exists, releasing one that
+    is gone, or starting a run that was started, does nothing."""
+
+    def provision(self, workspace: str, cluster: str, node_id: str) -> datetime | None:
+        """Ask for a node; returns when it is expected to be ready, if the provider knows."""
+        ...
+
+    def release(self, node_id: str) -> None: ...
+    def start_run(self, node_ids: Sequence[str], run: RunRequest) -> None: ...
+    def stop_run(self, job_id: str, attempt: int) -> None: ...
+    def observe(self, cluster: Cluster) -> Observation: ...
+    def read_logs(self, job_id: str, attempt: int) -> str | None: ...
+
+
+class TokenProvider(Protocol):
+    """Tokens for a cluster's identities (issued to jobs, or checked before a job starts)."""
+
+    def job_environment(self, cluster: Cluster, job_id: str, attempt: int) -> dict[str, str]:
+        """Environment variables that let the job's code get tokens (empty when the cluster has no identity)."""
+        ...
+
+    def revoke_job(self, job_id: str) -> None: ...
+
+
+EventSink = Callable[[CloudEvent], None]
