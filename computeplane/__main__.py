@@ -1,0 +1,3 @@
+from computeplane.cli import main
+
+main()
