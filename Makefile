@@ -2,6 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# checkov pins packaging<24 and an old pycep-parser, which clash with pytest 9: it gets a venv of its own.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 .PHONY: run test lint typecheck
 
@@ -12,6 +15,10 @@ $(STAMP): pyproject.toml requirements.txt package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
+$(CHECKOV):
+	test -x $(CHECKOV_VENV)/bin/python || python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==3.3.30
+
 run: $(STAMP)
 	$(VENV)/bin/computeplane serve
 
@@ -21,5 +28,5 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy shared functions function_app.py
 
-test: lint typecheck
-	$(PY) -m pytest
+test: lint typecheck $(CHECKOV)
+	CHECKOV=$(abspath $(CHECKOV)) $(PY) -m pytest

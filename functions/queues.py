@@ -9,7 +9,7 @@ from shared.config import SERVICE_BUS_CONNECTION
 from shared.domain.events import CLUSTER_EVENTS, JOB_EVENTS, SCALE_EVENTS
 from shared.handlers.messages import handle_message
 
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ untyped
 
 
 @bp.service_bus_queue_trigger(arg_name="msg", queue_name=CLUSTER_EVENTS, connection=SERVICE_BUS_CONNECTION,

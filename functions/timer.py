@@ -9,7 +9,7 @@ from shared.handlers.sweep import sweep
 
 SWEEP_SCHEDULE = "0 */1 * * * *"  # NCRONTAB: second minute hour day month day-of-week
 
-bp = func.Blueprint()
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ untyped
 
 
 @bp.timer_trigger(arg_name="timer", schedule=SWEEP_SCHEDULE, run_on_startup=False, use_monitor=True)

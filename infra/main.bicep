@@ -87,8 +87,10 @@ var allTags = union(tags, {
 var functionAppName = 'func-cp-${resourceToken}'
 var deploymentContainerName = 'app-package-${resourceToken}'
 var nodeGroupName = empty(nodeResourceGroupName) ? resourceGroup().name : nodeResourceGroupName
-var nodesShareThisGroup = nodeGroupName == resourceGroup().name
-var effectiveProvisioningRole = !empty(nodeProvisioningRole) ? nodeProvisioningRole : (nodesShareThisGroup ? 'VirtualMachineContributor' : 'Contributor')
+var nodesShareThisGroup = toLower(nodeGroupName) == toLower(resourceGroup().name)
+var defaultProvisioningRole = nodesShareThisGroup ? 'VirtualMachineContributor' : 'Contributor'
+var isVmContributor = nodeProvisioningRole == 'VirtualMachineContributor'
+var effectiveProvisioningRole = nodeProvisioningRole == 'Contributor' ? 'Contributor' : (isVmContributor ? 'VirtualMachineContributor' : defaultProvisioningRole)
 
 resource appIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
   name: 'id-cp-${resourceToken}'

@@ -10,13 +10,13 @@ from starlette.types import ASGIApp
 
 from shared.adapters.clock import SystemClock
 from shared.adapters.identity_grants import SqliteIdentityGrants
-from shared.adapters.local_tokens import LocalTokens
-from shared.adapters.token_endpoint import create_token_endpoint_app
-from shared.adapters.token_signer import TokenSigner
 from shared.adapters.local_provider import LocalNodeProvider
+from shared.adapters.local_tokens import LocalTokens
 from shared.adapters.no_identity import NoIdentityTokens
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.adapters.sqlite_store import SqliteStore
+from shared.adapters.token_endpoint import create_token_endpoint_app
+from shared.adapters.token_signer import TokenSigner
 from shared.config import Settings
 from shared.domain.events import CloudEvent
 from shared.handlers.deps import Deps

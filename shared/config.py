@@ -25,7 +25,7 @@ SETTING_NAMES = (
     "ServiceBusConnection__fullyQualifiedNamespace",
 )
 
-__all__ = ["QUEUE_NAMES", "Settings", "SETTING_NAMES", "COSMOS_DATABASE_DEFAULT", "COSMOS_CONTAINER_DEFAULT"]
+__all__ = ["COSMOS_CONTAINER_DEFAULT", "COSMOS_DATABASE_DEFAULT", "QUEUE_NAMES", "SETTING_NAMES", "Settings"]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ started them (PR_SET_PDEATHSIG), so a crash leaves no orphan: the run shows as l
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -24,7 +25,7 @@ from shared.adapters.sqlite_store import connect
 from shared.domain.clock import format_utc
 from shared.domain.cluster import Cluster, JobPhase
 from shared.domain.events import JOB_FINISHED, NODE_PREEMPTED, NODE_READY, CloudEvent, new_event
-from shared.domain.observation import NodeStatus, ObservedNode, ObservedRun, Observation, RunStatus
+from shared.domain.observation import NodeStatus, Observation, ObservedNode, ObservedRun, RunStatus
 from shared.ports import Clock, RunRequest
 
 SCHEMA = """
@@ -254,10 +255,8 @@ def _is_zombie(pid: int) -> bool:
 
 
 def _signal_group(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 _OWNER = f"{os.getpid()}:{_start_time(os.getpid())}"

@@ -97,8 +97,7 @@ class SqliteStore:
         cursor = self._conn().execute(
             "SELECT workspace, name FROM clusters WHERE next_reconcile_at IS NOT NULL AND next_reconcile_at <= ? "
             "ORDER BY next_reconcile_at", (format_utc(now),))
-        for workspace, name in cursor:
-            yield workspace, name
+        yield from cursor
 
     # --- jobs --------------------------------------------------------------------------------------------------
     def get_job(self, workspace: str, job_id: str) -> Job | None:
@@ -140,8 +139,7 @@ class SqliteStore:
         cursor = self._conn().execute(
             "SELECT workspace, id FROM jobs WHERE scheduled = 0 AND state = ? AND submitted_at <= ? "
             "ORDER BY submitted_at", (JobState.QUEUED.value, format_utc(submitted_before)))
-        for workspace, job_id in cursor:
-            yield workspace, job_id
+        yield from cursor
 
 
 def _due(cluster: Cluster) -> str | None:

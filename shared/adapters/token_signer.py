@@ -8,6 +8,7 @@ signature against :meth:`TokenSigner.jwks`.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -130,10 +131,8 @@ def _create_key_file(path: Path) -> None:
             file.write(pem)
             file.flush()
             os.fsync(file.fileno())
-        try:
+        with contextlib.suppress(FileExistsError):  # another process won the race; its key is the key
             os.link(temporary, path)
-        except FileExistsError:
-            pass  # another process won the race; its key is the key
     finally:
         temporary.unlink(missing_ok=True)
 

@@ -117,6 +117,7 @@ class Cluster(BaseModel):
     identity: ClusterIdentity = Field(default_factory=ClusterIdentity)
     applied_events: list[str] = Field(default_factory=list)
     next_reconcile_at: UtcDatetime | None = None
+    wake_scheduled_for: UtcDatetime | None = None  # the last scheduled wake-up sent, so it is sent once
     node_seq: int = 0
     created_at: UtcDatetime
     modified_at: UtcDatetime

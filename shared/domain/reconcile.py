@@ -238,8 +238,8 @@ def _schedule_next(cluster: Cluster, now: datetime, policy: ReconcilePolicy) -> 
     safety_net = [d for d in (wake_at,) if d is not None]
     if cluster.jobs or cluster.provisioning_state is ProvisioningState.DELETING:
         safety_net.append(now + policy.resync_interval)
-    previous = cluster.next_reconcile_at
     cluster.next_reconcile_at = min(safety_net) if safety_net else None
-    if wake_at is not None and (previous is None or wake_at != previous):
-        return [WakeUpAt(wake_at)]
-    return []
+    if wake_at is None or wake_at == cluster.wake_scheduled_for:
+        return []
+    cluster.wake_scheduled_for = wake_at
+    return [WakeUpAt(wake_at)]

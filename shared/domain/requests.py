@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.domain.cluster import ClusterSpec
@@ -89,5 +87,15 @@ def check_job_spec(spec: JobSpec) -> JobSpec:
 RESERVED_ENV = frozenset({"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET",
                           "DEFAULT_IDENTITY_CLIENT_ID"})
 
-__all__ = ["ClusterCreate", "JobFinished", "JobRef", "JobSubmit", "NodeRef", "ScaleSettingsUpdate", "WakeUp",
-           "ValidationError", "check_cluster_create", "check_job_spec"]
+__all__ = [
+    "ClusterCreate",
+    "JobFinished",
+    "JobRef",
+    "JobSubmit",
+    "NodeRef",
+    "ScaleSettingsUpdate",
+    "ValidationError",
+    "WakeUp",
+    "check_cluster_create",
+    "check_job_spec",
+]

@@ -129,8 +129,8 @@ def validate_inter_node_communication(inter_node_communication: object, max_node
                            f"(got {inter_node_communication!r})")
     if inter_node_communication == "Enabled" and max_nodes > MAX_NODES_WITH_INTER_NODE_COMMUNICATION:
         raise InvalidField("max_nodes", f"a cluster with inter-node communication enabled scales to at most "
-                                        f"{MAX_NODES_WITH_INTER_NODE_COMMUNICATION} nodes; set inter_node_communication "
-                                        f"to Disabled to go beyond (got {max_nodes})")
+                                        f"{MAX_NODES_WITH_INTER_NODE_COMMUNICATION} nodes; set "
+                                        f"inter_node_communication to Disabled to go beyond (got {max_nodes})")
     if max_nodes > MAX_NODES_WITHOUT_INTER_NODE_COMMUNICATION:
         raise InvalidField("max_nodes", f"must be at most {MAX_NODES_WITHOUT_INTER_NODE_COMMUNICATION} nodes "
                                         f"(got {max_nodes})")

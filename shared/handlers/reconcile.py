@@ -63,7 +63,7 @@ def carry_out(deps: Deps, cluster: Cluster, actions: list[Action]) -> None:
     for action in actions:
         try:
             _carry_out_one(deps, cluster, action)
-        except Exception as exc:  # noqa: BLE001 - collected and re-raised below
+        except Exception as exc:
             log.exception("action %s on %s/%s failed", action, cluster.workspace, cluster.name)
             failures.append(exc)
     if failures:

@@ -39,7 +39,7 @@ def sweep(deps: Deps, horizon: timedelta = timedelta(0)) -> SweepReport:
             if cluster is not None:
                 report.job_documents_fixed += resync_job_documents(deps, cluster)
             report.clusters_reconciled += 1
-        except Exception:  # noqa: BLE001 - one bad cluster must not stop the sweep
+        except Exception:
             report.failures += 1
             log.exception("reconcile of %s/%s failed in the sweep", workspace, name)
     for workspace, job_id in list(deps.store.unscheduled_jobs(now - UNSCHEDULED_GRACE)):
@@ -53,7 +53,7 @@ def sweep(deps: Deps, horizon: timedelta = timedelta(0)) -> SweepReport:
         try:
             on_job_submit(event, deps)
             report.jobs_resubmitted += 1
-        except Exception:  # noqa: BLE001
+        except Exception:
             report.failures += 1
             log.exception("resubmitting job %s/%s failed", workspace, job_id)
     return report

@@ -46,12 +46,15 @@ def discover(app: func.FunctionApp) -> tuple[list[QueueFunction], list[TimerFunc
     """The queue and timer functions of ``app``, and the routes of its HTTP functions."""
     queues, timers, routes = [], [], []
     for fn in app.get_functions():
-        trigger = fn.get_trigger().get_dict_repr()
-        user_function = fn.get_user_function()
+        binding = fn.get_trigger()
+        if binding is None:
+            continue
+        trigger = binding.get_dict_repr()
+        name, user_function = fn.get_function_name() or "", fn.get_user_function()
         if trigger["type"] == "serviceBusTrigger":
-            queues.append(QueueFunction(fn.get_function_name(), trigger["queueName"], user_function))
+            queues.append(QueueFunction(name, trigger["queueName"], user_function))
         elif trigger["type"] == "timerTrigger":
-            timers.append(TimerFunction(fn.get_function_name(), trigger["schedule"],
+            timers.append(TimerFunction(name, trigger["schedule"],
                                         bool(trigger.get("runOnStartup")), user_function))
         elif trigger["type"] == "httpTrigger":
             routes.append(str(trigger.get("route")))
@@ -109,7 +112,7 @@ class LocalFunctionsHost:
         while not self._stop.is_set():
             try:
                 message = self._queue.receive(qf.queue)
-            except Exception:  # noqa: BLE001 - a locked database must not kill the pump
+            except Exception:
                 log.exception("receive from %s failed", qf.queue)
                 self._stop.wait(self._poll)
                 continue
@@ -121,7 +124,7 @@ class LocalFunctionsHost:
     def deliver(self, qf: QueueFunction, message: ReceivedMessage) -> None:
         try:
             qf.call(to_service_bus_message(message))
-        except Exception as exc:  # noqa: BLE001 - the broker's contract: abandon, then dead-letter
+        except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             if message.delivery_count >= MAX_DELIVERY_COUNT:
                 log.error("dead-lettering %s after %d deliveries: %s", message.message_id, message.delivery_count,
@@ -153,5 +156,5 @@ class LocalFunctionsHost:
     def _fire(self, tf: TimerFunction, past_due: bool) -> None:
         try:
             tf.call(TimerRequest(past_due=past_due))
-        except Exception:  # noqa: BLE001 - the Functions host logs and keeps the schedule
+        except Exception:
             log.exception("timer %s failed", tf.name)
