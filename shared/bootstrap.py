@@ -52,18 +52,26 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         grants = SqliteIdentityGrants(settings.data_dir / "identity.db")
         tokens = LocalTokens(grants, settings.identity_endpoint)
         identity_app = create_token_endpoint_app(grants, TokenSigner(settings.data_dir / "keys"), clock)
-    deps = Deps(store=store, bus=bus, provider=provider, tokens=tokens, clock=clock, policy=settings.policy)
+    deps = Deps(store=store, bus=bus, provider=provider, tokens=tokens, clock=clock, policy=settings.policy,
+                workspace_location=settings.workspace_location)
     return Container(settings=settings, deps=deps, queue=queue, provider=provider, identity_app=identity_app)
 
 
 def _store(settings: Settings) -> Store:
     if settings.store == "sqlite":
         return SqliteStore(settings.data_dir / "state.db")
-    raise NotImplementedError("the Cosmos DB store is not wired yet")
+    # Imported here so the embedded runtime never loads the Azure SDK.
+    from shared.adapters.cosmos_store import CosmosStore
+
+    return CosmosStore.from_settings(settings)
 
 
 def _service_bus(settings: Settings) -> EventBus:
-    raise NotImplementedError("the Service Bus adapter is not wired yet")
+    # Imported here so the embedded runtime never loads the Service Bus SDK. Raises ValueError naming
+    # ServiceBusConnection__fullyQualifiedNamespace when neither it nor a connection string is set.
+    from shared.adapters.servicebus_bus import ServiceBusEventBus
+
+    return ServiceBusEventBus.from_settings(settings)
 
 
 _container: Container | None = None

@@ -81,6 +81,10 @@ class NodeProvider(Protocol):
     def observe(self, cluster: Cluster) -> Observation: ...
     def read_logs(self, job_id: str, attempt: int) -> str | None: ...
 
+    def preempt(self, node_id: str) -> bool:
+        """Take a node away as the cloud does with low-priority capacity (simulation; False if not running)."""
+        ...
+
 
 class TokenProvider(Protocol):
     """Tokens for a cluster's identities (issued to jobs, or checked before a job starts)."""
@@ -90,6 +94,10 @@ class TokenProvider(Protocol):
         ...
 
     def revoke_job(self, job_id: str) -> None: ...
+
+    def revoke_identity(self, client_id: str, cluster_key: str | None = None) -> None:
+        """Stop serving an identity (to one cluster's jobs, or everywhere): removed, or deleted with its cluster."""
+        ...
 
 
 EventSink = Callable[[CloudEvent], None]

@@ -11,3 +11,6 @@ class NoIdentityTokens:
 
     def revoke_job(self, job_id: str) -> None:
         return None
+
+    def revoke_identity(self, client_id: str, cluster_key: str | None = None) -> None:
+        return None

@@ -13,8 +13,8 @@ from shared.domain.commands import ScaleSettingsUpdate
 from shared.domain.errors import InvalidField
 from shared.domain.events import parse_cloud_event
 from shared.domain.job import JobSpec
-from shared.domain.requests import ClusterCreate
-from shared.handlers import commands
+from shared.domain.requests import ClusterCreate, IdentityAssignment, IdentityRemoval
+from shared.handlers import commands, identity
 from shared.handlers.deps import Deps
 
 Workspace = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="workspace name")]
@@ -68,6 +68,27 @@ def list_nodes(workspace: Workspace, name: ClusterName, deps: DepsDep) -> list[N
     cluster = commands.get_cluster(deps, workspace, name)
     return [NodeView(node_id=n.node_id, state=n.state.value, run_id=n.run_id, private_ip=n.private_ip)
             for n in cluster.nodes]
+
+
+@workspace_routes.post("/clusters/{name}/identity", response_model=ClusterView)
+def add_identity(workspace: Workspace, name: ClusterName, body: IdentityAssignment, deps: DepsDep) -> ClusterView:
+    """AmlCompute's add_identity: a system-assigned identity, or user-assigned ones (never both)."""
+    return ClusterView.of(identity.assign_identity(deps, workspace, name, body))
+
+
+@workspace_routes.delete("/clusters/{name}/identity", response_model=ClusterView)
+def remove_identity(workspace: Workspace, name: ClusterName, deps: DepsDep,
+                    identity_id: Annotated[list[str] | None, Query()] = None) -> ClusterView:
+    """AmlCompute's remove_identity: all identities, or the user-assigned ones listed as ``identity_id``."""
+    return ClusterView.of(identity.unassign_identity(deps, workspace, name, IdentityRemoval(identity_id=identity_id)))
+
+
+@workspace_routes.post("/clusters/{name}/nodes/{node_id}/preempt", status_code=202, response_model=NodeView)
+def preempt_node(workspace: Workspace, name: ClusterName, node_id: Annotated[str, Path(max_length=200)],
+                 deps: DepsDep) -> NodeView:
+    """Take a low-priority node away, as Azure may at any time (local provider: for trying out preemption)."""
+    node = commands.preempt_node(deps, workspace, name, node_id)
+    return NodeView(node_id=node.node_id, state="preempted", run_id=node.run_id, private_ip=node.private_ip)
 
 
 @workspace_routes.post("/clusters/{name}/jobs", status_code=202, response_model=JobView)

@@ -22,6 +22,24 @@ class ErrorView(BaseModel):
     time: datetime
 
 
+class IdentityView(BaseModel):
+    type: str | None
+    principal_ids: list[str]
+    client_ids: list[str]
+    default_client_id: str | None
+    user_assigned_identities: list[dict[str, str | None]]
+
+    @classmethod
+    def of(cls, c: Cluster) -> IdentityView:
+        ids = c.identity.identities
+        default = c.identity.default
+        return cls(type=c.identity.type, principal_ids=[i.principal_id for i in ids],
+                   client_ids=[i.client_id for i in ids], default_client_id=default.client_id if default else None,
+                   user_assigned_identities=[{"resource_id": i.resource_id, "client_id": i.client_id,
+                                              "principal_id": i.principal_id} for i in ids
+                                             if i.kind == "UserAssigned"])
+
+
 class ClusterView(BaseModel):
     id: str
     name: str
@@ -39,6 +57,13 @@ class ClusterView(BaseModel):
     node_state_counts: dict[str, int]
     scale_settings: ScaleSettings
     errors: list[ErrorView]
+    warnings: list[str]
+    identity: IdentityView
+    vnet: dict[str, str | None] | None
+    admin_username: str | None
+    remote_login_port_public_access: str
+    enable_node_public_ip: bool
+    inter_node_communication: str
     created_at: datetime
     modified_at: datetime
 
@@ -56,6 +81,11 @@ class ClusterView(BaseModel):
             scale_settings=ScaleSettings(min_nodes=s.min_nodes, max_nodes=s.max_nodes,
                                          idle_seconds_before_scaledown=s.idle_seconds_before_scaledown),
             errors=[ErrorView(code=e.code, message=e.message, time=e.time) for e in c.errors],
+            warnings=c.warnings, identity=IdentityView.of(c),
+            vnet={"resource_group": s.vnet_resourcegroup_name, "vnet_name": s.vnet_name, "subnet_name": s.subnet_name}
+            if s.vnet_name else None,
+            admin_username=s.admin_username, remote_login_port_public_access=s.remote_login_port_public_access,
+            enable_node_public_ip=s.enable_node_public_ip, inter_node_communication=s.inter_node_communication,
             created_at=c.created_at, modified_at=c.modified_at)
 
 

@@ -60,6 +60,14 @@ class ClusterSpec(BaseModel):
     location: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     description: str | None = None
+    vnet_resourcegroup_name: str | None = None
+    vnet_name: str | None = None
+    subnet_name: str | None = None
+    admin_username: str | None = None
+    admin_user_ssh_key: str | None = None  # a public key; the password is checked and never stored
+    remote_login_port_public_access: Literal["Enabled", "Disabled", "NotSpecified"] = "NotSpecified"
+    enable_node_public_ip: bool = True
+    inter_node_communication: Literal["Enabled", "Disabled"] = "Enabled"
 
     @property
     def idle_timeout(self) -> timedelta:
@@ -114,6 +122,7 @@ class Cluster(BaseModel):
     nodes: list[Node] = Field(default_factory=list)
     jobs: list[JobEntry] = Field(default_factory=list)
     errors: list[ClusterError] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
     identity: ClusterIdentity = Field(default_factory=ClusterIdentity)
     applied_events: list[str] = Field(default_factory=list)
     next_reconcile_at: UtcDatetime | None = None

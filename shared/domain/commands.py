@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from shared.domain.actions import Action, ProjectJob, StopRun
 from shared.domain.cluster import Cluster, ClusterSpec, JobEntry, JobPhase, NodeState, ProvisioningState
-from shared.domain.errors import ClusterSpecConflict, InvalidField, OperationNotAllowed, QuotaExceeded
+from shared.domain.errors import InvalidField, OperationNotAllowed, QuotaExceeded
 from shared.domain.job import Job, JobSpec, JobState, JobUpdate
 
 
@@ -23,14 +23,6 @@ class ScaleSettingsUpdate(BaseModel):
 def new_cluster(workspace: str, name: str, spec: ClusterSpec, uid: str, now: datetime) -> Cluster:
     return Cluster(workspace=workspace, name=name, uid=uid, spec=spec, allocation_state_transition_time=now,
                    created_at=now, modified_at=now, next_reconcile_at=now)
-
-
-def check_same_spec(existing: Cluster, requested: ClusterSpec) -> None:
-    """Get-or-create: the same spec is a no-op; a different one is refused, naming the fields (AmlCompute keeps
-    the old vm_size silently, which surprises people)."""
-    differing = existing.spec.differences(requested)
-    if differing:
-        raise ClusterSpecConflict(existing.name, differing)
 
 
 def update_scale_settings(cluster: Cluster, update: ScaleSettingsUpdate, now: datetime) -> bool:

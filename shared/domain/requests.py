@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.domain.cluster import ClusterSpec
 from shared.domain.commands import ScaleSettingsUpdate, check_scale_settings
 from shared.domain.errors import InvalidField
 from shared.domain.job import JobSpec
+from shared.domain.validation import validate_cluster_spec_fields, validate_vm_size
+from shared.domain.vm_sizes import normalize_location
 
 MAX_COMMAND_ARGS = 1024
 MAX_COMMAND_BYTES = 64 * 1024
@@ -16,10 +21,37 @@ MAX_ENV_BYTES = 64 * 1024
 
 
 class ClusterCreate(ClusterSpec):
-    name: str
+    """The v1 ``AmlCompute.provisioning_configuration`` fields plus the name. ``max_nodes`` is optional here only so
+    that its absence gets AmlCompute's own message ("max nodes count is mandatory")."""
 
-    def spec(self) -> ClusterSpec:
-        return ClusterSpec.model_validate(self.model_dump(exclude={"name"}))
+    name: str
+    max_nodes: int | None = None  # type: ignore[assignment]
+    admin_user_password: str | None = Field(default=None, repr=False)
+    identity_type: Literal["SystemAssigned", "UserAssigned"] | None = None
+    identity_id: list[str] | None = None
+
+
+class IdentityAssignment(BaseModel):
+    """Body of add_identity (POST .../identity) and of the identity.add event."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    identity_type: Literal["SystemAssigned", "UserAssigned"]
+    identity_id: list[str] | None = None
+
+
+class IdentityRemoval(BaseModel):
+    """Body of remove_identity: no ids removes every identity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    identity_id: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class CheckedCreate:
+    spec: ClusterSpec
+    warnings: list[str]
 
 
 class JobSubmit(JobSpec):
@@ -49,11 +81,21 @@ class WakeUp(BaseModel):
     reason: str | None = None
 
 
-def check_cluster_create(body: ClusterCreate) -> ClusterSpec:
-    """Field rules beyond types. Each error names the field and the rule."""
-    spec = body.spec()
+def check_cluster_create(body: ClusterCreate, workspace_location: str) -> CheckedCreate:
+    """Every AmlCompute rule on a create (each error names the field and the rule), the v1 defaults, and the
+    location: the workspace's when none is given; another one is accepted with a warning."""
+    raw = body.model_dump()
+    raw["location"] = normalize_location(body.location or workspace_location)
+    validate_cluster_spec_fields(raw)
+    raw["vm_size"] = validate_vm_size(body.vm_size, raw["location"]).name  # Azure's casing: one name, one size
+    spec = ClusterSpec.model_validate({k: v for k, v in raw.items() if k in ClusterSpec.model_fields})
     check_scale_settings(spec)
-    return spec
+    warnings = []
+    if spec.location != normalize_location(workspace_location):
+        warnings.append(f"location '{spec.location}' differs from the workspace's '{workspace_location}': expect "
+                        "higher network latency and data-transfer costs between the cluster, the workspace and "
+                        "its datastores")
+    return CheckedCreate(spec=spec, warnings=warnings)
 
 
 def check_job_spec(spec: JobSpec) -> JobSpec:

@@ -9,16 +9,22 @@ from __future__ import annotations
 import uuid
 
 from shared.domain import events as ev
-from shared.domain.cluster import Cluster, ProvisioningState
+from shared.domain.cluster import Cluster, ClusterSpec, Node, ProvisioningState
+from shared.domain.cluster_identity import requested_identity, same_identity_request
 from shared.domain.commands import (
     ScaleSettingsUpdate,
     check_job_fits,
-    check_same_spec,
     mark_deleting,
     new_cluster,
     update_scale_settings,
 )
-from shared.domain.errors import ComputeTargetNotFound, JobNotFound, OperationNotAllowed
+from shared.domain.errors import (
+    ClusterSpecConflict,
+    ComputeTargetNotFound,
+    InvalidField,
+    JobNotFound,
+    OperationNotAllowed,
+)
 from shared.domain.job import Job, JobSpec
 from shared.domain.requests import ClusterCreate, check_cluster_create, check_job_spec
 from shared.handlers.deps import Deps
@@ -28,10 +34,9 @@ from shared.ports import AlreadyExists
 
 def create_cluster(deps: Deps, workspace: str, body: ClusterCreate) -> tuple[Cluster, bool]:
     """Get-or-create. Returns the cluster and whether this call created it."""
-    spec = check_cluster_create(body)
     existing = deps.store.get_cluster(workspace, body.name)
     if existing is None:
-        cluster = new_cluster(workspace, body.name, spec, uuid.uuid4().hex, deps.clock.now())
+        cluster = prepare_cluster(deps, workspace, body)
         try:
             cluster = deps.store.create_cluster(cluster)
         except AlreadyExists:
@@ -43,8 +48,27 @@ def create_cluster(deps: Deps, workspace: str, body: ClusterCreate) -> tuple[Clu
     assert existing is not None
     if existing.provisioning_state is ProvisioningState.DELETING:
         raise OperationNotAllowed(f"cluster '{body.name}' is being deleted; try again when it is gone")
-    check_same_spec(existing, spec)
+    check_same_request(existing, body, check_cluster_create(body, deps.workspace_location).spec)
     return existing, False
+
+
+def prepare_cluster(deps: Deps, workspace: str, body: ClusterCreate) -> Cluster:
+    """A new cluster document from a create request: every rule checked, defaults applied, identity created."""
+    checked = check_cluster_create(body, deps.workspace_location)
+    cluster = new_cluster(workspace, body.name, checked.spec, uuid.uuid4().hex, deps.clock.now())
+    cluster.identity = requested_identity(workspace, body.name, body.identity_type, body.identity_id)
+    cluster.warnings = checked.warnings
+    return cluster
+
+
+def check_same_request(existing: Cluster, body: ClusterCreate, spec: ClusterSpec) -> None:
+    """Get-or-create: the same request is a no-op; a different one is a 409 naming every differing field."""
+    differing = existing.spec.differences(spec)
+    if not same_identity_request(existing.identity, body.identity_type, body.identity_id):
+        differing["identity_type"] = (existing.identity.type, body.identity_type)
+        differing["identity_id"] = ([i.resource_id for i in existing.identity.identities], body.identity_id)
+    if differing:
+        raise ClusterSpecConflict(existing.name, differing)
 
 
 def get_cluster(deps: Deps, workspace: str, name: str) -> Cluster:
@@ -57,10 +81,12 @@ def get_cluster(deps: Deps, workspace: str, name: str) -> Cluster:
 @retry_on_conflict
 def update_cluster(deps: Deps, workspace: str, name: str, update: ScaleSettingsUpdate) -> Cluster:
     cluster = get_cluster(deps, workspace, name)
+    event_id = uuid.uuid4().hex
     if update_scale_settings(cluster, update, deps.clock.now()):
+        cluster.record_applied(event_id)  # the event below finds its change already made
         cluster = deps.store.replace_cluster(cluster)
         deps.bus.publish(ev.new_event(ev.CLUSTER_UPDATE, workspace, name, update.model_dump(exclude_none=True),
-                                      event_id=uuid.uuid4().hex, time=deps.clock.now()))
+                                      event_id=event_id, time=deps.clock.now()))
     return cluster
 
 
@@ -69,6 +95,7 @@ def delete_cluster(deps: Deps, workspace: str, name: str) -> Cluster:
     cluster = get_cluster(deps, workspace, name)
     if mark_deleting(cluster, deps.clock.now()):
         cluster = deps.store.replace_cluster(cluster)
+        revoke_system_identity(deps, cluster)
     deps.bus.publish(ev.new_event(ev.CLUSTER_DELETE, workspace, name, {}, event_id=f"delete-{cluster.uid}",
                                   time=deps.clock.now()))
     return cluster
@@ -101,3 +128,22 @@ def cancel_job(deps: Deps, workspace: str, job_id: str) -> Job:
     deps.bus.publish(ev.new_event(ev.JOB_CANCEL, workspace, job.cluster, {"job_id": job_id},
                                   event_id=f"cancel-{job_id}", time=deps.clock.now()))
     return job
+
+
+def revoke_system_identity(deps: Deps, cluster: Cluster) -> None:
+    """A system-assigned identity is deleted with its cluster: its tokens stop working at once."""
+    for identity in cluster.identity.identities:
+        if identity.kind == "SystemAssigned":
+            deps.tokens.revoke_identity(identity.client_id)
+
+
+def preempt_node(deps: Deps, workspace: str, name: str, node_id: str) -> Node:
+    cluster = get_cluster(deps, workspace, name)
+    node = cluster.node(node_id)
+    if node is None:
+        raise InvalidField("node_id", f"cluster '{name}' has no node '{node_id}'")
+    if cluster.spec.vm_priority != "lowpriority":
+        raise OperationNotAllowed(f"only low-priority nodes are preempted; cluster '{name}' is dedicated")
+    if not deps.provider.preempt(node_id):
+        raise OperationNotAllowed(f"node '{node_id}' is not running (already preempted, leaving or not ready)")
+    return node

@@ -16,3 +16,4 @@ class Deps:
     tokens: TokenProvider
     clock: Clock
     policy: ReconcilePolicy = field(default_factory=ReconcilePolicy)
+    workspace_location: str = "eastus"

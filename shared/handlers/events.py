@@ -3,7 +3,6 @@ something else (redelivered)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -12,20 +11,15 @@ from pydantic import BaseModel, ValidationError
 
 from shared.domain import events as ev
 from shared.domain.actions import Action
-from shared.domain.cluster import Cluster
-from shared.domain.commands import (
-    accept_job,
-    cancel_job,
-    check_same_spec,
-    mark_deleting,
-    new_cluster,
-    update_scale_settings,
-)
+from shared.domain.cluster import Cluster, ProvisioningState
+from shared.domain.commands import accept_job, cancel_job, mark_deleting, update_scale_settings
 from shared.domain.errors import DomainError, InvalidEvent
 from shared.domain.events import CloudEvent, describe_validation_error
 from shared.domain.job import Job, JobState, JobUpdate
 from shared.domain.requests import (
     ClusterCreate,
+    IdentityAssignment,
+    IdentityRemoval,
     JobFinished,
     JobRef,
     JobSubmit,
@@ -35,7 +29,9 @@ from shared.domain.requests import (
     check_cluster_create,
     check_job_spec,
 )
+from shared.handlers.commands import check_same_request, prepare_cluster, revoke_system_identity
 from shared.handlers.deps import Deps
+from shared.handlers.identity import on_identity_add, on_identity_remove
 from shared.handlers.jobs import project_job
 from shared.handlers.reconcile import reconcile_cluster
 from shared.ports import AlreadyExists
@@ -67,16 +63,14 @@ def on_cluster_create(event: CloudEvent, deps: Deps) -> None:
     body = _data(ClusterCreate, event)
     if body.name != event.cluster:
         raise InvalidEvent(f"data.name {body.name!r} does not match the subject's cluster {event.cluster!r}")
-    spec = check_cluster_create(body)
     existing = deps.store.get_cluster(event.workspace, event.cluster)
     if existing is None:
-        cluster = new_cluster(event.workspace, event.cluster, spec, uuid.uuid4().hex, deps.clock.now())
         try:
-            deps.store.create_cluster(cluster)
+            deps.store.create_cluster(prepare_cluster(deps, event.workspace, body))
         except AlreadyExists:
             existing = deps.store.get_cluster(event.workspace, event.cluster)
-    if existing is not None:
-        check_same_spec(existing, spec)
+    if existing is not None and existing.provisioning_state is not ProvisioningState.DELETING:
+        check_same_request(existing, body, check_cluster_create(body, deps.workspace_location).spec)
     reconcile_cluster(deps, event.workspace, event.cluster)
 
 
@@ -95,7 +89,17 @@ def on_cluster_delete(event: CloudEvent, deps: Deps) -> None:
         mark_deleting(cluster, now)
         return []
 
-    reconcile_cluster(deps, event.workspace, event.cluster, change, event.id)  # already gone: nothing to do
+    cluster = reconcile_cluster(deps, event.workspace, event.cluster, change, event.id)  # gone: nothing to do
+    if cluster is not None:
+        revoke_system_identity(deps, cluster)
+
+
+def on_cluster_identity_add(event: CloudEvent, deps: Deps) -> None:
+    on_identity_add(event, deps, _data(IdentityAssignment, event))
+
+
+def on_cluster_identity_remove(event: CloudEvent, deps: Deps) -> None:
+    on_identity_remove(event, deps, _data(IdentityRemoval, event))
 
 
 # --- job-events ----------------------------------------------------------------------------------------------------
@@ -165,6 +169,8 @@ HANDLERS: dict[str, Callable[[CloudEvent, Deps], Any]] = {
     ev.CLUSTER_CREATE: on_cluster_create,
     ev.CLUSTER_UPDATE: on_cluster_update,
     ev.CLUSTER_DELETE: on_cluster_delete,
+    ev.CLUSTER_IDENTITY_ADD: on_cluster_identity_add,
+    ev.CLUSTER_IDENTITY_REMOVE: on_cluster_identity_remove,
     ev.JOB_SUBMIT: on_job_submit,
     ev.JOB_CANCEL: on_job_cancel,
     ev.JOB_FINISHED: on_job_finished,

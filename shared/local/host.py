@@ -124,7 +124,7 @@ class LocalFunctionsHost:
     def deliver(self, qf: QueueFunction, message: ReceivedMessage) -> None:
         try:
             qf.call(to_service_bus_message(message))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the broker's contract: abandon, then dead-letter
             reason = f"{type(exc).__name__}: {exc}"
             if message.delivery_count >= MAX_DELIVERY_COUNT:
                 log.error("dead-lettering %s after %d deliveries: %s", message.message_id, message.delivery_count,

@@ -1,0 +1,127 @@
+"""The registered queue-trigger functions, called as the Functions host calls them: with
+``azure.functions.servicebus.ServiceBusMessage`` objects carrying real metadata, against a container built by the
+composition root (SQLite store, embedded queue as the bus)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+from azure.functions.servicebus import ServiceBusMessage
+
+from function_app import app
+from shared.adapters.clock import FakeClock
+from shared.adapters.sqlite_queue import SqliteQueue
+from shared.bootstrap import Container, build, use_container
+from shared.config import Settings
+from shared.domain.events import CLUSTER_CREATE, CLUSTER_EVENTS, JOB_SUBMIT, QUEUE_NAMES, CloudEvent, new_event
+
+QueueFunction = Callable[[func.ServiceBusMessage], None]
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def container(tmp_path: Path) -> Iterator[Container]:
+    built = build(Settings(data_dir=tmp_path), clock=FakeClock(NOW))
+    use_container(built)
+    try:
+        yield built
+    finally:
+        use_container(None)
+        if built.provider is not None:
+            built.provider.stop_all()
+
+
+@pytest.fixture
+def queue(container: Container) -> SqliteQueue:
+    assert container.queue is not None
+    return container.queue
+
+
+def queue_functions() -> dict[str, QueueFunction]:
+    """queue name -> the user function registered for it."""
+    found: dict[str, QueueFunction] = {}
+    for fn in app.get_functions():
+        trigger = fn.get_trigger().get_dict_repr()
+        if trigger["type"] == "serviceBusTrigger":
+            found[trigger["queueName"]] = fn.get_user_function()
+    return found
+
+
+def delivered(body: bytes, *, message_id: str, session_id: str | None, delivery_count: int = 1
+              ) -> ServiceBusMessage:
+    """A message as the host passes it: the metadata a session queue delivery carries."""
+    return ServiceBusMessage(
+        body=body, message_id=message_id, session_id=session_id, delivery_count=delivery_count,
+        enqueued_time_utc=NOW, sequence_number=7 + delivery_count, lock_token=str(uuid.uuid4()),
+        content_type="application/cloudevents+json", application_properties={}, user_properties={})
+
+
+def create_event(event_id: str = "evt-create-1", name: str = "gpu-a") -> CloudEvent:
+    return new_event(CLUSTER_CREATE, "ws1", name, {"name": name, "vm_size": "STANDARD_D2_V2", "max_nodes": 2},
+                     event_id, time=NOW)
+
+
+def message_of(event: CloudEvent, delivery_count: int = 1) -> ServiceBusMessage:
+    return delivered(event.to_json(), message_id=event.id, session_id=event.session_id,
+                     delivery_count=delivery_count)
+
+
+def stored_document(container: Container, name: str) -> dict[str, Any]:
+    cluster = container.deps.store.get_cluster("ws1", name)
+    assert cluster is not None
+    return cluster.model_dump(mode="json")  # etag is excluded from the document
+
+
+def test_every_queue_has_its_function() -> None:
+    assert sorted(queue_functions()) == sorted(QUEUE_NAMES)
+
+
+@pytest.mark.usefixtures("container")
+def test_a_valid_create_event_creates_the_cluster(container: Container, queue: SqliteQueue) -> None:
+    queue_functions()[CLUSTER_EVENTS](message_of(create_event()))
+    document = stored_document(container, "gpu-a")
+    assert document["spec"]["vm_size"] == "STANDARD_D2_V2"
+    assert document["spec"]["max_nodes"] == 2
+    assert "evt-create-1" in document["applied_events"]
+    assert queue.dead_letters() == []
+
+
+INVALID_BODIES = {
+    "not JSON": (b"{not json", "not UTF-8 JSON"),
+    "unknown type": (json.dumps({"specversion": "1.0", "id": "evt-x", "source": "/t", "type": "computeplane.nope",
+                                 "subject": "workspaces/ws1/clusters/gpu-a"}).encode(), "unknown event type"),
+    "wrong queue": (new_event(JOB_SUBMIT, "ws1", "gpu-a", {"command": ["true"]}, "evt-job-1").to_json(),
+                    "belongs on queue 'job-events'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INVALID_BODIES))
+def test_an_invalid_body_is_dead_lettered_with_the_reason_and_the_function_returns(case: str, queue: SqliteQueue,
+                                                                                   container: Container) -> None:
+    body, reason = INVALID_BODIES[case]
+    result = queue_functions()[CLUSTER_EVENTS](delivered(body, message_id=f"msg-{case}", session_id="ws1/gpu-a"))
+    assert result is None  # returned normally: the host completes the message, no redelivery
+    (dead,) = queue.dead_letters(CLUSTER_EVENTS)
+    assert dead.message_id == f"msg-{case}"
+    assert dead.body == body
+    assert reason in dead.reason
+    assert container.deps.store.get_cluster("ws1", "gpu-a") is None
+
+
+def test_the_same_event_twice_changes_nothing_the_second_time(container: Container, queue: SqliteQueue) -> None:
+    cluster_events = queue_functions()[CLUSTER_EVENTS]
+    event = create_event("evt-create-dup", "gpu-b")
+    cluster_events(message_of(event, delivery_count=1))
+    first = stored_document(container, "gpu-b")
+    pending = queue.pending()
+    cluster_events(message_of(event, delivery_count=2))  # a redelivery (lock lost after the write)
+    assert stored_document(container, "gpu-b") == first
+    assert queue.pending() == pending
+    assert queue.dead_letters() == []
