@@ -19,6 +19,7 @@ from shared.adapters.token_endpoint import create_token_endpoint_app
 from shared.adapters.token_signer import TokenSigner
 from shared.config import Settings
 from shared.domain.events import CloudEvent
+from shared.domain.quota import limits_from_settings
 from shared.handlers.deps import Deps
 from shared.ports import Clock, EventBus, Store, TokenProvider
 
@@ -53,7 +54,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         tokens = LocalTokens(grants, settings.identity_endpoint)
         identity_app = create_token_endpoint_app(grants, TokenSigner(settings.data_dir / "keys"), clock)
     deps = Deps(store=store, bus=bus, provider=provider, tokens=tokens, clock=clock, policy=settings.policy,
-                workspace_location=settings.workspace_location)
+                workspace_location=settings.workspace_location, quota_limits=limits_from_settings(settings.extra))
     return Container(settings=settings, deps=deps, queue=queue, provider=provider, identity_app=identity_app)
 
 

@@ -12,6 +12,7 @@ from shared.domain.cluster import Cluster
 from shared.domain.events import CloudEvent
 from shared.domain.job import Job
 from shared.domain.observation import Observation
+from shared.domain.quota_ledger import QuotaLedger
 
 
 class Clock(Protocol):
@@ -41,6 +42,11 @@ class Store(Protocol):
     def list_jobs(self, workspace: str, cluster: str | None = None) -> list[Job]: ...
     def unscheduled_jobs(self, submitted_before: datetime) -> Iterator[tuple[str, str]]:
         """(workspace, job id) of Queued jobs that no cluster has taken yet (their submit event may be lost)."""
+        ...
+
+    def get_quota_ledger(self, region: str) -> QuotaLedger | None: ...
+    def save_quota_ledger(self, ledger: QuotaLedger) -> QuotaLedger:
+        """Create (no etag) or replace conditionally; ``ConcurrencyConflict`` when someone else wrote first."""
         ...
 
 

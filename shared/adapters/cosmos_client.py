@@ -121,8 +121,9 @@ def retry_read(operation: str, read: Callable[[], _T]) -> _T:
     """Run an idempotent read (a point read, a whole query, create-if-missing) again after a transient failure.
     Writes are not retried here: a conditional write whose answer was lost is settled by the caller re-reading."""
     retrying = Retrying(retry=retry_if_exception(is_transient), stop=stop_after_attempt(READ_ATTEMPTS),
-                        wait=wait_exponential_jitter(initial=READ_BACKOFF_INITIAL_SECONDS,
-                                                     max=READ_BACKOFF_MAX_SECONDS),
+                        wait=wait_exponential_jitter(multiplier=READ_BACKOFF_INITIAL_SECONDS,
+                                                     max=READ_BACKOFF_MAX_SECONDS,
+                                                     jitter=READ_BACKOFF_INITIAL_SECONDS),
                         reraise=True)
     with transient_errors(operation):
         return retrying(read)

@@ -2,7 +2,8 @@
 
 Every document of a workspace lives in that workspace's partition: ``{"type": "cluster", "id": "cluster:{name}",
 ...Cluster fields}`` and ``{"type": "job", "id": "job:{job id}", "job_id": ..., ...Job fields}`` (the prefixes keep
-a cluster and a job from ever sharing an id). So every per-event step is a point read (id + partition key) or a
+a cluster and a job from ever sharing an id). The quota ledger of a region has a partition of its own,
+``quota:{region}``, as DESIGN.md suggests. So every per-event step is a point read (id + partition key) or a
 single-partition query. Writes are conditional: a replace or delete on the ``_etag`` that was read (412 ->
 ``ConcurrencyConflict``), a create on the id being free (409 -> ``AlreadyExists``). Only the timer's two queries,
 ``due_clusters`` and ``unscheduled_jobs``, cross partitions; they are served by the composite indexes of
@@ -51,6 +52,7 @@ from shared.domain.clock import format_utc
 from shared.domain.cluster import Cluster
 from shared.domain.errors import ConcurrencyConflict
 from shared.domain.job import Job, JobState
+from shared.domain.quota_ledger import QuotaLedger
 from shared.ports import AlreadyExists
 
 __all__ = ["EMULATOR_KEY", "INDEXING_POLICY", "CosmosStore", "cosmos_credential", "document_id"]
@@ -60,6 +62,7 @@ Parameters = list[dict[str, object]]
 
 CLUSTER: Final = "cluster"
 JOB: Final = "job"
+QUOTA_LEDGER: Final = "quota_ledger"
 PARTITION_KEY_PATH = "/workspace"
 QUERY_PAGE_SIZE = 100
 
@@ -67,6 +70,8 @@ QUERY_PAGE_SIZE = 100
 SYSTEM_FIELDS = frozenset({"_rid", "_self", "_etag", "_attachments", "_ts"})
 # Ours, around the model's own fields: the document id, its type, and (jobs) the job id that ``id`` displaced.
 ENVELOPE_FIELDS = frozenset({"id", "type", "job_id"})
+# A ledger has no workspace: its partition key value is put in the document and dropped again on reading.
+LEDGER_ENVELOPE_FIELDS = ENVELOPE_FIELDS | {"workspace"}
 
 INDEXING_POLICY: dict[str, Any] = {
     "indexingMode": "consistent",
@@ -74,7 +79,7 @@ INDEXING_POLICY: dict[str, Any] = {
     "includedPaths": [{"path": "/*"}],
     # Never queried, and rewritten on every write of a busy cluster: indexing them would only cost RUs.
     "excludedPaths": [{"path": '/"_etag"/?'}, {"path": "/nodes/*"}, {"path": "/jobs/*"},
-                      {"path": "/applied_events/*"}, {"path": "/history/*"}],
+                      {"path": "/applied_events/*"}, {"path": "/history/*"}, {"path": "/allocations/*"}],
     "compositeIndexes": [
         [{"path": "/type", "order": "ascending"}, {"path": "/next_reconcile_at", "order": "ascending"}],
         [{"path": "/type", "order": "ascending"}, {"path": "/state", "order": "ascending"},
@@ -185,6 +190,22 @@ class CosmosStore:
                                   {"name": "@before", "value": format_utc(submitted_before)}]
         for row in self._stream("unscheduled jobs", UNSCHEDULED_JOBS, parameters):
             yield row["workspace"], row["job_id"]
+
+    # --- quota ------------------------------------------------------------------------------------------------------
+    def get_quota_ledger(self, region: str) -> QuotaLedger | None:
+        document = self._point_read(quota_partition(region), document_id(QUOTA_LEDGER, region))
+        return quota_ledger_from_document(document) if document is not None else None
+
+    def save_quota_ledger(self, ledger: QuotaLedger) -> QuotaLedger:
+        what = f"quota ledger {ledger.region}"
+        if ledger.etag is not None:
+            ledger.etag = self._replace(quota_ledger_document(ledger), ledger.etag, what)
+            return ledger
+        try:
+            ledger.etag = self._create(quota_ledger_document(ledger), what)
+        except AlreadyExists:  # two first scale-ups in a region: the loser decides again with the winner's ledger
+            raise ConcurrencyConflict(f"{what} was created meanwhile") from None
+        return ledger
 
     # --- Cosmos ------------------------------------------------------------------------------------------------
     def _documents(self) -> ContainerProxy:
@@ -304,6 +325,21 @@ def job_from_document(document: Document) -> Job:
     return job
 
 
-def _model_fields(document: Document) -> Document:
-    return {k: v for k, v in document.items() if k not in SYSTEM_FIELDS and k not in ENVELOPE_FIELDS}
+def quota_partition(region: str) -> str:
+    return f"quota:{region}"
+
+
+def quota_ledger_document(ledger: QuotaLedger) -> Document:
+    return {**ledger.model_dump(mode="json"), "id": document_id(QUOTA_LEDGER, ledger.region), "type": QUOTA_LEDGER,
+            "workspace": quota_partition(ledger.region)}
+
+
+def quota_ledger_from_document(document: Document) -> QuotaLedger:
+    ledger = QuotaLedger.model_validate(_model_fields(document, LEDGER_ENVELOPE_FIELDS))
+    ledger.etag = str(document["_etag"])
+    return ledger
+
+
+def _model_fields(document: Document, envelope: frozenset[str] = ENVELOPE_FIELDS) -> Document:
+    return {k: v for k, v in document.items() if k not in SYSTEM_FIELDS and k not in envelope}
 

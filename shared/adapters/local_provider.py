@@ -53,6 +53,7 @@ class LocalNodeProvider:
         self._conn().executescript(SCHEMA)
         self._children: dict[tuple[str, int], list[subprocess.Popen[bytes]]] = {}
         self._children_lock = threading.Lock()
+        self._shutting_down = threading.Event()
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -127,6 +128,8 @@ class LocalNodeProvider:
 
     def _wait_for_run(self, run: RunRequest, processes: list[subprocess.Popen[bytes] | None]) -> None:
         codes = [127 if p is None else p.wait() for p in processes]
+        if self._shutting_down.is_set():
+            return  # killed by our own shutdown: no exit code, so the run shows as lost and is requeued
         exit_code = next((c for c in codes if c != 0), 0)
         with self._children_lock:
             self._children.pop((run.job_id, run.attempt), None)
@@ -147,6 +150,7 @@ class LocalNodeProvider:
 
     def stop_all(self) -> None:
         """On shutdown: end every run this process started (they are requeued when the control plane returns)."""
+        self._shutting_down.set()
         with self._children_lock:
             processes = [p for group in self._children.values() for p in group]
         for p in processes:

@@ -251,7 +251,7 @@ class ServiceBusPump:
         converted = to_function_message(message)
         try:
             self._callback(converted)
-        except Exception as exc:  # any failure, as the trigger's contract: abandon, then dead-letter
+        except Exception as exc:  # noqa: BLE001 - any failure, as the trigger's contract: abandon, then dead-letter
             description = f"{type(exc).__name__}: {exc}"[:MAX_PROPERTY_CHARS]
             if (converted.delivery_count or 1) >= self._max_deliveries:
                 receiver.dead_letter_message(message, reason="MaxDeliveryCountExceeded",

@@ -17,6 +17,7 @@ from shared.domain.clock import format_utc
 from shared.domain.cluster import Cluster
 from shared.domain.errors import ConcurrencyConflict
 from shared.domain.job import Job, JobState
+from shared.domain.quota_ledger import QuotaLedger
 from shared.ports import AlreadyExists
 
 _Doc = TypeVar("_Doc", Cluster, Job)
@@ -31,6 +32,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     state TEXT NOT NULL, scheduled INTEGER NOT NULL, submitted_at TEXT NOT NULL, PRIMARY KEY (workspace, id));
 CREATE INDEX IF NOT EXISTS jobs_by_cluster ON jobs (workspace, cluster, submitted_at);
 CREATE INDEX IF NOT EXISTS jobs_unscheduled ON jobs (submitted_at) WHERE scheduled = 0 AND state = 'Queued';
+CREATE TABLE IF NOT EXISTS quota_ledgers (region TEXT PRIMARY KEY, version INTEGER NOT NULL, doc TEXT NOT NULL);
 """
 
 
@@ -140,6 +142,33 @@ class SqliteStore:
             "SELECT workspace, id FROM jobs WHERE scheduled = 0 AND state = ? AND submitted_at <= ? "
             "ORDER BY submitted_at", (JobState.QUEUED.value, format_utc(submitted_before)))
         yield from cursor
+
+
+    # --- quota -------------------------------------------------------------------------------------------------
+    def get_quota_ledger(self, region: str) -> QuotaLedger | None:
+        row = self._conn().execute("SELECT doc, version FROM quota_ledgers WHERE region=?", (region,)).fetchone()
+        if row is None:
+            return None
+        ledger = QuotaLedger.model_validate_json(row[0])
+        ledger.etag = str(row[1])
+        return ledger
+
+    def save_quota_ledger(self, ledger: QuotaLedger) -> QuotaLedger:
+        if ledger.etag is None:
+            try:
+                self._conn().execute("INSERT INTO quota_ledgers (region, version, doc) VALUES (?, 1, ?)",
+                                     (ledger.region, ledger.model_dump_json()))
+            except sqlite3.IntegrityError:
+                raise ConcurrencyConflict(f"quota ledger {ledger.region} was created meanwhile") from None
+            ledger.etag = "1"
+            return ledger
+        version = int(ledger.etag)
+        cursor = self._conn().execute("UPDATE quota_ledgers SET version=version+1, doc=? WHERE region=? AND version=?",
+                                      (ledger.model_dump_json(), ledger.region, version))
+        if cursor.rowcount != 1:
+            raise ConcurrencyConflict(f"quota ledger {ledger.region} changed since version {version}")
+        ledger.etag = str(version + 1)
+        return ledger
 
 
 def _due(cluster: Cluster) -> str | None:

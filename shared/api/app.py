@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from shared.api import catalogue
+from shared.api.deps import DepsDep
 from shared.api.errors import install_error_handlers
 from shared.api.views import ClusterView, EventAccepted, JobLogs, JobView, NodeView
 from shared.domain.commands import ScaleSettingsUpdate
@@ -15,20 +17,11 @@ from shared.domain.events import parse_cloud_event
 from shared.domain.job import JobSpec
 from shared.domain.requests import ClusterCreate, IdentityAssignment, IdentityRemoval
 from shared.handlers import commands, identity
-from shared.handlers.deps import Deps
 
 Workspace = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="workspace name")]
 ClusterName = Annotated[str, Path(min_length=1, max_length=64)]
 JobId = Annotated[str, Path(min_length=1, max_length=128)]
 
-
-def get_deps() -> Deps:
-    from shared.bootstrap import container
-
-    return container().deps
-
-
-DepsDep = Annotated[Deps, Depends(get_deps)]
 
 workspace_routes = APIRouter(prefix="/api/workspaces/{workspace}")
 
@@ -157,4 +150,5 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.include_router(workspace_routes)
     app.include_router(system_routes)
+    app.include_router(catalogue.routes)
     return app

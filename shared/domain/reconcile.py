@@ -21,6 +21,7 @@ from shared.domain.autoscale import (
 from shared.domain.cluster import AllocationState, Cluster, JobEntry, JobPhase, Node, NodeState, ProvisioningState
 from shared.domain.job import JobState, JobUpdate
 from shared.domain.observation import NodeStatus, Observation, RunStatus
+from shared.domain.quota_ledger import QuotaAllowance
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class ReconcilePolicy:
 
 
 def reconcile(cluster: Cluster, observed: Observation, now: datetime, policy: ReconcilePolicy,
-              quota_free_nodes: int | None = None) -> list[Action]:
+              quota: QuotaAllowance | None = None) -> list[Action]:
     actions: list[Action] = []
     if cluster.provisioning_state is ProvisioningState.DELETING:
         actions += _tear_down(cluster, observed, now)
@@ -41,7 +42,7 @@ def reconcile(cluster: Cluster, observed: Observation, now: datetime, policy: Re
         actions += _apply_node_observations(cluster, observed, now, policy)
         actions += _apply_run_observations(cluster, observed, now)
         actions += _place_jobs(cluster, now)
-        actions += _scale(cluster, now, quota_free_nodes)
+        actions += _scale(cluster, now, quota)
         actions += _project_waiting_jobs(cluster, now)
     _update_allocation_state(cluster, now)
     actions += _schedule_next(cluster, now, policy)
@@ -157,8 +158,17 @@ def _place_jobs(cluster: Cluster, now: datetime) -> list[Action]:
     return actions
 
 
-def _scale(cluster: Cluster, now: datetime, quota_free_nodes: int | None) -> list[Action]:
-    target = scale_target(cluster, quota_free_nodes)
+def _scale(cluster: Cluster, now: datetime, quota: QuotaAllowance | None) -> list[Action]:
+    # Every node held counts, including those on their way out: they keep their cores until released.
+    extra = None if quota is None else quota.extra_nodes(held_nodes=len(cluster.nodes))
+    target = scale_target(cluster, extra)
+    uncapped = scale_target(cluster)
+    message = (quota.explain(uncapped - target, held_nodes=len(cluster.nodes))
+               if quota is not None and uncapped > target else None)
+    if message:
+        cluster.add_error("QuotaExceeded", message, now)
+    else:
+        cluster.clear_error("QuotaExceeded")
     cluster.target_node_count = target
     active = cluster.nodes_in(*ACTIVE_NODE_STATES)
     actions: list[Action] = []

@@ -21,12 +21,16 @@ from shared.domain.commands import (
 from shared.domain.errors import (
     ClusterSpecConflict,
     ComputeTargetNotFound,
+    DomainError,
     InvalidField,
     JobNotFound,
     OperationNotAllowed,
+    QuotaExceeded,
 )
 from shared.domain.job import Job, JobSpec
+from shared.domain.quota import can_ever_fit
 from shared.domain.requests import ClusterCreate, check_cluster_create, check_job_spec
+from shared.domain.vm_sizes import load_catalogue, normalize_location
 from shared.handlers.deps import Deps
 from shared.handlers.retry import retry_on_conflict
 from shared.ports import AlreadyExists
@@ -105,6 +109,7 @@ def submit_job(deps: Deps, workspace: str, cluster_name: str, spec: JobSpec) -> 
     check_job_spec(spec)
     cluster = get_cluster(deps, workspace, cluster_name)
     check_job_fits(cluster, spec)
+    check_job_fits_quota(deps, cluster, spec)
     now = deps.clock.now()
     job = deps.store.create_job(Job(workspace=workspace, id=uuid.uuid4().hex, cluster=cluster_name, spec=spec,
                                     submitted_at=now, reason="submitted; waiting for the scheduler"))
@@ -147,3 +152,15 @@ def preempt_node(deps: Deps, workspace: str, name: str, node_id: str) -> Node:
     if not deps.provider.preempt(node_id):
         raise OperationNotAllowed(f"node '{node_id}' is not running (already preempted, leaving or not ready)")
     return node
+
+
+def check_job_fits_quota(deps: Deps, cluster: Cluster, spec: JobSpec) -> None:
+    """A job whose nodes could never fit the family or regional quota is refused at submit."""
+    region = normalize_location(cluster.spec.location or deps.workspace_location)
+    try:
+        vm_size = load_catalogue().get(cluster.spec.vm_size, region)
+    except DomainError:
+        return
+    problem = can_ever_fit(deps.quota_limits, vm_size, cluster.spec.vm_priority, region, spec.node_count)
+    if problem:
+        raise QuotaExceeded(problem)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shared.domain.quota import QuotaLimits
 from shared.domain.reconcile import ReconcilePolicy
 from shared.ports import Clock, EventBus, NodeProvider, Store, TokenProvider
 
@@ -17,3 +18,4 @@ class Deps:
     clock: Clock
     policy: ReconcilePolicy = field(default_factory=ReconcilePolicy)
     workspace_location: str = "eastus"
+    quota_limits: QuotaLimits = field(default_factory=QuotaLimits)

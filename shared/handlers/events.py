@@ -13,7 +13,7 @@ from shared.domain import events as ev
 from shared.domain.actions import Action
 from shared.domain.cluster import Cluster, ProvisioningState
 from shared.domain.commands import accept_job, cancel_job, mark_deleting, update_scale_settings
-from shared.domain.errors import DomainError, InvalidEvent
+from shared.domain.errors import DomainError, InvalidEvent, QuotaExceeded
 from shared.domain.events import CloudEvent, describe_validation_error
 from shared.domain.job import Job, JobState, JobUpdate
 from shared.domain.requests import (
@@ -29,7 +29,12 @@ from shared.domain.requests import (
     check_cluster_create,
     check_job_spec,
 )
-from shared.handlers.commands import check_same_request, prepare_cluster, revoke_system_identity
+from shared.handlers.commands import (
+    check_job_fits_quota,
+    check_same_request,
+    prepare_cluster,
+    revoke_system_identity,
+)
 from shared.handlers.deps import Deps
 from shared.handlers.identity import on_identity_add, on_identity_remove
 from shared.handlers.jobs import project_job
@@ -117,6 +122,15 @@ def on_job_submit(event: CloudEvent, deps: Deps) -> None:
             job = deps.store.get_job(event.workspace, job_id) or job
     if job.cluster != event.cluster:
         raise InvalidEvent(f"job {job_id} belongs to cluster {job.cluster!r}, not {event.cluster!r}")
+    cluster = deps.store.get_cluster(event.workspace, event.cluster)
+    if cluster is not None and not job.state.is_terminal:
+        try:
+            check_job_fits_quota(deps, cluster, spec)
+        except QuotaExceeded as exc:
+            project_job(deps, event.workspace, JobUpdate(job_id=job_id, state=JobState.FAILED,
+                                                         attempt=max(job.attempts, 1),
+                                                         reason=f"{exc.code}: {exc.message}"))
+            return
     known = job
 
     def change(cluster: Cluster, now: datetime) -> list[Action]:

@@ -14,6 +14,7 @@ from shared.domain.job import JobState, JobUpdate
 from shared.domain.reconcile import reconcile
 from shared.handlers.deps import Deps
 from shared.handlers.jobs import project_job
+from shared.handlers.quota import open_booking
 from shared.handlers.retry import retry_on_conflict
 from shared.ports import RunRequest
 
@@ -40,20 +41,27 @@ def _decide_and_save(deps: Deps, workspace: str, name: str, change: Change | Non
     if cluster is None:
         return [], None
     now = deps.clock.now()
+    before = cluster.model_dump(exclude={"modified_at"})
     actions: list[Action] = []
     if change is not None and not (event_id and cluster.has_applied(event_id)):
         actions += change(cluster, now)
         if event_id:
             cluster.record_applied(event_id)
-    actions += reconcile(cluster, deps.provider.observe(cluster), now, deps.policy)
+    booking = open_booking(deps, cluster)
+    actions += reconcile(cluster, deps.provider.observe(cluster), now, deps.policy,
+                         booking.allowance if booking else None)
     # A finished job is written down before the cluster forgets it; a crash in between repeats this, harmlessly.
     for action in actions:
         if isinstance(action, ProjectJob) and action.update.is_terminal:
             project_job(deps, workspace, action.update)
+    if booking is not None:
+        booking.book_increase(len(cluster.nodes))
     if cluster.provisioning_state is ProvisioningState.DELETING and not cluster.nodes and not cluster.jobs:
         deps.store.delete_cluster(cluster)
-    else:
+    elif cluster.model_dump(exclude={"modified_at"}) != before:  # a no-op reconcile costs no write
         cluster = deps.store.replace_cluster(cluster)
+    if booking is not None:
+        booking.release_decrease(len(cluster.nodes))
     return actions, cluster
 
 

@@ -1,0 +1,71 @@
+"""The quota ledger: one document per region that says how many vCPUs each cluster holds.
+
+Every scale-up writes the ledger (conditionally) BEFORE the cluster is saved, so two clusters scaling up at once
+cannot both take the last cores: one of the writes loses the race and decides again with fresh numbers. A crash in
+between leaves the ledger over-counting one cluster until its next reconcile, which is the safe direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, Field
+
+from shared.domain.cluster import Cluster
+from shared.domain.quota import QuotaLimits, QuotaUsage, free_nodes, scale_up_allowed
+from shared.domain.vm_sizes import VmSize
+
+
+class Allocation(BaseModel):
+    family: str
+    priority: str
+    vcpus: int
+
+
+class QuotaLedger(BaseModel):
+    region: str
+    allocations: dict[str, Allocation] = Field(default_factory=dict)
+    etag: str | None = Field(default=None, exclude=True)
+
+    def usage(self, excluding: str | None = None) -> QuotaUsage:
+        totals: dict[tuple[str, str, str], int] = {}
+        for key, a in self.allocations.items():
+            if key != excluding:
+                totals[(self.region, a.family, a.priority)] = totals.get((self.region, a.family, a.priority), 0) \
+                    + a.vcpus
+        return QuotaUsage.of(totals)
+
+    def held_by(self, key: str) -> int:
+        allocation = self.allocations.get(key)
+        return allocation.vcpus if allocation else 0
+
+    def set_held(self, key: str, vm_size: VmSize, priority: str, vcpus: int) -> None:
+        if vcpus <= 0:
+            self.allocations.pop(key, None)
+        else:
+            self.allocations[key] = Allocation(family=vm_size.family, priority=priority, vcpus=vcpus)
+
+
+def ledger_key(cluster: Cluster) -> str:
+    return f"{cluster.workspace}/{cluster.name}"
+
+
+@dataclass(frozen=True)
+class QuotaAllowance:
+    """How many more nodes this cluster may take now, and what to tell the user when that is not enough."""
+
+    limits: QuotaLimits
+    others: QuotaUsage
+    vm_size: VmSize
+    priority: str
+    region: str
+
+    def extra_nodes(self, held_nodes: int) -> int:
+        return max(free_nodes(self.limits, self.others, self.vm_size, self.priority, self.region) - held_nodes, 0)
+
+    def explain(self, requested_nodes: int, held_nodes: int) -> str | None:
+        usage = self.others
+        held = held_nodes * self.vm_size.vcpus
+        usage = usage.with_added(self.region, self.vm_size.family, self.priority, held) if held else usage
+        _, message = scale_up_allowed(self.limits, usage, self.vm_size, self.priority, self.region, requested_nodes)
+        return message

@@ -1,0 +1,63 @@
+"""Book a cluster's cores in its region's quota ledger around the cluster's own save.
+
+More cores: the ledger is written first (conditional), so a lost race means deciding again with fresh numbers and
+the regional limit is never exceeded. Fewer cores: the ledger is written after the cluster, so a crash in between
+only over-counts (until the cluster's next reconcile). See ``shared.domain.quota_ledger``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.domain.cluster import Cluster
+from shared.domain.errors import DomainError
+from shared.domain.quota_ledger import QuotaAllowance, QuotaLedger, ledger_key
+from shared.domain.vm_sizes import VmSize, load_catalogue, normalize_location
+from shared.handlers.deps import Deps
+from shared.handlers.retry import retry_on_conflict
+
+
+@dataclass
+class QuotaBooking:
+    deps: Deps
+    cluster_key: str
+    vm_size: VmSize
+    priority: str
+    ledger: QuotaLedger
+
+    @property
+    def allowance(self) -> QuotaAllowance:
+        return QuotaAllowance(limits=self.deps.quota_limits, others=self.ledger.usage(excluding=self.cluster_key),
+                              vm_size=self.vm_size, priority=self.priority, region=self.ledger.region)
+
+    def book_increase(self, nodes: int) -> None:
+        vcpus = nodes * self.vm_size.vcpus
+        if vcpus > self.ledger.held_by(self.cluster_key):
+            self.ledger.set_held(self.cluster_key, self.vm_size, self.priority, vcpus)
+            self.ledger = self.deps.store.save_quota_ledger(self.ledger)  # a conflict re-runs the whole decision
+
+    def release_decrease(self, nodes: int) -> None:
+        vcpus = nodes * self.vm_size.vcpus
+        if vcpus < self.ledger.held_by(self.cluster_key):
+            _set_held(self.deps, self.ledger.region, self.cluster_key, self.vm_size, self.priority, vcpus)
+
+
+def open_booking(deps: Deps, cluster: Cluster) -> QuotaBooking | None:
+    """None when the cluster neither holds nor wants nodes (nothing to book), or its size is not in the catalogue."""
+    if not (cluster.nodes or cluster.jobs or cluster.spec.min_nodes):
+        return None
+    region = normalize_location(cluster.spec.location or deps.workspace_location)
+    try:
+        vm_size = load_catalogue().get(cluster.spec.vm_size, region)
+    except DomainError:
+        return None
+    ledger = deps.store.get_quota_ledger(region) or QuotaLedger(region=region)
+    return QuotaBooking(deps, ledger_key(cluster), vm_size, cluster.spec.vm_priority, ledger)
+
+
+@retry_on_conflict
+def _set_held(deps: Deps, region: str, key: str, vm_size: VmSize, priority: str, vcpus: int) -> None:
+    ledger = deps.store.get_quota_ledger(region) or QuotaLedger(region=region)
+    if ledger.held_by(key) != vcpus:
+        ledger.set_held(key, vm_size, priority, vcpus)
+        deps.store.save_quota_ledger(ledger)

@@ -1,0 +1,235 @@
+"""The event loop: jobs arrive, the real ``reconcile`` decides, the simulated provider carries the actions out.
+
+Events at one instant are applied together, then the cluster is reconciled once. Wake-ups come from arrivals, node
+readiness, run ends, preemptions, ``WakeUpAt`` actions and the policy's own ``wake_at``. The timer's resync
+(``next_reconcile_at`` of a busy cluster, every 60 s) heals lost events; the simulator loses none, so it is followed
+only when ``SimConfig.follow_resync`` is set (a test checks that the result is the same either way).
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import random
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Literal
+
+from shared.domain.actions import Action, ProjectJob, ProvisionNode, ReleaseNode, StartRun, StopRun, WakeUpAt
+from shared.domain.cluster import ClusterSpec
+from shared.domain.commands import accept_job, new_cluster
+from shared.domain.job import Job, JobSpec, JobState
+from shared.domain.quota import QuotaLimits, QuotaUsage, free_nodes
+from shared.domain.reconcile import ReconcilePolicy, reconcile
+from shared.domain.vm_sizes import VmSize, load_catalogue
+from shared.sim.jobs import SimJob, Workload
+from shared.sim.policy import ScalingPolicy
+from shared.sim.preemption import NoPreemption, PreemptionModel
+from shared.sim.provider import ProviderLedger, SimulatedProvider
+from shared.sim.virtual_time import to_datetime, to_seconds
+
+WORKSPACE, CLUSTER = "sim", "cluster"
+LOCATION = "eastus"
+MAX_SIMULATED_SECONDS = 400 * 86400.0  # beyond the last arrival: a safety stop, reported as unfinished
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    vm_size: str = "Standard_NC6s_v3"
+    max_nodes: int = 100
+    boot_seconds: float = 120.0
+    priority: Literal["dedicated", "lowpriority"] = "dedicated"
+    preemption: PreemptionModel = field(default_factory=NoPreemption)
+    quota_vcpus: int | None = None  # the vCPU quota that binds this cluster; None: quota never binds
+    max_retries: int = 3
+    seed: int = 0
+    follow_resync: bool = False
+    reconcile_policy: ReconcilePolicy = field(default_factory=ReconcilePolicy)
+
+    def vm(self) -> VmSize:
+        return load_catalogue().get(self.vm_size)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    label: str
+    jobs: int
+    waits: tuple[float, ...]  # submit -> first start, seconds, for every job that started
+    jobs_never_started: int
+    jobs_failed: int  # gave up after max_retries interrupted attempts
+    jobs_rejected: int  # refused at submit
+    ledger: ProviderLedger
+    reconciles: int
+    end_seconds: float
+    unfinished: bool  # stopped by MAX_SIMULATED_SECONDS or with nodes no policy would release
+
+
+class _Event(IntEnum):
+    ARRIVAL = 0
+    NODE_READY = 1
+    RUN_FINISHED = 2
+    PREEMPT = 3
+    WAKE = 4
+
+
+_QueuedEvent = tuple[float, int, _Event, str, int]  # (time, sequence, kind, job or node id, attempt or job index)
+
+
+class Simulation:
+    def __init__(self, workload: Workload, policy: ScalingPolicy, config: SimConfig) -> None:
+        if config.priority == "dedicated" and not isinstance(config.preemption, NoPreemption):
+            raise ValueError("preemptions apply to low-priority nodes: set priority='lowpriority'")
+        self.workload, self.config = workload, config
+        self.policy = copy.deepcopy(policy)  # policies keep state: every run starts from a fresh copy
+        self.vm = config.vm()
+        spec = ClusterSpec(vm_size=self.vm.name, max_nodes=config.max_nodes, vm_priority=config.priority,
+                           idle_seconds_before_scaledown=self.policy.idle_seconds)
+        self.cluster = new_cluster(WORKSPACE, CLUSTER, spec, uid="5151a7ed", now=to_datetime(0.0))
+        self.provider = SimulatedProvider()
+        self.rng = random.Random(config.seed)
+        self._events: list[_QueuedEvent] = []
+        self._seq = 0
+        self._wakes: set[float] = set()
+        self._arrivals_left = len(workload.jobs)
+        self._index = {job.job_id: i for i, job in enumerate(workload.jobs)}
+        self._first_start: dict[str, float] = {}
+        self._failed: set[str] = set()
+        self._rejected: set[str] = set()
+        self._reconciles = 0
+        for index, job in enumerate(workload.jobs):
+            self._push(job.submit_seconds, _Event.ARRIVAL, job.job_id, index)
+
+    # --- the loop ----------------------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        now = 0.0
+        limit = (self.workload.jobs[-1].submit_seconds if self.workload.jobs else 0.0) + MAX_SIMULATED_SECONDS
+        unfinished = False
+        while self._events:
+            now = self._events[0][0]
+            if now > limit:
+                unfinished = True
+                break
+            while self._events and self._events[0][0] == now:
+                self._apply(heapq.heappop(self._events), now)
+            self._step(now)
+            if self._done():
+                break
+        if self.provider.live_node_count or self.cluster.jobs:
+            unfinished = True
+            self.provider.bill_until(now)
+        return self._result(now, unfinished)
+
+    def _done(self) -> bool:
+        return not self._arrivals_left and not self.cluster.jobs and not self.provider.live_node_count
+
+    def _push(self, at: float, kind: _Event, key: str, number: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (round(at, 6), self._seq, kind, key, number))
+
+    def _push_wake(self, at: float) -> None:
+        at = round(at, 6)
+        if at not in self._wakes:
+            self._wakes.add(at)
+            self._push(at, _Event.WAKE, "", 0)
+
+    # --- the world changes -------------------------------------------------------------------------------------
+    def _apply(self, event: _QueuedEvent, now: float) -> None:
+        _, _, kind, key, number = event
+        if kind is _Event.ARRIVAL:
+            self._arrive(self.workload.jobs[number], now)
+        elif kind is _Event.NODE_READY:
+            if self.provider.mark_ready(key) and self.config.priority == "lowpriority":
+                lost_at = self.config.preemption.preemption_after(now, self.rng)
+                if lost_at is not None:
+                    self._push(lost_at, _Event.PREEMPT, key, 0)
+        elif kind is _Event.RUN_FINISHED:
+            self.provider.finish_run((key, number), now)
+        elif kind is _Event.PREEMPT:
+            self.provider.preempt(key, now)
+        else:
+            self._wakes.discard(now)
+
+    def _arrive(self, job: SimJob, now: float) -> None:
+        self._arrivals_left -= 1
+        document = Job(workspace=WORKSPACE, id=job.job_id, cluster=CLUSTER, submitted_at=to_datetime(now),
+                       spec=JobSpec(command=["simulated"], node_count=job.node_count,
+                                    max_retries=self.config.max_retries))
+        for action in accept_job(self.cluster, document):
+            if isinstance(action, ProjectJob) and action.update.state is JobState.FAILED:
+                self._rejected.add(job.job_id)
+        self.policy.on_arrival(now, job.node_count)
+
+    # --- one decision ------------------------------------------------------------------------------------------
+    def _step(self, now: float) -> None:
+        now_dt = to_datetime(now)
+        plan = self.policy.plan(self.cluster, now)
+        if plan.idle_seconds != self.cluster.spec.idle_seconds_before_scaledown:
+            self.cluster.spec = self.cluster.spec.model_copy(update={"idle_seconds_before_scaledown":
+                                                                     plan.idle_seconds})
+        allowance = _smaller(self._quota_free_nodes(), plan.scale_up_allowance)
+        actions = reconcile(self.cluster, self.provider.observation, now_dt, self.config.reconcile_policy, allowance)
+        self._reconciles += 1
+        actions += self.policy.after_reconcile(self.cluster, now, now_dt, actions)
+        self._carry_out(actions, now)
+        wake = self.policy.wake_at(self.cluster, now)
+        if wake is not None and wake > now:
+            self._push_wake(wake)
+        if self.config.follow_resync and self.cluster.next_reconcile_at is not None:
+            resync = to_seconds(self.cluster.next_reconcile_at)
+            if resync > now:
+                self._push_wake(resync)
+
+    def _quota_free_nodes(self) -> int | None:
+        if self.config.quota_vcpus is None:
+            return None
+        q = self.config.quota_vcpus
+        limits = QuotaLimits(total_regional_dedicated_vcpus=q, low_priority_vcpus=q, family_dedicated_vcpus={},
+                             default_family_dedicated_vcpus=q)
+        usage = QuotaUsage.of({(LOCATION, self.vm.family, self.config.priority):
+                               self.provider.live_node_count * self.vm.vcpus})
+        return free_nodes(limits, usage, self.vm, self.config.priority, LOCATION)
+
+    def _carry_out(self, actions: list[Action], now: float) -> None:
+        for action in actions:
+            match action:
+                case ProvisionNode(node_id):
+                    if self.provider.provision(node_id, now):
+                        self._push(now + self.config.boot_seconds, _Event.NODE_READY, node_id, 0)
+                case ReleaseNode(node_id):
+                    self.provider.release(node_id, now)
+                case StartRun(job_id, attempt, node_ids):
+                    if self.provider.start_run((job_id, attempt), node_ids, now):
+                        self._first_start.setdefault(job_id, now)
+                        duration = self.workload.jobs[self._index[job_id]].duration_seconds
+                        self._push(now + duration, _Event.RUN_FINISHED, job_id, attempt)
+                case StopRun(job_id, attempt):
+                    self.provider.stop_run((job_id, attempt), now)
+                case ProjectJob(update) if update.state is JobState.FAILED:
+                    self._failed.add(update.job_id)
+                case WakeUpAt(at):
+                    wake = to_seconds(at)
+                    if wake > now:  # a wake-up for this instant repeats the reconcile just done
+                        self._push_wake(wake)
+                case _:
+                    pass
+
+    def _result(self, now: float, unfinished: bool) -> RunResult:
+        submitted = {j.job_id: j.submit_seconds for j in self.workload.jobs}
+        waits = tuple(start - submitted[job_id] for job_id, start in self._first_start.items())
+        started = set(self._first_start)
+        return RunResult(
+            label=self.policy.label, jobs=len(self.workload.jobs), waits=waits,
+            jobs_never_started=sum(1 for j in self.workload.jobs
+                                   if j.job_id not in started and j.job_id not in self._rejected),
+            jobs_failed=len(self._failed - self._rejected), jobs_rejected=len(self._rejected),
+            ledger=self.provider.ledger, reconciles=self._reconciles, end_seconds=now, unfinished=unfinished)
+
+
+def _smaller(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+def simulate(workload: Workload, policy: ScalingPolicy, config: SimConfig) -> RunResult:
+    return Simulation(workload, policy, config).run()

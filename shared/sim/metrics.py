@@ -1,0 +1,60 @@
+"""The figures reported for one policy on one workload."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shared.sim.engine import RunResult
+
+
+@dataclass(frozen=True)
+class PolicyMetrics:
+    label: str
+    jobs: int
+    node_hours: float
+    lower_bound_node_hours: float
+    idle_fraction: float  # paid node time not running a job attempt (boots, idle nodes), over all paid node time
+    wait_p50_seconds: float
+    wait_p99_seconds: float
+    wait_mean_seconds: float
+    cost_usd: float
+    scale_operations_per_job: float  # (nodes provisioned + nodes released) / jobs
+    preemptions: int
+    preemption_lost_node_hours: float  # node time of attempts a preemption killed (redone from the start)
+    jobs_failed: int  # gave up after exhausting retries
+    jobs_rejected: int
+    jobs_never_started: int
+    peak_nodes: int
+    reconciles: int
+    unfinished: bool
+
+    @property
+    def ratio_to_lower_bound(self) -> float:
+        return self.node_hours / self.lower_bound_node_hours if self.lower_bound_node_hours else math.nan
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (a value that occurred); NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(math.ceil(pct / 100.0 * len(ordered)), 1)
+    return ordered[rank - 1]
+
+
+def summarize(run: RunResult, lower_bound_node_seconds: float, price_per_node_hour: float) -> PolicyMetrics:
+    ledger = run.ledger
+    node_hours = ledger.node_seconds / 3600.0
+    idle = (ledger.node_seconds - ledger.busy_node_seconds) / ledger.node_seconds if ledger.node_seconds else 0.0
+    return PolicyMetrics(
+        label=run.label, jobs=run.jobs, node_hours=node_hours,
+        lower_bound_node_hours=lower_bound_node_seconds / 3600.0, idle_fraction=max(idle, 0.0),
+        wait_p50_seconds=percentile(run.waits, 50), wait_p99_seconds=percentile(run.waits, 99),
+        wait_mean_seconds=sum(run.waits) / len(run.waits) if run.waits else math.nan,
+        cost_usd=node_hours * price_per_node_hour,
+        scale_operations_per_job=(ledger.provisions + ledger.releases) / run.jobs if run.jobs else 0.0,
+        preemptions=ledger.preemptions, preemption_lost_node_hours=ledger.lost_node_seconds / 3600.0,
+        jobs_failed=run.jobs_failed, jobs_rejected=run.jobs_rejected, jobs_never_started=run.jobs_never_started,
+        peak_nodes=ledger.peak_nodes, reconciles=run.reconciles, unfinished=run.unfinished)
