@@ -56,6 +56,24 @@ resource queues 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = [for queue
   }
 }]
 
+// Events that can never be applied (invalid CloudEvents) are sent here with their reason by the functions
+// (shared/adapters/servicebus_bus.py): the plain trigger binding cannot dead-letter the message it holds.
+// No sessions: dead letters carry none. Kept long so people can inspect them.
+resource deadLetterQueue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
+  parent: namespace
+  name: 'deadletter'
+  properties: {
+    requiresSession: false
+    requiresDuplicateDetection: true
+    duplicateDetectionHistoryTimeWindow: 'PT10M'
+    maxDeliveryCount: 10
+    lockDuration: 'PT1M'
+    defaultMessageTimeToLive: 'P30D'
+    enablePartitioning: false
+    maxSizeInMegabytes: 1024
+  }
+}
+
 @description('Resource name of the namespace.')
 output name string = namespace.name
 

@@ -8,6 +8,7 @@ between leaves the ledger over-counting one cluster until its next reconcile, wh
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
@@ -48,6 +49,26 @@ class QuotaLedger(BaseModel):
 
 def ledger_key(cluster: Cluster) -> str:
     return f"{cluster.workspace}/{cluster.name}"
+
+
+class QuotaCap(Protocol):
+    """What reconcile asks of quota: how many more nodes fit, and how to say it when they do not."""
+
+    def extra_nodes(self, held_nodes: int) -> int: ...
+    def explain(self, requested_nodes: int, held_nodes: int) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class NodeBudget:
+    """A plain cap on the nodes a cluster may hold (the simulator and tests use it)."""
+
+    total_nodes: int
+
+    def extra_nodes(self, held_nodes: int) -> int:
+        return max(self.total_nodes - held_nodes, 0)
+
+    def explain(self, requested_nodes: int, held_nodes: int) -> str | None:
+        return f"quota allows {self.total_nodes} node(s); {held_nodes} held, {requested_nodes} more requested"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from shared.domain.autoscale import (
 from shared.domain.cluster import AllocationState, Cluster, JobEntry, JobPhase, Node, NodeState, ProvisioningState
 from shared.domain.job import JobState, JobUpdate
 from shared.domain.observation import NodeStatus, Observation, RunStatus
-from shared.domain.quota_ledger import QuotaAllowance
+from shared.domain.quota_ledger import QuotaCap
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class ReconcilePolicy:
 
 
 def reconcile(cluster: Cluster, observed: Observation, now: datetime, policy: ReconcilePolicy,
-              quota: QuotaAllowance | None = None) -> list[Action]:
+              quota: QuotaCap | None = None) -> list[Action]:
     actions: list[Action] = []
     if cluster.provisioning_state is ProvisioningState.DELETING:
         actions += _tear_down(cluster, observed, now)
@@ -158,7 +158,7 @@ def _place_jobs(cluster: Cluster, now: datetime) -> list[Action]:
     return actions
 
 
-def _scale(cluster: Cluster, now: datetime, quota: QuotaAllowance | None) -> list[Action]:
+def _scale(cluster: Cluster, now: datetime, quota: QuotaCap | None) -> list[Action]:
     # Every node held counts, including those on their way out: they keep their cores until released.
     extra = None if quota is None else quota.extra_nodes(held_nodes=len(cluster.nodes))
     target = scale_target(cluster, extra)

@@ -19,13 +19,13 @@ from shared.domain.actions import Action, ProjectJob, ProvisionNode, ReleaseNode
 from shared.domain.cluster import ClusterSpec
 from shared.domain.commands import accept_job, new_cluster
 from shared.domain.job import Job, JobSpec, JobState
-from shared.domain.quota import QuotaLimits, QuotaUsage, free_nodes
 from shared.domain.reconcile import ReconcilePolicy, reconcile
 from shared.domain.vm_sizes import VmSize, load_catalogue
 from shared.sim.jobs import SimJob, Workload
 from shared.sim.policy import ScalingPolicy
 from shared.sim.preemption import NoPreemption, PreemptionModel
 from shared.sim.provider import ProviderLedger, SimulatedProvider
+from shared.sim.step_cap import step_cap, vcpu_quota
 from shared.sim.virtual_time import to_datetime, to_seconds
 
 WORKSPACE, CLUSTER = "sim", "cluster"
@@ -85,6 +85,8 @@ class Simulation:
         spec = ClusterSpec(vm_size=self.vm.name, max_nodes=config.max_nodes, vm_priority=config.priority,
                            idle_seconds_before_scaledown=self.policy.idle_seconds)
         self.cluster = new_cluster(WORKSPACE, CLUSTER, spec, uid="5151a7ed", now=to_datetime(0.0))
+        self.quota = (None if config.quota_vcpus is None
+                      else vcpu_quota(config.quota_vcpus, self.vm, config.priority, LOCATION))
         self.provider = SimulatedProvider()
         self.rng = random.Random(config.seed)
         self._events: list[_QueuedEvent] = []
@@ -166,8 +168,8 @@ class Simulation:
         if plan.idle_seconds != self.cluster.spec.idle_seconds_before_scaledown:
             self.cluster.spec = self.cluster.spec.model_copy(update={"idle_seconds_before_scaledown":
                                                                      plan.idle_seconds})
-        allowance = _smaller(self._quota_free_nodes(), plan.scale_up_allowance)
-        actions = reconcile(self.cluster, self.provider.observation, now_dt, self.config.reconcile_policy, allowance)
+        cap = step_cap(self.quota, plan.scale_up_allowance)
+        actions = reconcile(self.cluster, self.provider.observation, now_dt, self.config.reconcile_policy, cap)
         self._reconciles += 1
         actions += self.policy.after_reconcile(self.cluster, now, now_dt, actions)
         self._carry_out(actions, now)
@@ -178,16 +180,6 @@ class Simulation:
             resync = to_seconds(self.cluster.next_reconcile_at)
             if resync > now:
                 self._push_wake(resync)
-
-    def _quota_free_nodes(self) -> int | None:
-        if self.config.quota_vcpus is None:
-            return None
-        q = self.config.quota_vcpus
-        limits = QuotaLimits(total_regional_dedicated_vcpus=q, low_priority_vcpus=q, family_dedicated_vcpus={},
-                             default_family_dedicated_vcpus=q)
-        usage = QuotaUsage.of({(LOCATION, self.vm.family, self.config.priority):
-                               self.provider.live_node_count * self.vm.vcpus})
-        return free_nodes(limits, usage, self.vm, self.config.priority, LOCATION)
 
     def _carry_out(self, actions: list[Action], now: float) -> None:
         for action in actions:
@@ -223,12 +215,6 @@ class Simulation:
                                    if j.job_id not in started and j.job_id not in self._rejected),
             jobs_failed=len(self._failed - self._rejected), jobs_rejected=len(self._rejected),
             ledger=self.provider.ledger, reconciles=self._reconciles, end_seconds=now, unfinished=unfinished)
-
-
-def _smaller(a: int | None, b: int | None) -> int | None:
-    if a is None:
-        return b
-    return a if b is None else min(a, b)
 
 
 def simulate(workload: Workload, policy: ScalingPolicy, config: SimConfig) -> RunResult:

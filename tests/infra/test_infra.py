@@ -280,7 +280,9 @@ def test_code_names_match_infra_when_shared_config_exposes_them() -> None:
 
 def test_queues_are_sessionful_deduplicated_and_dead_letter() -> None:
     parsed = _parsed(INFRA / "app/servicebus.bicep")
-    (queue,) = _resources_of_type(parsed, "Microsoft.ServiceBus/namespaces/queues")
+    event_queues, dead_letters = _resources_of_type(parsed, "Microsoft.ServiceBus/namespaces/queues")
+    assert dead_letters["name"] == "deadletter" and dead_letters["properties"]["requiresSession"] is False
+    queue = event_queues
     expected = {
         "requiresSession": True,
         "requiresDuplicateDetection": True,
