@@ -11,7 +11,7 @@ from typing import Protocol
 from shared.domain.cluster import Cluster
 from shared.domain.events import CloudEvent
 from shared.domain.job import Job
-from shared.domain.observation import Observation
+from shared.domain.observation import LockLevel, Observation, ResourceLock
 from shared.domain.quota_ledger import QuotaLedger
 
 
@@ -90,6 +90,11 @@ class NodeProvider(Protocol):
     def preempt(self, node_id: str) -> bool:
         """Take a node away as the cloud does with low-priority capacity (simulation; False if not running)."""
         ...
+
+    # Resource locks on the nodes' resource group: observed through ``observe``; set here only in simulation.
+    def add_lock(self, name: str, level: LockLevel) -> ResourceLock: ...
+    def remove_lock(self, name: str) -> bool: ...
+    def locks(self) -> list[ResourceLock]: ...
 
 
 class TokenProvider(Protocol):

@@ -25,13 +25,24 @@ from shared.adapters.sqlite_store import connect
 from shared.domain.clock import format_utc
 from shared.domain.cluster import Cluster, JobPhase
 from shared.domain.events import JOB_FINISHED, NODE_PREEMPTED, NODE_READY, CloudEvent, new_event
-from shared.domain.observation import NodeStatus, Observation, ObservedNode, ObservedRun, RunStatus
+from shared.domain.identity import LOCAL_RESOURCE_GROUP
+from shared.domain.observation import (
+    LockLevel,
+    NodeStatus,
+    Observation,
+    ObservedNode,
+    ObservedRun,
+    ResourceLock,
+    RunStatus,
+)
 from shared.ports import Clock, RunRequest
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
     node_id TEXT PRIMARY KEY, workspace TEXT NOT NULL, cluster TEXT NOT NULL, created_at TEXT NOT NULL,
     ready_at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'ok', reason TEXT);
+CREATE TABLE IF NOT EXISTS locks (
+    name TEXT PRIMARY KEY, level TEXT NOT NULL, scope TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     job_id TEXT NOT NULL, attempt INTEGER NOT NULL, node_ids TEXT NOT NULL, owner TEXT NOT NULL,
     processes TEXT, started_at TEXT NOT NULL, exit_code INTEGER, finished_at TEXT, PRIMARY KEY (job_id, attempt));
@@ -43,7 +54,8 @@ KILL_GRACE_SECONDS = 5.0
 
 class LocalNodeProvider:
     def __init__(self, data_dir: Path, clock: Clock, publish: Publish, boot_delay: timedelta,
-                 fail_provisioning: bool = False) -> None:
+                 fail_provisioning: bool = False, resource_group: str = LOCAL_RESOURCE_GROUP) -> None:
+        self.resource_group = resource_group
         self._runs_dir = data_dir / "runs"
         self._runs_dir.mkdir(parents=True, exist_ok=True)
         self._path = data_dir / "provider.db"
@@ -161,6 +173,22 @@ class LocalNodeProvider:
             except subprocess.TimeoutExpired:
                 _signal_group(p.pid, signal.SIGKILL)
 
+    # --- resource locks (what Azure users put on resource groups; simulated here) ----------------------------
+    def add_lock(self, name: str, level: LockLevel) -> ResourceLock:
+        self._conn().execute("INSERT OR REPLACE INTO locks (name, level, scope, created_at) VALUES (?, ?, ?, ?)",
+                             (name, level.value, self._scope(), format_utc(self._clock.now())))
+        return ResourceLock(name, level, self._scope())
+
+    def remove_lock(self, name: str) -> bool:
+        return bool(self._conn().execute("DELETE FROM locks WHERE name=?", (name,)).rowcount)
+
+    def locks(self) -> list[ResourceLock]:
+        return [ResourceLock(n, LockLevel(level), scope) for n, level, scope in self._conn().execute(
+            "SELECT name, level, scope FROM locks ORDER BY created_at")]
+
+    def _scope(self) -> str:
+        return f"resource group '{self.resource_group}'"
+
     # --- observation -------------------------------------------------------------------------------------------
     def observe(self, cluster: Cluster) -> Observation:
         now = format_utc(self._clock.now())
@@ -176,6 +204,9 @@ class LocalNodeProvider:
                 observation.nodes[node_id] = ObservedNode(NodeStatus.READY, private_ip="127.0.0.1")
             else:
                 observation.nodes[node_id] = ObservedNode(NodeStatus.BOOTING)
+        locks = self.locks()
+        if locks:  # the strictest lock decides
+            observation.lock = max(locks, key=lambda lock: lock.level is LockLevel.READ_ONLY)
         running = [(j.job_id, j.attempt) for j in cluster.jobs if j.phase is JobPhase.RUNNING]
         for job_id, attempt in running:
             row = self._conn().execute("SELECT owner, processes, exit_code FROM runs WHERE job_id=? AND attempt=?",

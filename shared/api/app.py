@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from shared.api import catalogue
+from shared.api import catalogue, locks
 from shared.api.deps import DepsDep
 from shared.api.errors import install_error_handlers
 from shared.api.views import ClusterView, EventAccepted, JobLogs, JobView, NodeView
@@ -151,4 +151,5 @@ def create_app() -> FastAPI:
     app.include_router(workspace_routes)
     app.include_router(system_routes)
     app.include_router(catalogue.routes)
+    app.include_router(locks.routes)
     return app

@@ -34,10 +34,29 @@ class ObservedRun:
     exit_code: int | None = None
 
 
+class LockLevel(StrEnum):
+    CAN_NOT_DELETE = "CanNotDelete"
+    READ_ONLY = "ReadOnly"
+
+
+@dataclass(frozen=True)
+class ResourceLock:
+    """An Azure resource lock on the resource group that holds the cluster's nodes."""
+
+    name: str
+    level: LockLevel
+    scope: str
+
+    @property
+    def blocks_scale_up(self) -> bool:
+        return self.level is LockLevel.READ_ONLY
+
+
 @dataclass
 class Observation:
     nodes: dict[str, ObservedNode] = field(default_factory=dict)
     runs: dict[tuple[str, int], ObservedRun] = field(default_factory=dict)
+    lock: ResourceLock | None = None
 
     def node(self, node_id: str) -> ObservedNode:
         return self.nodes.get(node_id, ObservedNode(NodeStatus.GONE))

@@ -20,7 +20,7 @@ from shared.domain.autoscale import (
 )
 from shared.domain.cluster import AllocationState, Cluster, JobEntry, JobPhase, Node, NodeState, ProvisioningState
 from shared.domain.job import JobState, JobUpdate
-from shared.domain.observation import NodeStatus, Observation, RunStatus
+from shared.domain.observation import NodeStatus, Observation, ResourceLock, RunStatus
 from shared.domain.quota_ledger import QuotaCap
 
 
@@ -42,7 +42,7 @@ def reconcile(cluster: Cluster, observed: Observation, now: datetime, policy: Re
         actions += _apply_node_observations(cluster, observed, now, policy)
         actions += _apply_run_observations(cluster, observed, now)
         actions += _place_jobs(cluster, now)
-        actions += _scale(cluster, now, quota)
+        actions += _scale(cluster, now, quota, observed.lock)
         actions += _project_waiting_jobs(cluster, now)
     _update_allocation_state(cluster, now)
     actions += _schedule_next(cluster, now, policy)
@@ -158,7 +158,7 @@ def _place_jobs(cluster: Cluster, now: datetime) -> list[Action]:
     return actions
 
 
-def _scale(cluster: Cluster, now: datetime, quota: QuotaCap | None) -> list[Action]:
+def _scale(cluster: Cluster, now: datetime, quota: QuotaCap | None, lock: ResourceLock | None) -> list[Action]:
     # Every node held counts, including those on their way out: they keep their cores until released.
     extra = None if quota is None else quota.extra_nodes(held_nodes=len(cluster.nodes))
     target = scale_target(cluster, extra)
@@ -171,15 +171,34 @@ def _scale(cluster: Cluster, now: datetime, quota: QuotaCap | None) -> list[Acti
         cluster.clear_error("QuotaExceeded")
     cluster.target_node_count = target
     active = cluster.nodes_in(*ACTIVE_NODE_STATES)
+    to_add = max(target - len(active), 0)
+    to_release = idle_nodes_to_release(cluster, now, target)
+    blocked = lock is not None and (to_release or (to_add and lock.blocks_scale_up))
+    if blocked and lock is not None:
+        # AmlCompute hangs "resizing 0 -> 0" here; we stay Steady, say why and how to fix it, and retry on resync.
+        cluster.add_error("ResourceLocked", resource_lock_message(lock), now)
+        to_release = []
+        if lock.blocks_scale_up:
+            to_add = 0
+    else:
+        cluster.clear_error("ResourceLocked")
     actions: list[Action] = []
-    for _ in range(target - len(active)):
+    for _ in range(to_add):
         node = Node(node_id=cluster.new_node_id(), state=NodeState.PREPARING, requested_at=now)
         cluster.nodes.append(node)
         actions.append(ProvisionNode(node.node_id))
-    for node in idle_nodes_to_release(cluster, now, target):
+    for node in to_release:
         node.state = NodeState.LEAVING
         actions.append(ReleaseNode(node.node_id))
     return actions
+
+
+def resource_lock_message(lock: ResourceLock) -> str:
+    return (f"A {lock.level.value} lock '{lock.name}' on {lock.scope} blocks resizing the cluster. Remove the lock "
+            "from the resource group and lock the individual resources instead; never lock the "
+            "<GUID>-azurebatch-cloudservicenetworksecuritygroup, <GUID>-azurebatch-cloudservicepublicip or "
+            "<GUID>-azurebatch-cloudserviceloadbalancer resources the cluster uses to scale. Scaling resumes "
+            "on its own once the lock is gone.")
 
 
 def _project_waiting_jobs(cluster: Cluster, now: datetime) -> list[Action]:
@@ -239,14 +258,17 @@ def _schedule_next(cluster: Cluster, now: datetime, policy: ReconcilePolicy) -> 
     """Precise wake-ups (a scheduled message) for the next idle deadline or boot timeout; the timer's sweep uses
     ``next_reconcile_at`` as the safety net, and re-checks busy clusters every resync interval."""
     deadlines: list[datetime] = []
-    if len(cluster.nodes_in(*ACTIVE_NODE_STATES)) > cluster.spec.min_nodes:
+    if any(e.code == "ResourceLocked" for e in cluster.errors):
+        deadlines.append(now + policy.resync_interval)  # look again for the lock, precisely
+    elif len(cluster.nodes_in(*ACTIVE_NODE_STATES)) > cluster.spec.min_nodes:
         deadlines += [d for n in cluster.nodes if (d := idle_deadline(cluster, n)) is not None]
     deadlines += [n.requested_at + policy.boot_timeout for n in cluster.nodes_in(NodeState.PREPARING)]
     if any(n.state in (NodeState.LEAVING, NodeState.PREEMPTED, NodeState.UNUSABLE) for n in cluster.nodes):
         deadlines.append(now + policy.release_poll)  # check that the release went through
     wake_at = max(min(deadlines), now) if deadlines else None
     safety_net = [d for d in (wake_at,) if d is not None]
-    if cluster.jobs or cluster.provisioning_state is ProvisioningState.DELETING:
+    locked = any(e.code == "ResourceLocked" for e in cluster.errors)
+    if cluster.jobs or locked or cluster.provisioning_state is ProvisioningState.DELETING:
         safety_net.append(now + policy.resync_interval)
     cluster.next_reconcile_at = min(safety_net) if safety_net else None
     if wake_at is None or wake_at == cluster.wake_scheduled_for:

@@ -86,3 +86,19 @@ def test_a_location_other_than_the_workspace_is_accepted_with_a_warning(server: 
     assert any("latency" in w and "westeurope" in w for w in created["warnings"])
     assert cluster(server, "faraway")["warnings"] == created["warnings"]
     assert create_cluster(server, "nearby").json()["warnings"] == []
+
+
+def test_a_delete_lock_blocks_scale_down_with_a_clear_error_and_scaling_resumes_when_it_goes(server: Server) -> None:
+    create_cluster(server, "locked")
+    job_id = submit(server, "locked", ["python", "-c", "pass"])
+    wait_for(lambda: finished(server, job_id), what="job end")
+    lock = httpx.post(f"{server.url}/api/locks", json={"name": "rg-lock", "level": "CanNotDelete"})
+    assert lock.status_code == 201
+    blocked = wait_for(lambda: (c := cluster(server, "locked"))["errors"] and c, timeout=15, what="lock error")
+    assert [e["code"] for e in blocked["errors"]] == ["ResourceLocked"]
+    assert "azurebatch-cloudservicepublicip" in blocked["errors"][0]["message"]
+    assert blocked["allocation_state"] == "Steady" and blocked["current_node_count"] == 1  # no hang
+    assert httpx.delete(f"{server.url}/api/locks/rg-lock").status_code == 204
+    resumed = wait_for(lambda: (c := cluster(server, "locked"))["current_node_count"] == 0 and c, timeout=15,
+                       what="scale-down after the lock is gone")
+    assert resumed["errors"] == [] and resumed["allocation_state"] == "Steady"

@@ -1,0 +1,51 @@
+"""Resource locks on the nodes' resource group. In Azure they are set in ARM; locally they are simulated here so
+people can see what a lock does to scaling (and how ComputePlane reports it instead of hanging)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field
+
+from shared.api.deps import DepsDep
+from shared.domain.errors import DomainError
+from shared.domain.observation import LockLevel, ResourceLock
+
+routes = APIRouter(prefix="/api/locks")
+
+
+class LockRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=90, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    level: LockLevel = LockLevel.CAN_NOT_DELETE
+
+
+class LockView(BaseModel):
+    name: str
+    level: str
+    scope: str
+
+    @classmethod
+    def of(cls, lock: ResourceLock) -> LockView:
+        return cls(name=lock.name, level=lock.level.value, scope=lock.scope)
+
+
+class LockNotFound(DomainError):
+    code = "LockNotFound"
+    status = 404
+
+
+@routes.get("", response_model=list[LockView])
+def list_locks(deps: DepsDep) -> list[LockView]:
+    return [LockView.of(lock) for lock in deps.provider.locks()]
+
+
+@routes.post("", status_code=201, response_model=LockView)
+def add_lock(body: LockRequest, deps: DepsDep) -> LockView:
+    return LockView.of(deps.provider.add_lock(body.name, body.level))
+
+
+@routes.delete("/{name}", status_code=204)
+def remove_lock(name: Annotated[str, Path(max_length=90)], deps: DepsDep) -> None:
+    if not deps.provider.remove_lock(name):
+        raise LockNotFound(f"no lock named '{name}'")
