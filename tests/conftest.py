@@ -1,19 +1,47 @@
-"""Shared fixtures."""
+"""Shared fixtures: a real ``computeplane serve`` subprocess, and the local Cosmos DB server."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.contract.cosmos_server import missing_prerequisite, running_cosmosdb_server
 from tests.e2e.server import Server, start_server
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    """A real ``computeplane serve`` subprocess on a free port with short timings."""
+    """A real ``computeplane serve`` subprocess on a free port with short timings (embedded SQLite store)."""
     srv = start_server(tmp_path / "data")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def cosmosdb_endpoint() -> Iterator[str]:
+    """One ``@vercel/cosmosdb-server`` for the session (it starts in about a second); tests isolate themselves
+    with a database of their own. Skipped, not failed, where Node or the npm package is not installed."""
+    reason = missing_prerequisite()
+    if reason is not None:
+        pytest.skip(reason)
+    with running_cosmosdb_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(params=["sqlite", "cosmos"])
+def any_store_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """``computeplane serve`` on the embedded SQLite store, then on the Cosmos DB API (local server)."""
+    env: dict[str, str] = {}
+    if request.param == "cosmos":
+        endpoint = request.getfixturevalue("cosmosdb_endpoint")
+        env = {"COMPUTEPLANE_STORE": "cosmos", "COSMOS_ENDPOINT": endpoint,
+               "COSMOS_DATABASE": f"e2e-{uuid.uuid4().hex[:8]}"}
+    srv = start_server(tmp_path / "data", env)
     try:
         yield srv
     finally:

@@ -62,7 +62,8 @@ class NodeCountWatcher:
         self._thread.join()
 
 
-def test_cluster_scales_up_for_a_job_runs_it_and_scales_back_to_zero(server: Server) -> None:
+def test_cluster_scales_up_for_a_job_runs_it_and_scales_back_to_zero(any_store_server: Server) -> None:
+    server = any_store_server
     response = create_cluster(server, "cpucluster")
     assert response.status_code == 202
     assert response.headers["location"].endswith("/api/workspaces/default/clusters/cpucluster")
