@@ -51,8 +51,10 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     identity_app: ASGIApp | None = None
     if settings.identity_endpoint:
         grants = SqliteIdentityGrants(settings.data_dir / "identity.db")
-        tokens = LocalTokens(grants, settings.identity_endpoint)
-        identity_app = create_token_endpoint_app(grants, TokenSigner(settings.data_dir / "keys"), clock)
+        signer = TokenSigner(settings.data_dir / "keys")
+        denied = frozenset(r for r in settings.extra.get("COMPUTEPLANE_DENIED_RESOURCES", "").split(",") if r)
+        tokens = LocalTokens(grants, settings.identity_endpoint, signer, clock, denied)
+        identity_app = create_token_endpoint_app(grants, signer, clock)
     deps = Deps(store=store, bus=bus, provider=provider, tokens=tokens, clock=clock, policy=settings.policy,
                 workspace_location=settings.workspace_location, quota_limits=limits_from_settings(settings.extra))
     return Container(settings=settings, deps=deps, queue=queue, provider=provider, identity_app=identity_app)

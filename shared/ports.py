@@ -106,6 +106,11 @@ class TokenProvider(Protocol):
 
     def revoke_job(self, job_id: str) -> None: ...
 
+    def check_access(self, cluster: Cluster, resource: str) -> str | None:
+        """Get a token for the cluster's default identity for ``resource``, as the system does before a job
+        starts (datastores, registry). Returns the reason it failed, or None."""
+        ...
+
     def revoke_identity(self, client_id: str, cluster_key: str | None = None) -> None:
         """Stop serving an identity (to one cluster's jobs, or everywhere): removed, or deleted with its cluster."""
         ...

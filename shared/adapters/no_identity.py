@@ -14,3 +14,6 @@ class NoIdentityTokens:
 
     def revoke_identity(self, client_id: str, cluster_key: str | None = None) -> None:
         return None
+
+    def check_access(self, cluster: Cluster, resource: str) -> str | None:
+        return "this runtime has no identity service to get a token with"

@@ -33,6 +33,16 @@ class JobSpec(BaseModel):
     node_count: int = 1
     environment_variables: dict[str, str] = Field(default_factory=dict)
     max_retries: int = 3
+    # Resources the system reaches with the cluster's default identity before the job starts (the seed: storage
+    # mounts, datastores, container registry), e.g. "https://storage.azure.com/".
+    datastores: list[str] = Field(default_factory=list)
+    registry: str | None = None
+
+    def system_resources(self) -> list[str]:
+        return [*self.datastores, *([REGISTRY_RESOURCE] if self.registry else [])]
+
+
+REGISTRY_RESOURCE = "https://containerregistry.azure.net/"
 
 
 class JobHistoryEntry(BaseModel):

@@ -109,6 +109,9 @@ def check_job_spec(spec: JobSpec) -> JobSpec:
         raise InvalidField("command", "arguments cannot contain NUL characters")
     if not spec.command[0]:
         raise InvalidField("command", "the program (first argument) cannot be empty")
+    for resource in spec.datastores:
+        if not resource.startswith("https://") or len(resource) > 512:
+            raise InvalidField("datastores", f"each datastore is an https:// resource URI, got {resource[:80]!r}")
     if spec.node_count < 1:
         raise InvalidField("node_count", "must be 1 or more")
     if spec.max_retries < 0 or spec.max_retries > 100:

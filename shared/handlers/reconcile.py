@@ -9,6 +9,7 @@ from datetime import datetime
 from shared.domain.actions import Action, ProjectJob, ProvisionNode, ReleaseNode, StartRun, StopRun, WakeUpAt
 from shared.domain.clock import format_utc
 from shared.domain.cluster import Cluster, ProvisioningState
+from shared.domain.commands import cancel_job
 from shared.domain.events import SCALE_REQUEST, new_event
 from shared.domain.job import JobState, JobUpdate
 from shared.domain.reconcile import reconcile
@@ -100,6 +101,14 @@ def _start_run(deps: Deps, cluster: Cluster, action: StartRun) -> None:
     job = deps.store.get_job(cluster.workspace, action.job_id)
     if job is None or job.state.is_terminal:
         return  # canceled meanwhile: the sweep takes the entry out of the cluster
+    problem = next((f"{resource}: {p}" for resource in job.spec.system_resources()
+                    if (p := deps.tokens.check_access(cluster, resource))), None)
+    if problem is not None:
+        # Fail now with the cause, rather than later inside user code; the nodes go back to the queue.
+        project_job(deps, cluster.workspace, JobUpdate(job_id=job.id, state=JobState.FAILED, attempt=action.attempt,
+                                                       reason=f"IdentityTokenError: {problem}"))
+        reconcile_cluster(deps, cluster.workspace, cluster.name, lambda c, now: cancel_job(c, job.id, now))
+        return
     environment = dict(job.spec.environment_variables) | {
         "COMPUTEPLANE_JOB_ID": job.id,
         "COMPUTEPLANE_ATTEMPT": str(action.attempt),

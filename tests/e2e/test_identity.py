@@ -4,11 +4,12 @@ UserAssigned cluster with the real azure-identity package, and fails clearly on 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.e2e.server import Server, wait_for
+from tests.e2e.server import Server, running_server, wait_for
 from tests.e2e.test_lifecycle import cluster, create_cluster, finished, submit
 
 SEED_SNIPPET = """
@@ -84,3 +85,24 @@ def test_user_assigned_ids_are_stable_across_clusters(server: Server) -> None:
     two = create_cluster(server, "ua-two", identity_type="UserAssigned", identity_id=[UA_1.upper().replace(
         "/SUBSCRIPTIONS/", "/subscriptions/")]).json()
     assert one["identity"]["client_ids"] == two["identity"]["client_ids"]
+
+
+def test_datastore_access_is_checked_with_the_default_identity_before_the_job_starts(tmp_path: Path) -> None:
+    denied = "https://deniedaccount.blob.core.windows.net/"
+    with running_server(tmp_path / "data", {"COMPUTEPLANE_DENIED_RESOURCES": denied}) as server:
+        create_cluster(server, "mounts", identity_type="SystemAssigned")
+        create_cluster(server, "bare")
+        ok = submit(server, "mounts", ["python", "-c", "print('mounted')"],
+                    datastores=["https://storage.azure.com/"], registry="myregistry.azurecr.io")
+        assert wait_for(lambda: finished(server, ok), what="job with datastores")["state"] == "Completed"
+
+        refused = submit(server, "mounts", ["python", "-c", "print('never runs')"], datastores=[denied])
+        failed = wait_for(lambda: finished(server, refused), what="identity failure")
+        assert failed["state"] == "Failed" and failed["reason"].startswith("IdentityTokenError")
+        assert "no role assignment" in failed["reason"] and denied in failed["reason"]
+        assert "never runs" not in httpx.get(f"{server.api()}/jobs/{refused}/logs").json()["logs"]
+
+        no_identity = submit(server, "bare", ["true"], datastores=["https://storage.azure.com/"])
+        failed = wait_for(lambda: finished(server, no_identity), what="no identity failure")
+        assert "no managed identity" in failed["reason"]
+        wait_for(lambda: cluster(server, "bare")["node_state_counts"]["running"] == 0, what="node freed")
