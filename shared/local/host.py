@@ -74,12 +74,20 @@ def redelivery_delay(delivery_count: int) -> timedelta:
     return timedelta(seconds=min(0.05 * 2 ** (delivery_count - 1), 5.0))
 
 
+QueueReceiver = Callable[[QueueFunction], Callable[[threading.Event], None]]
+
+
 class LocalFunctionsHost:
-    def __init__(self, app: func.FunctionApp, queue: SqliteQueue, *, poll_seconds: float = 0.2,
-                 sweep_seconds: float | None = None, workers_per_queue: int = 1) -> None:
-        """``sweep_seconds`` replaces every timer's schedule with a fixed period (tests use short ones)."""
+    def __init__(self, app: func.FunctionApp, queue: SqliteQueue | None, *, poll_seconds: float = 0.2,
+                 sweep_seconds: float | None = None, workers_per_queue: int = 1,
+                 external_receiver: QueueReceiver | None = None) -> None:
+        """Queue triggers are fed from the embedded ``queue``, or, when it is None, by ``external_receiver``
+        (a real Service Bus namespace). ``sweep_seconds`` replaces every timer's schedule with a fixed period."""
+        if queue is None and external_receiver is None:
+            raise ValueError("the local host needs the embedded queue or an external receiver")
         self.queue_functions, self.timer_functions, self.http_routes = discover(app)
         self._queue = queue
+        self._external = external_receiver
         self._poll = poll_seconds
         self._sweep_seconds = sweep_seconds
         self._workers = workers_per_queue
@@ -87,18 +95,23 @@ class LocalFunctionsHost:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        released = self._queue.release_locks_of_dead_owners()
-        if released:
-            log.info("released %d message lock(s) held by a process that died", released)
+        if self._queue is not None:
+            released = self._queue.release_locks_of_dead_owners()
+            if released:
+                log.info("released %d message lock(s) held by a process that died", released)
         for qf in self.queue_functions:
             for n in range(self._workers):
-                self._spawn(f"queue-{qf.queue}-{n}", self._pump, qf)
+                if self._external is not None:
+                    self._spawn(f"servicebus-{qf.queue}-{n}", self._external(qf), self._stop)
+                else:
+                    self._spawn(f"queue-{qf.queue}-{n}", self._pump, qf)
         for tf in self.timer_functions:
             self._spawn(f"timer-{tf.name}", self._tick, tf)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self._queue.wake_all()
+        if self._queue is not None:
+            self._queue.wake_all()
         for thread in self._threads:
             thread.join(timeout)
 
@@ -109,6 +122,7 @@ class LocalFunctionsHost:
 
     # --- queues ------------------------------------------------------------------------------------------------
     def _pump(self, qf: QueueFunction) -> None:
+        assert self._queue is not None
         while not self._stop.is_set():
             try:
                 message = self._queue.receive(qf.queue)
@@ -122,6 +136,7 @@ class LocalFunctionsHost:
             self.deliver(qf, message)
 
     def deliver(self, qf: QueueFunction, message: ReceivedMessage) -> None:
+        assert self._queue is not None
         try:
             qf.call(to_service_bus_message(message))
         except Exception as exc:  # noqa: BLE001 - the broker's contract: abandon, then dead-letter

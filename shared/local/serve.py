@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 from shared import bootstrap
 from shared.config import Settings
 from shared.handlers.sweep import sweep
-from shared.local.host import LocalFunctionsHost
+from shared.local.host import LocalFunctionsHost, QueueReceiver
 
 log = logging.getLogger("computeplane")
 
@@ -30,6 +30,14 @@ def asgi_app_of(app: func.FunctionApp) -> ASGIApp:
     return inner  # type: ignore[no-any-return]
 
 
+def service_bus_receiver(settings: Settings) -> QueueReceiver:
+    """Feed the queue triggers from a real namespace (or the official emulator) with peek-lock sessions."""
+    from shared.adapters.servicebus_bus import ServiceBusPump, service_bus_client_factory
+
+    client_factory = service_bus_client_factory(settings)
+    return lambda qf: ServiceBusPump(client_factory, qf.queue, qf.call).run
+
+
 def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | None = None,
           announce: bool = True) -> None:
     base_url = f"http://{host}:{port}"
@@ -37,8 +45,8 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
     container = bootstrap.build(settings)
     bootstrap.use_container(container)
     function_app = importlib.import_module("function_app")
-    assert container.queue is not None, "the local host drives the embedded queue"
-    functions_host = LocalFunctionsHost(function_app.app, container.queue, sweep_seconds=sweep_seconds)
+    functions_host = LocalFunctionsHost(function_app.app, container.queue, sweep_seconds=sweep_seconds,
+                                        external_receiver=None if container.queue else service_bus_receiver(settings))
 
     routes = [Mount("/", app=asgi_app_of(function_app.app))]
     if container.identity_app is not None:
