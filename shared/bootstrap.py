@@ -17,6 +17,7 @@ from shared.adapters.sqlite_queue import SqliteQueue
 from shared.adapters.sqlite_store import SqliteStore
 from shared.adapters.token_endpoint import create_token_endpoint_app
 from shared.adapters.token_signer import TokenSigner
+from shared.api.auth import ApiKeys
 from shared.config import Settings
 from shared.domain.events import CloudEvent
 from shared.domain.quota import limits_from_settings
@@ -33,6 +34,7 @@ class Container:
     queue: SqliteQueue | None = None
     provider: LocalNodeProvider | None = None
     identity_app: ASGIApp | None = None
+    api_keys: ApiKeys | None = None  # checked by the app locally; in Azure the Functions host checks its keys
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Container:

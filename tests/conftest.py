@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.contract.cosmos_server import missing_prerequisite, running_cosmosdb_server
-from tests.e2e.server import Server, start_server
+from tests.e2e.server import TEST_API_KEY, Server, start_server
+
+# The CLI and the Python client read the key from here, in this process and the subprocesses it starts.
+os.environ.setdefault("COMPUTEPLANE_API_KEY", TEST_API_KEY)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from shared.api import catalogue, locks
+from shared.api.auth import ApiKeyMiddleware, ApiKeys
 from shared.api.deps import DepsDep
 from shared.api.errors import install_error_handlers
 from shared.api.views import ClusterView, EventAccepted, JobLogs, JobView, NodeView
@@ -143,11 +144,18 @@ def health() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+def _api_keys() -> ApiKeys | None:
+    from shared.bootstrap import container
+
+    return container().api_keys
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="ComputePlane", version="0.1.0",
                   description="A serverless control plane for ML compute clusters with AmlCompute semantics.",
                   docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
     install_error_handlers(app)
+    app.add_middleware(ApiKeyMiddleware, keys=_api_keys)
     app.include_router(workspace_routes)
     app.include_router(system_routes)
     app.include_router(catalogue.routes)

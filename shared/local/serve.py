@@ -14,6 +14,7 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp
 
 from shared import bootstrap
+from shared.api.auth import load_or_create_keys
 from shared.config import Settings
 from shared.handlers.sweep import sweep
 from shared.local.host import LocalFunctionsHost, QueueReceiver
@@ -43,6 +44,7 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
     base_url = f"http://{host}:{port}"
     settings = replace(settings, identity_endpoint=settings.identity_endpoint or f"{base_url}/identity")
     container = bootstrap.build(settings)
+    container.api_keys, key_file = load_or_create_keys(settings.data_dir, settings.extra.get("COMPUTEPLANE_API_KEY"))
     bootstrap.use_container(container)
     function_app = importlib.import_module("function_app")
     functions_host = LocalFunctionsHost(function_app.app, container.queue, sweep_seconds=sweep_seconds,
@@ -60,6 +62,7 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
         print(f"ComputePlane API:  {base_url}/api", flush=True)
         print(f"OpenAPI docs:      {base_url}/api/docs", flush=True)
         print(f"Data directory:    {settings.data_dir.resolve()}", flush=True)
+        print(f"API keys:          {key_file.resolve()} (send one as the x-functions-key header)", flush=True)
         print(f"Functions:         {', '.join(f.name for f in functions_host.queue_functions)} (queues), "
               f"{', '.join(f.name for f in functions_host.timer_functions)} (timer)", flush=True)
     server = uvicorn.Server(uvicorn.Config(http_app, host=host, port=port, log_level="warning", lifespan="off"))

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import httpx
 
+TEST_API_KEY = "test-key-for-the-e2e-suite"
+http = httpx.Client(headers={"x-functions-key": TEST_API_KEY}, timeout=30)  # what every e2e test calls with
+
 FAST_TIMINGS = {
     "COMPUTEPLANE_NODE_BOOT_SECONDS": "0.3",
     "COMPUTEPLANE_RESYNC_SECONDS": "2",
@@ -56,7 +59,7 @@ class Server:
 def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, port: int | None = None,
                  sweep_seconds: float = 1.0) -> Server:
     port = port or free_port()
-    env = {**os.environ, **FAST_TIMINGS, **(extra_env or {})}
+    env = {**os.environ, **FAST_TIMINGS, "COMPUTEPLANE_API_KEY": TEST_API_KEY, **(extra_env or {})}
     log_path = data_dir.parent / f"serve-{port}.log"
     log_file = open(log_path, "ab")  # noqa: SIM115 - owned by the child process
     process = subprocess.Popen(

@@ -7,9 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from tests.e2e.server import Server, running_server, wait_for
+from tests.e2e.server import Server, http, running_server, wait_for
 from tests.e2e.test_lifecycle import cluster, create_cluster, finished, submit
 
 SEED_SNIPPET = """
@@ -29,7 +27,7 @@ UA_2 = UA_1.replace("trainer", "reader")
 def run_seed_snippet(server: Server, cluster_name: str) -> tuple[dict[str, Any], str]:
     job_id = submit(server, cluster_name, ["python", "-c", JOB])
     done = wait_for(lambda: finished(server, job_id), timeout=60, what="identity job")
-    logs = httpx.get(f"{server.api()}/jobs/{job_id}/logs").json()["logs"]
+    logs = http.get(f"{server.api()}/jobs/{job_id}/logs").json()["logs"]
     return done, logs
 
 
@@ -68,15 +66,15 @@ def test_seed_snippet_fails_clearly_on_a_cluster_without_identity(server: Server
 
 def test_identity_can_be_added_and_removed_on_a_live_cluster(server: Server) -> None:
     create_cluster(server, "later")
-    none = httpx.request("DELETE", f"{server.api()}/clusters/later/identity")
+    none = http.request("DELETE", f"{server.api()}/clusters/later/identity")
     assert none.status_code == 409 and "no identity assigned" in none.json()["error"]["message"]
-    added = httpx.post(f"{server.api()}/clusters/later/identity", json={"identity_type": "SystemAssigned"})
+    added = http.post(f"{server.api()}/clusters/later/identity", json={"identity_type": "SystemAssigned"})
     assert added.status_code == 200 and added.json()["identity"]["type"] == "SystemAssigned"
     assert cluster(server, "later")["identity"]["default_client_id"] == added.json()["identity"]["default_client_id"]
-    both = httpx.post(f"{server.api()}/clusters/later/identity",
+    both = http.post(f"{server.api()}/clusters/later/identity",
                       json={"identity_type": "UserAssigned", "identity_id": [UA_1]})
     assert both.status_code == 422 and "never both" in both.json()["error"]["message"]
-    removed = httpx.request("DELETE", f"{server.api()}/clusters/later/identity")
+    removed = http.request("DELETE", f"{server.api()}/clusters/later/identity")
     assert removed.status_code == 200 and removed.json()["identity"]["type"] is None
 
 
@@ -100,7 +98,7 @@ def test_datastore_access_is_checked_with_the_default_identity_before_the_job_st
         failed = wait_for(lambda: finished(server, refused), what="identity failure")
         assert failed["state"] == "Failed" and failed["reason"].startswith("IdentityTokenError")
         assert "no role assignment" in failed["reason"] and denied in failed["reason"]
-        assert "never runs" not in httpx.get(f"{server.api()}/jobs/{refused}/logs").json()["logs"]
+        assert "never runs" not in http.get(f"{server.api()}/jobs/{refused}/logs").json()["logs"]
 
         no_identity = submit(server, "bare", ["true"], datastores=["https://storage.azure.com/"])
         failed = wait_for(lambda: finished(server, no_identity), what="no identity failure")

@@ -9,26 +9,26 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.server import Server, wait_for
+from tests.e2e.server import Server, http, wait_for
 
 
 def create_cluster(server: Server, name: str, **spec: Any) -> httpx.Response:
     body = {"name": name, "vm_size": "STANDARD_D2_V2", "max_nodes": 2, "idle_seconds_before_scaledown": 2} | spec
-    return httpx.post(f"{server.api()}/clusters", json=body)
+    return http.post(f"{server.api()}/clusters", json=body)
 
 
 def cluster(server: Server, name: str) -> dict[str, Any]:
-    response = httpx.get(f"{server.api()}/clusters/{name}")
+    response = http.get(f"{server.api()}/clusters/{name}")
     response.raise_for_status()
     return response.json()  # type: ignore[no-any-return]
 
 
 def job(server: Server, job_id: str) -> dict[str, Any]:
-    return httpx.get(f"{server.api()}/jobs/{job_id}").json()  # type: ignore[no-any-return]
+    return http.get(f"{server.api()}/jobs/{job_id}").json()  # type: ignore[no-any-return]
 
 
 def submit(server: Server, name: str, command: list[str], **extra: Any) -> str:
-    response = httpx.post(f"{server.api()}/clusters/{name}/jobs", json={"command": command} | extra)
+    response = http.post(f"{server.api()}/clusters/{name}/jobs", json={"command": command} | extra)
     assert response.status_code == 202, response.text
     return response.json()["id"]  # type: ignore[no-any-return]
 
@@ -50,7 +50,7 @@ class NodeCountWatcher:
         while not self._stop.is_set():
             c = cluster(self.server, self.name)
             self.most = max(self.most, c["current_node_count"], len(
-                httpx.get(f"{self.server.api()}/clusters/{self.name}/nodes").json()))
+                http.get(f"{self.server.api()}/clusters/{self.name}/nodes").json()))
             time.sleep(0.05)
 
     def __enter__(self) -> NodeCountWatcher:
@@ -77,7 +77,7 @@ def test_cluster_scales_up_for_a_job_runs_it_and_scales_back_to_zero(any_store_s
     done = wait_for(lambda: finished(server, job_id), what="job end")
     assert done["state"] == "Completed" and done["exit_code"] == 0 and done["attempts"] == 1
     assert [h["state"] for h in done["history"]][-2:] == ["Running", "Completed"]
-    logs = httpx.get(f"{server.api()}/jobs/{job_id}/logs").json()
+    logs = http.get(f"{server.api()}/jobs/{job_id}/logs").json()
     assert "hello from the node" in logs["logs"]
     outputs = list(server.data_dir.glob(f"runs/{job_id}/attempt-1/node-0/result.txt"))
     assert outputs and outputs[0].read_text() == "42"
@@ -103,13 +103,13 @@ def test_a_two_node_job_holds_both_nodes_at_once(server: Server, tmp_path: Path)
                                      " time.sleep(2)"], node_count=2)
 
     def both_nodes_running_it() -> bool:
-        nodes = httpx.get(f"{server.api()}/clusters/gang/nodes").json()
+        nodes = http.get(f"{server.api()}/clusters/gang/nodes").json()
         return len(nodes) == 2 and all(n["state"] == "running" and n["run_id"] == job_id for n in nodes)
 
     wait_for(both_nodes_running_it, what="both nodes held by the job")
     done = wait_for(lambda: finished(server, job_id), what="job end")
     assert done["state"] == "Completed" and len(done["nodes"]) == 2
-    logs = httpx.get(f"{server.api()}/jobs/{job_id}/logs").json()["logs"]
+    logs = http.get(f"{server.api()}/jobs/{job_id}/logs").json()["logs"]
     assert "node-0" in logs and "node-1" in logs
 
 
@@ -124,11 +124,11 @@ def test_cancel_stops_a_running_job_and_frees_its_node(server: Server) -> None:
     create_cluster(server, "cancels")
     job_id = submit(server, "cancels", ["python", "-c", "import time; time.sleep(60)"])
     wait_for(lambda: job(server, job_id)["state"] == "Running", what="Running")
-    assert httpx.post(f"{server.api()}/jobs/{job_id}/cancel").status_code == 202
+    assert http.post(f"{server.api()}/jobs/{job_id}/cancel").status_code == 202
     done = wait_for(lambda: finished(server, job_id), what="cancel")
     assert done["state"] == "Canceled"
     wait_for(lambda: cluster(server, "cancels")["node_state_counts"]["running"] == 0, what="node freed")
-    again = httpx.post(f"{server.api()}/jobs/{job_id}/cancel")
+    again = http.post(f"{server.api()}/jobs/{job_id}/cancel")
     assert again.status_code == 409 and again.json()["error"]["code"] == "OperationNotAllowed"
 
 
@@ -140,18 +140,18 @@ def test_get_or_create_and_patch_and_delete(server: Server) -> None:
     fields = {d["field"] for d in conflict.json()["error"]["details"]}
     assert fields == {"vm_size", "max_nodes"}
 
-    patched = httpx.patch(f"{server.api()}/clusters/same", json={"min_nodes": 1, "max_nodes": 3})
+    patched = http.patch(f"{server.api()}/clusters/same", json={"min_nodes": 1, "max_nodes": 3})
     assert patched.status_code == 200
     assert patched.json()["scale_settings"]["min_nodes"] == 1
     assert cluster(server, "same")["scale_settings"] == {"min_nodes": 1, "max_nodes": 3,
                                                            "idle_seconds_before_scaledown": 2}
     wait_for(lambda: cluster(server, "same")["node_state_counts"]["idle"] == 1, what="min_nodes node ready")
 
-    bad = httpx.patch(f"{server.api()}/clusters/same", json={"min_nodes": 5})
+    bad = http.patch(f"{server.api()}/clusters/same", json={"min_nodes": 5})
     assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "min_nodes"
     assert cluster(server, "same")["scale_settings"]["min_nodes"] == 1  # nothing stored was lost
 
-    assert httpx.delete(f"{server.api()}/clusters/same").status_code == 202
-    wait_for(lambda: httpx.get(f"{server.api()}/clusters/same").status_code == 404, what="deleted")
-    missing = httpx.get(f"{server.api()}/clusters/same").json()
+    assert http.delete(f"{server.api()}/clusters/same").status_code == 202
+    wait_for(lambda: http.get(f"{server.api()}/clusters/same").status_code == 404, what="deleted")
+    missing = http.get(f"{server.api()}/clusters/same").json()
     assert missing["error"]["code"] == "ComputeTargetNotFound"

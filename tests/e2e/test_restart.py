@@ -5,10 +5,9 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.e2e.server import start_server, wait_for
+from tests.e2e.server import http, start_server, wait_for
 from tests.e2e.test_lifecycle import cluster, create_cluster, finished, job, submit
 
 # Sleeps on its first attempt, ends at once on the next: a re-run after the restart completes quickly.
@@ -36,7 +35,7 @@ def test_a_job_running_when_serve_stops_is_rerun_after_restart_and_no_node_leaks
         done = wait_for(lambda: finished(second, job_id), timeout=30, what="re-run")
         assert done["state"] == "Completed" and done["attempts"] == 2
         assert any("RunLost" in (h["reason"] or "") for h in done["history"])
-        logs = httpx.get(f"{second.api()}/jobs/{job_id}/logs").json()
+        logs = http.get(f"{second.api()}/jobs/{job_id}/logs").json()
         assert logs["attempt"] == 2 and "attempt 2" in logs["logs"]
         wait_for(lambda: cluster(second, "durable")["current_node_count"] == 0, timeout=20, what="no leaked node")
     finally:

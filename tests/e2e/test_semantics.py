@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.e2e.server import Server, start_server, wait_for
+from tests.e2e.server import Server, http, start_server, wait_for
 from tests.e2e.test_lifecycle import cluster, create_cluster, finished, job, submit
 
 RESUMABLE = ["python", "-c", "import os, time; time.sleep(60 if os.environ['COMPUTEPLANE_ATTEMPT'] == '1' else 0)"]
@@ -35,7 +34,7 @@ def test_scale_up_is_capped_by_quota_and_the_waiting_job_proceeds_when_cores_fre
                        what="quota error on the second cluster")
     assert "Standard Dv2 Family vCPUs" in blocked[0]["message"] and "Maximum allowed: 2" in blocked[0]["message"]
     assert job(server, second)["state"] == "Queued" and "quota" in job(server, second)["reason"]
-    usage = httpx.get(f"{server.url}/api/usages?location=eastus").json()
+    usage = http.get(f"{server.url}/api/usages?location=eastus").json()
     dv2 = next(f for f in usage["families"] if f["family"] == "standardDv2Family")
     assert dv2 == dv2 | {"limit": 2, "current": 2}
     done = wait_for(lambda: finished(server, second), timeout=40, what="second job after the first scaled down")
@@ -46,10 +45,10 @@ def test_scale_up_is_capped_by_quota_and_the_waiting_job_proceeds_when_cores_fre
 def test_a_job_that_can_never_fit_the_quota_is_rejected_at_submit(one_node_of_quota: Server) -> None:
     server = one_node_of_quota
     create_cluster(server, "tiny", max_nodes=4)
-    response = httpx.post(f"{server.api()}/clusters/tiny/jobs", json={"command": ["true"], "node_count": 2})
+    response = http.post(f"{server.api()}/clusters/tiny/jobs", json={"command": ["true"], "node_count": 2})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "JobNodeCountExceedsCoreQuota"
-    over_max = httpx.post(f"{server.api()}/clusters/tiny/jobs", json={"command": ["true"], "node_count": 5})
+    over_max = http.post(f"{server.api()}/clusters/tiny/jobs", json={"command": ["true"], "node_count": 5})
     assert over_max.json()["error"]["code"] == "JobNodeCountExceedsCoreQuota"
 
 
@@ -58,7 +57,7 @@ def test_a_preempted_low_priority_job_is_requeued_and_resumes_as_the_next_attemp
     job_id = submit(server, "spot", RESUMABLE)
     running = wait_for(lambda: (j := job(server, job_id))["state"] == "Running" and j, what="Running")
     node = running["nodes"][0]
-    assert httpx.post(f"{server.api()}/clusters/spot/nodes/{node}/preempt").status_code == 202
+    assert http.post(f"{server.api()}/clusters/spot/nodes/{node}/preempt").status_code == 202
     done = wait_for(lambda: finished(server, job_id), timeout=30, what="resumed attempt")
     assert done["state"] == "Completed" and done["attempts"] == 2
     assert any("Preempted" in (h["reason"] or "") for h in done["history"])
@@ -68,15 +67,15 @@ def test_a_job_preempted_more_than_max_retries_times_fails_with_preempted(server
     create_cluster(server, "spot2", vm_priority="lowpriority")
     job_id = submit(server, "spot2", ["python", "-c", "import time; time.sleep(60)"], max_retries=0)
     running = wait_for(lambda: (j := job(server, job_id))["state"] == "Running" and j, what="Running")
-    httpx.post(f"{server.api()}/clusters/spot2/nodes/{running['nodes'][0]}/preempt")
+    http.post(f"{server.api()}/clusters/spot2/nodes/{running['nodes'][0]}/preempt")
     done = wait_for(lambda: finished(server, job_id), timeout=30, what="failure")
     assert done["state"] == "Failed" and done["reason"].startswith("Preempted")
 
 
 def test_dedicated_nodes_are_not_preempted(server: Server) -> None:
     create_cluster(server, "steady", min_nodes=1)
-    node = wait_for(lambda: httpx.get(f"{server.api()}/clusters/steady/nodes").json(), what="a node")[0]
-    refused = httpx.post(f"{server.api()}/clusters/steady/nodes/{node['node_id']}/preempt")
+    node = wait_for(lambda: http.get(f"{server.api()}/clusters/steady/nodes").json(), what="a node")[0]
+    refused = http.post(f"{server.api()}/clusters/steady/nodes/{node['node_id']}/preempt")
     assert refused.status_code == 409 and "dedicated" in refused.json()["error"]["message"]
 
 
@@ -92,13 +91,13 @@ def test_a_delete_lock_blocks_scale_down_with_a_clear_error_and_scaling_resumes_
     create_cluster(server, "locked")
     job_id = submit(server, "locked", ["python", "-c", "pass"])
     wait_for(lambda: finished(server, job_id), what="job end")
-    lock = httpx.post(f"{server.url}/api/locks", json={"name": "rg-lock", "level": "CanNotDelete"})
+    lock = http.post(f"{server.url}/api/locks", json={"name": "rg-lock", "level": "CanNotDelete"})
     assert lock.status_code == 201
     blocked = wait_for(lambda: (c := cluster(server, "locked"))["errors"] and c, timeout=15, what="lock error")
     assert [e["code"] for e in blocked["errors"]] == ["ResourceLocked"]
     assert "azurebatch-cloudservicepublicip" in blocked["errors"][0]["message"]
     assert blocked["allocation_state"] == "Steady" and blocked["current_node_count"] == 1  # no hang
-    assert httpx.delete(f"{server.url}/api/locks/rg-lock").status_code == 204
+    assert http.delete(f"{server.url}/api/locks/rg-lock").status_code == 204
     resumed = wait_for(lambda: (c := cluster(server, "locked"))["current_node_count"] == 0 and c, timeout=15,
                        what="scale-down after the lock is gone")
     assert resumed["errors"] == [] and resumed["allocation_state"] == "Steady"

@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.e2e.server import Server, start_server
+from tests.e2e.server import Server, http, start_server
 
 UA = ("/subscriptions/11111111-2222-3333-4444-555555555555/resourcegroups/rg/providers/"
       "Microsoft.ManagedIdentity/userAssignedIdentities/ident")
@@ -48,7 +47,7 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def test_each_cluster_rule_is_a_422_naming_the_field(shared_server: Server, changes: dict[str, Any], field: str,
                                                       rule: str) -> None:
     body = {k: v for k, v in (VALID | changes).items() if v is not None}
-    response = httpx.post(f"{shared_server.api()}/clusters", json=body)
+    response = http.post(f"{shared_server.api()}/clusters", json=body)
     assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert any(field in d["field"] for d in error["details"]), error
@@ -57,7 +56,7 @@ def test_each_cluster_rule_is_a_422_naming_the_field(shared_server: Server, chan
 
 def test_more_than_100_nodes_needs_inter_node_communication_disabled(shared_server: Server) -> None:
     body = VALID | {"name": "wide", "max_nodes": 1000, "inter_node_communication": "Disabled"}
-    assert httpx.post(f"{shared_server.api()}/clusters", json=body).status_code == 202
+    assert http.post(f"{shared_server.api()}/clusters", json=body).status_code == 202
 
 
 @pytest.mark.parametrize(("job", "field"), [
@@ -70,17 +69,17 @@ def test_more_than_100_nodes_needs_inter_node_communication_disabled(shared_serv
 ])
 def test_bad_jobs_are_refused_naming_the_field_and_the_cluster_is_unchanged(shared_server: Server,
                                                                            job: dict[str, Any], field: str) -> None:
-    httpx.post(f"{shared_server.api()}/clusters", json=VALID)
-    before = httpx.get(f"{shared_server.api()}/clusters/valid-cluster").json()
-    response = httpx.post(f"{shared_server.api()}/clusters/valid-cluster/jobs", json=job)
+    http.post(f"{shared_server.api()}/clusters", json=VALID)
+    before = http.get(f"{shared_server.api()}/clusters/valid-cluster").json()
+    response = http.post(f"{shared_server.api()}/clusters/valid-cluster/jobs", json=job)
     assert response.status_code == 422, response.text
     assert any(field in d["field"] for d in response.json()["error"]["details"])
-    after = httpx.get(f"{shared_server.api()}/clusters/valid-cluster").json()
+    after = http.get(f"{shared_server.api()}/clusters/valid-cluster").json()
     assert after["scale_settings"] == before["scale_settings"] and after["target_node_count"] == 0
 
 
 def test_an_invalid_cloud_event_is_refused_with_the_reason(shared_server: Server) -> None:
-    response = httpx.post(f"{shared_server.url}/api/events", content=b'{"specversion": "1.0", "id": "x"}',
+    response = http.post(f"{shared_server.url}/api/events", content=b'{"specversion": "1.0", "id": "x"}',
                           headers={"content-type": "application/cloudevents+json"})
     assert response.status_code == 400
     assert "not a CloudEvent" in response.json()["error"]["message"]

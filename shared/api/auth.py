@@ -1,0 +1,109 @@
+"""API keys for the local runtime: every route but health (and the docs) needs one.
+
+In Azure the Functions host checks function keys (``x-functions-key`` header or ``code`` query) before the app sees
+a request. Locally ``computeplane serve`` does the same with keys it creates at first start and keeps, 0600, in the
+data directory. A key can be limited to workspaces: another workspace's resources are then forbidden (403), never
+shown. Subscription-wide operations (locks, events from other systems) need an unlimited key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+KEY_FILE = "api-keys.json"
+OPEN_PATHS = frozenset({"/api/health", "/api/docs", "/api/openapi.json", "/api/docs/oauth2-redirect"})
+UNLIMITED_ONLY_PREFIXES = ("/api/locks", "/api/events")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    name: str
+    digest: bytes
+    workspaces: frozenset[str] | None  # None: every workspace
+
+    def allows(self, workspace: str) -> bool:
+        return self.workspaces is None or workspace in self.workspaces
+
+
+class ApiKeys:
+    def __init__(self, keys: list[tuple[str, str, list[str] | None]]) -> None:
+        self._keys = [ApiKey(name, _digest(secret), frozenset(ws) if ws is not None else None)
+                      for name, secret, ws in keys]
+
+    def authenticate(self, presented: str) -> ApiKey | None:
+        digest = _digest(presented)
+        found = None
+        for key in self._keys:  # compare with every key, in constant time each
+            if hmac.compare_digest(key.digest, digest):
+                found = key
+        return found
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def load_or_create_keys(data_dir: Path, extra_key: str | None = None) -> tuple[ApiKeys, Path]:
+    """The keys in ``data_dir/api-keys.json``, creating it (0600) with one unlimited key at first start.
+    ``extra_key`` (COMPUTEPLANE_API_KEY) is accepted too, for scripts and tests."""
+    path = data_dir / KEY_FILE
+    if not path.exists():
+        document = {"keys": [{"name": "default", "key": secrets.token_urlsafe(32), "workspaces": None}]}
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            json.dump(document, file, indent=2)
+    entries = json.loads(path.read_text())["keys"]
+    keys = [(e["name"], e["key"], e.get("workspaces")) for e in entries]
+    if extra_key:
+        keys.append(("COMPUTEPLANE_API_KEY", extra_key, None))
+    return ApiKeys(keys), path
+
+
+class ApiKeyMiddleware:
+    def __init__(self, app: ASGIApp, keys: Callable[[], ApiKeys | None]) -> None:
+        self._app, self._keys = app, keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        keys = self._keys() if path.startswith("/api/") and path not in OPEN_PATHS else None
+        if keys is None:
+            await self._app(scope, receive, send)
+            return
+        presented = _presented_key(scope)
+        key = keys.authenticate(presented) if presented else None
+        if key is None:
+            await _deny(401, "Unauthorized", "a valid API key is required: send it as the x-functions-key header "
+                                             "(or the code query parameter)", scope, receive, send)
+            return
+        parts = path.split("/")
+        if len(parts) > 3 and parts[2] == "workspaces" and not key.allows(parts[3]):
+            await _deny(403, "Forbidden", f"this key is not valid for workspace '{parts[3]}'", scope, receive, send)
+            return
+        if key.workspaces is not None and path.startswith(UNLIMITED_ONLY_PREFIXES):
+            await _deny(403, "Forbidden", "this operation needs a key valid for every workspace", scope, receive,
+                        send)
+            return
+        await self._app(scope, receive, send)
+
+
+def _presented_key(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"x-functions-key":
+            return bytes(value).decode("latin-1")
+    codes = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("code")
+    return codes[0] if codes else None
+
+
+async def _deny(status: int, code: str, message: str, scope: Scope, receive: Receive, send: Send) -> None:
+    await JSONResponse({"error": {"code": code, "message": message}}, status_code=status)(scope, receive, send)
