@@ -9,13 +9,40 @@ from typing import Annotated
 
 import typer
 
+from computeplane.cli_capacity import quota_app, vm_sizes_app
+from computeplane.cli_clusters import cluster_app
+from computeplane.cli_context import ENDPOINT_ENV, WORKSPACE_ENV, CliSettings, OutputFormat
+from computeplane.cli_errors import ErrorReportingGroup
+from computeplane.cli_jobs import job_app
+from computeplane.client import API_KEY_ENV, DEFAULT_ENDPOINT, DEFAULT_WORKSPACE
+
 app = typer.Typer(help="ComputePlane: ML compute clusters with AmlCompute semantics.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, cls=ErrorReportingGroup)
+app.add_typer(cluster_app, name="cluster")
+app.add_typer(job_app, name="job")
+app.add_typer(vm_sizes_app, name="vm-sizes")
+app.add_typer(quota_app, name="quota")
 
 
 @app.callback()
-def cli() -> None:
-    """ComputePlane: ML compute clusters with AmlCompute semantics."""
+def cli(
+    ctx: typer.Context,
+    endpoint: Annotated[str, typer.Option(envvar=ENDPOINT_ENV, help="Address of the ComputePlane server.")] =
+        DEFAULT_ENDPOINT,
+    workspace: Annotated[str, typer.Option(envvar=WORKSPACE_ENV, help="Workspace of the clusters and jobs.")] =
+        DEFAULT_WORKSPACE,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o", help="table, or json: the API's body as it is.")]
+        = OutputFormat.TABLE,
+    api_key: Annotated[str | None, typer.Option(envvar=API_KEY_ENV, show_default=False,
+                                                help="Key for a server that requires one (x-functions-key).")] =
+        None,
+) -> None:
+    """ComputePlane: ML compute clusters with AmlCompute semantics.
+
+    Exit codes: 0 done; 1 the operation failed (not found, conflict, job or cluster Failed, timeout);
+    2 bad input; 3 the server cannot be reached.
+    """
+    ctx.obj = CliSettings(endpoint=endpoint, workspace=workspace, output=output, api_key=api_key)
 
 
 @app.command()

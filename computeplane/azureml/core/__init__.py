@@ -1,0 +1,6 @@
+"""Mirror of ``azureml.core``: ``from computeplane.azureml.core import Workspace, ComputeTarget``."""
+
+from computeplane.azureml.compute_target import ComputeTarget
+from computeplane.azureml.workspace import Workspace
+
+__all__ = ["ComputeTarget", "Workspace"]

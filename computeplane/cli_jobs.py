@@ -1,0 +1,120 @@
+"""``computeplane job ...``: submit (optionally waiting and streaming its output), show, list, logs, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from computeplane.cli_context import GlobalOptionsCommand, settings_of
+from computeplane.cli_output import emit, job_detail, job_table, print_json
+from computeplane.cli_progress import ProgressLines, job_progress_line
+from computeplane.cli_values import parse_key_values
+from computeplane.client import ComputePlaneClient
+from computeplane.waiting import DEFAULT_WAIT_TIMEOUT_SECONDS, OutputCallback, wait_for_job
+
+job_app = typer.Typer(help="Submit jobs to a cluster and follow them.", no_args_is_help=True)
+
+JobIdArgument = Annotated[str, typer.Argument(help="Job id (printed by `job submit`, listed by `job list`).")]
+
+
+@job_app.command("submit", cls=GlobalOptionsCommand, context_settings={"allow_interspersed_args": False})
+def submit(
+    ctx: typer.Context,
+    command: Annotated[list[str], typer.Argument(help="The program and its arguments, after `--` (no shell).",
+                                                 metavar="COMMAND")],
+    cluster: Annotated[str, typer.Option("--cluster", "-c", help="Cluster to run on.")],
+    node_count: Annotated[int | None, typer.Option("--node-count", help="Nodes for the job \\[default: 1].",
+                                                   show_default=False)] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="KEY=VALUE environment variable (repeat).",
+                                                  show_default=False)] = None,
+    max_retries: Annotated[int | None, typer.Option("--max-retries", help="Retries after a lost node \\[default: 3].",
+                                                    show_default=False)] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the job, showing its state and output.")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait with --wait.")] =
+        DEFAULT_WAIT_TIMEOUT_SECONDS,
+) -> None:
+    """Queue COMMAND on a cluster: nodes scale up at once; exit code with --wait is 0 only if it Completed."""
+    settings = settings_of(ctx)
+    environment = parse_key_values(env or [], "--env") or None
+    with settings.client() as client:
+        job = client.submit_job(cluster, command, node_count=node_count, environment_variables=environment,
+                                max_retries=max_retries)
+        if not settings.json:
+            typer.echo(f"Submitted job {job['id']} to cluster '{cluster}'.", err=True)
+        if wait:
+            job = _follow(client, job["id"], timeout, stream_output=not settings.json)
+    if settings.json or not wait:
+        emit(settings, job, job_detail)
+
+
+def _follow(client: ComputePlaneClient, job_id: str, timeout: float, stream_output: bool,
+            first_attempt: int = 1) -> dict[str, Any]:
+    """Wait for the job, printing state changes on stderr and (if asked) its output on stdout as it grows."""
+    with ProgressLines(f"job {job_id}") as progress:
+        final = wait_for_job(client, job_id, timeout=timeout, first_attempt=first_attempt,
+                             on_progress=lambda j: progress.show(job_progress_line(j)),
+                             on_output=_print_output(progress) if stream_output else None)
+        progress.note(f"Job {job_id} {final.get('state')} (exit code {final.get('exit_code')}).")
+    return final
+
+
+def _print_output(progress: ProgressLines) -> OutputCallback:
+    shown: list[int] = []
+
+    def print_output(attempt: int, text: str) -> None:
+        if shown and shown[-1] != attempt:
+            progress.note(f"--- attempt {attempt} ---")
+        if not shown or shown[-1] != attempt:
+            shown.append(attempt)
+        typer.echo(text, nl=False)
+
+    return print_output
+
+
+@job_app.command("show", cls=GlobalOptionsCommand)
+def show(ctx: typer.Context, job_id: JobIdArgument) -> None:
+    """A job: state, reason, nodes, attempts, exit code and history."""
+    settings = settings_of(ctx)
+    with settings.client() as client:
+        emit(settings, client.get_job(job_id), job_detail)
+
+
+@job_app.command("list", cls=GlobalOptionsCommand)
+def list_jobs(ctx: typer.Context, cluster: Annotated[str | None, typer.Option(
+        "--cluster", "-c", help="Only the jobs of this cluster.", show_default=False)] = None) -> None:
+    """The jobs of the workspace (or of one cluster)."""
+    settings = settings_of(ctx)
+    with settings.client() as client:
+        emit(settings, client.list_jobs(cluster), job_table)
+
+
+@job_app.command("logs", cls=GlobalOptionsCommand)
+def logs(
+    ctx: typer.Context,
+    job_id: JobIdArgument,
+    attempt: Annotated[int | None, typer.Option("--attempt", help="Attempt number \\[default: the latest].",
+                                                show_default=False, min=1)] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
+) -> None:
+    """The output of a job (one attempt). With --output json: the API's {job_id, attempt, state, logs}."""
+    settings = settings_of(ctx)
+    with settings.client() as client:
+        if follow and not settings.json:
+            _follow(client, job_id, float("inf"), stream_output=True, first_attempt=attempt or 1)
+            return
+        if follow:
+            wait_for_job(client, job_id, timeout=float("inf"), raise_on_error=False)
+        body = client.job_logs(job_id, attempt)
+    if settings.json:
+        print_json(body)
+    else:
+        typer.echo(body.get("logs") or "", nl=False)
+
+
+@job_app.command("cancel", cls=GlobalOptionsCommand)
+def cancel(ctx: typer.Context, job_id: JobIdArgument) -> None:
+    """Cancel a queued or running job (a finished job cannot be canceled: exit code 1)."""
+    settings = settings_of(ctx)
+    with settings.client() as client:
+        emit(settings, client.cancel_job(job_id), job_detail)
