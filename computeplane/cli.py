@@ -54,13 +54,20 @@ def serve(
     sweep_seconds: Annotated[float | None, typer.Option(
         help="Run the timer every N seconds instead of its NCRONTAB schedule (for tests).")] = None,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "WARNING",
+    store: Annotated[str | None, typer.Option(
+        help="sqlite (embedded, the default) or cosmos (COSMOS_ENDPOINT, e.g. the local @vercel/cosmosdb-server).",
+        envvar="COMPUTEPLANE_STORE")] = None,
 ) -> None:
     """Run the control plane locally: embedded SQLite store and queue, local nodes, local token endpoint."""
     from shared.config import Settings
     from shared.local.serve import serve as run
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings.from_env({**os.environ, "COMPUTEPLANE_DATA_DIR": str(data_dir)})
+    overrides = {"COMPUTEPLANE_DATA_DIR": str(data_dir)} | ({"COMPUTEPLANE_STORE": store} if store else {})
+    try:
+        settings = Settings.from_env({**os.environ, **overrides})
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     run(settings, host, port, sweep_seconds=sweep_seconds)
 
 

@@ -15,8 +15,10 @@ Every method returns the API's JSON body as it is (plain dicts and lists), and r
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
@@ -57,11 +59,24 @@ class ClusterCreateResult:
     created: bool
 
 
+def local_server_key(endpoint: str) -> str | None:
+    """The first key of a local ``computeplane serve``, read from its data directory, if this is one."""
+    if httpx.URL(endpoint).host not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    key_file = Path(os.environ.get("COMPUTEPLANE_DATA_DIR", ".computeplane")) / "api-keys.json"
+    try:
+        keys = json.loads(key_file.read_text())["keys"]
+        return str(keys[0]["key"]) if keys else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 class ComputePlaneClient:
     """Typed calls for every endpoint of one workspace of a ComputePlane server.
 
-    ``api_key`` is sent as the ``x-functions-key`` header; when None, COMPUTEPLANE_API_KEY is used if set
-    (pass ``""`` to send no key).
+    ``api_key`` is sent as the ``x-functions-key`` header; when None, COMPUTEPLANE_API_KEY is used if set, and
+    for a server on this machine the key ``computeplane serve`` created in its data directory
+    (COMPUTEPLANE_DATA_DIR, default ``.computeplane``), as ``func`` does with local keys. Pass ``""`` to send none.
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, workspace: str = DEFAULT_WORKSPACE,
@@ -69,7 +84,7 @@ class ComputePlaneClient:
                  transport: httpx.BaseTransport | None = None) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.workspace = workspace
-        key = os.environ.get(API_KEY_ENV) if api_key is None else api_key
+        key = (os.environ.get(API_KEY_ENV) or local_server_key(self.endpoint)) if api_key is None else api_key
         headers = {API_KEY_HEADER: key} if key else {}
         self._http = httpx.Client(base_url=self.endpoint, headers=headers, timeout=timeout, transport=transport)
 

@@ -20,6 +20,7 @@ from computeplane.errors import (
     WaitTimeout,
 )
 from computeplane.waiting import cluster_is_ready, wait_for_cluster, wait_for_job
+from tests.e2e.server import Server
 
 
 def client_answering(status: int, body: Any, seen: list[httpx.Request] | None = None,
@@ -141,3 +142,14 @@ def test_wait_for_job_raises_for_a_failed_job_unless_asked_not_to() -> None:
     with pytest.raises(OperationFailed, match="exit code 3"):
         wait_for_job(ScriptedClient([{"state": "Running"}, failed]), "j1", poll_interval=0.01)  # type: ignore[arg-type]
     assert wait_for_job(ScriptedClient([failed]), "j1", raise_on_error=False)["state"] == "Failed"  # type: ignore[arg-type]
+
+
+def test_a_client_of_a_local_server_finds_the_key_serve_created(shared_server: Server,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    server = shared_server
+    monkeypatch.delenv("COMPUTEPLANE_API_KEY", raising=False)
+    monkeypatch.setenv("COMPUTEPLANE_DATA_DIR", str(server.data_dir))
+    assert isinstance(ComputePlaneClient(server.url).list_clusters(), list)
+    monkeypatch.setenv("COMPUTEPLANE_DATA_DIR", str(server.data_dir / "elsewhere"))
+    with pytest.raises(AccessDeniedError):
+        ComputePlaneClient(server.url).list_clusters()
