@@ -18,10 +18,10 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.cosmos import CosmosClient
 from azure.cosmos.exceptions import CosmosClientTimeoutError, CosmosHttpResponseError
-from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 from urllib3.exceptions import InsecureRequestWarning
 
+from shared.adapters.credentials import azure_credential
 from shared.config import Settings
 from shared.domain.errors import TransientError
 
@@ -70,9 +70,7 @@ def cosmos_credential(settings: Settings) -> CosmosCredential:
     AZURE_CLIENT_ID, or whatever DefaultAzureCredential finds (system-assigned identity, a developer's login)."""
     if is_emulator_endpoint(cosmos_endpoint(settings)):
         return EMULATOR_KEY
-    if settings.azure_client_id:
-        return ManagedIdentityCredential(client_id=settings.azure_client_id)
-    return DefaultAzureCredential()
+    return azure_credential(settings.azure_client_id)  # the one factory every Azure client uses
 
 
 def create_cosmos_client(endpoint: str, credential: CosmosCredential) -> CosmosClient:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import math
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -20,6 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from shared.adapters.sqlite_store import connect
 from shared.domain.clock import format_utc
@@ -40,7 +43,7 @@ from shared.ports import Clock, RunRequest
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
     node_id TEXT PRIMARY KEY, workspace TEXT NOT NULL, cluster TEXT NOT NULL, created_at TEXT NOT NULL,
-    ready_at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'ok', reason TEXT);
+    ready_at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'ok', reason TEXT, checked_at TEXT);
 CREATE TABLE IF NOT EXISTS locks (
     name TEXT PRIMARY KEY, level TEXT NOT NULL, scope TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -54,8 +57,13 @@ KILL_GRACE_SECONDS = 5.0
 
 class LocalNodeProvider:
     def __init__(self, data_dir: Path, clock: Clock, publish: Publish, boot_delay: timedelta,
-                 fail_provisioning: bool = False, resource_group: str = LOCAL_RESOURCE_GROUP) -> None:
+                 fail_provisioning: bool = False, resource_group: str = LOCAL_RESOURCE_GROUP,
+                 preemption_rate_per_node_hour: float = 0.0, seed: int | None = None) -> None:
+        """``preemption_rate_per_node_hour`` makes low-priority nodes disappear at random, as Azure may (the
+        preemption traces in shared/data show 0.3-0.7 losses per running hour for spot GPUs)."""
         self.resource_group = resource_group
+        self._preemption_rate = preemption_rate_per_node_hour
+        self._random = random.Random(seed)
         self._runs_dir = data_dir / "runs"
         self._runs_dir.mkdir(parents=True, exist_ok=True)
         self._path = data_dir / "provider.db"
@@ -63,6 +71,8 @@ class LocalNodeProvider:
         self._boot_delay, self._fail_provisioning = boot_delay, fail_provisioning
         self._local = threading.local()
         self._conn().executescript(SCHEMA)
+        if "checked_at" not in {row[1] for row in self._conn().execute("PRAGMA table_info(nodes)")}:
+            self._conn().execute("ALTER TABLE nodes ADD COLUMN checked_at TEXT")  # data dirs of an older version
         self._children: dict[tuple[str, int], list[subprocess.Popen[bytes]]] = {}
         self._children_lock = threading.Lock()
         self._shutting_down = threading.Event()
@@ -173,6 +183,19 @@ class LocalNodeProvider:
             except subprocess.TimeoutExpired:
                 _signal_group(p.pid, signal.SIGKILL)
 
+    def _preempt_at_random(self, node_ids: list[str]) -> None:
+        """Each ready node is lost with probability 1 - exp(-rate * hours since it was last looked at)."""
+        now = self._clock.now()
+        for node_id, ready_at, checked_at in self._select_in(
+                "SELECT node_id, ready_at, checked_at FROM nodes WHERE status='ok' AND node_id IN", node_ids):
+            since = datetime.fromisoformat(checked_at or ready_at)
+            hours = max((now - since).total_seconds(), 0.0) / 3600
+            if since > now or hours == 0:
+                continue
+            self._conn().execute("UPDATE nodes SET checked_at=? WHERE node_id=?", (format_utc(now), node_id))
+            if self._random.random() < 1 - math.exp(-self._preemption_rate * hours):
+                self.preempt(node_id)
+
     # --- resource locks (what Azure users put on resource groups; simulated here) ----------------------------
     def add_lock(self, name: str, level: LockLevel) -> ResourceLock:
         self._conn().execute("INSERT OR REPLACE INTO locks (name, level, scope, created_at) VALUES (?, ?, ?, ?)",
@@ -191,6 +214,8 @@ class LocalNodeProvider:
 
     # --- observation -------------------------------------------------------------------------------------------
     def observe(self, cluster: Cluster) -> Observation:
+        if self._preemption_rate > 0 and cluster.spec.vm_priority == "lowpriority":
+            self._preempt_at_random([n.node_id for n in cluster.nodes])
         now = format_utc(self._clock.now())
         observation = Observation()
         ids = [n.node_id for n in cluster.nodes]
@@ -214,7 +239,7 @@ class LocalNodeProvider:
             observation.runs[(job_id, attempt)] = _run_status(row)
         return observation
 
-    def _select_in(self, sql: str, ids: list[str]) -> list[tuple[str, str, str, str | None]]:
+    def _select_in(self, sql: str, ids: list[str]) -> list[tuple[Any, ...]]:
         if not ids:
             return []
         marks = ",".join("?" * len(ids))

@@ -11,6 +11,7 @@ from shared.api import catalogue, locks
 from shared.api.auth import ApiKeyMiddleware, ApiKeys
 from shared.api.deps import DepsDep
 from shared.api.errors import install_error_handlers
+from shared.api.limits import BodySizeLimit
 from shared.api.views import ClusterView, EventAccepted, JobLogs, JobView, NodeView
 from shared.domain.commands import ScaleSettingsUpdate
 from shared.domain.errors import InvalidField
@@ -156,6 +157,7 @@ def create_app() -> FastAPI:
                   docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
     install_error_handlers(app)
     app.add_middleware(ApiKeyMiddleware, keys=_api_keys)
+    app.add_middleware(BodySizeLimit)
     app.include_router(workspace_routes)
     app.include_router(system_routes)
     app.include_router(catalogue.routes)

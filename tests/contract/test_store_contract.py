@@ -18,6 +18,7 @@ from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from shared.adapters import cosmos_client, cosmos_store
 from shared.adapters.cosmos_client import EMULATOR_KEY, cosmos_credential, retry_read
 from shared.adapters.cosmos_store import ENVELOPE_FIELDS, LEDGER_ENVELOPE_FIELDS, CosmosStore
+from shared.adapters.credentials import azure_credential, forget_credentials
 from shared.adapters.sqlite_store import SqliteStore
 from shared.config import Settings
 from shared.domain.cluster import (
@@ -477,13 +478,21 @@ def test_cosmos_transient_failures_are_retried_then_become_transient_error(monke
     assert len(calls) == 1, "a permanent error is not retried"
 
 
-def test_cosmos_credential_is_the_emulator_key_locally_and_a_managed_identity_in_azure() -> None:
+def test_cosmos_credential_is_the_emulator_key_locally_and_the_shared_managed_identity_in_azure(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     assert cosmos_credential(Settings(cosmos_endpoint="https://localhost:8081/")) == EMULATOR_KEY
     assert cosmos_credential(Settings(cosmos_endpoint="https://127.0.0.1:3000")) == EMULATOR_KEY
     azure = "https://computeplane.documents.azure.com:443/"
-    user_assigned = cosmos_credential(Settings(cosmos_endpoint=azure, azure_client_id=str(uuid.uuid4())))
+    forget_credentials()
+    assert isinstance(cosmos_credential(Settings(cosmos_endpoint=azure)), DefaultAzureCredential)  # a developer
+    monkeypatch.setenv("IDENTITY_ENDPOINT", "http://localhost:42356/msi/token")  # what a Function App has
+    client_id = str(uuid.uuid4())
+    user_assigned = cosmos_credential(Settings(cosmos_endpoint=azure, azure_client_id=client_id))
     assert isinstance(user_assigned, ManagedIdentityCredential)
-    assert isinstance(cosmos_credential(Settings(cosmos_endpoint=azure)), DefaultAzureCredential)
+    # One credential per identity for the process, shared by every Azure client: tokens are cached by the SDK.
+    assert cosmos_credential(Settings(cosmos_endpoint=azure, azure_client_id=client_id)) is user_assigned
+    assert azure_credential(client_id) is user_assigned
+    forget_credentials()
     with pytest.raises(ValueError, match="COSMOS__accountEndpoint"):
         cosmos_credential(Settings())
 

@@ -83,3 +83,16 @@ def test_an_invalid_cloud_event_is_refused_with_the_reason(shared_server: Server
                           headers={"content-type": "application/cloudevents+json"})
     assert response.status_code == 400
     assert "not a CloudEvent" in response.json()["error"]["message"]
+
+
+def test_a_body_over_one_megabyte_is_refused_with_413(shared_server: Server) -> None:
+    huge = {"name": "x" * (1024 * 1024 + 10)}
+    response = http.post(f"{shared_server.api()}/clusters", json=huge)
+    assert response.status_code == 413 and "limit" in response.json()["error"]["message"]
+
+
+def test_an_event_over_the_service_bus_size_is_refused(shared_server: Server) -> None:
+    event = {"specversion": "1.0", "id": "big", "source": "/test", "type": "computeplane.job.submit",
+             "subject": "workspaces/default/clusters/valid-cluster", "data": {"command": ["x" * 300_000]}}
+    response = http.post(f"{shared_server.url}/api/events", json=event)
+    assert response.status_code == 400 and "262144" in response.json()["error"]["message"]
