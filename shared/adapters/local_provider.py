@@ -168,7 +168,9 @@ class LocalNodeProvider:
         for pid, started in json.loads(row[0]) if row and row[0] else []:
             if _same_process(pid, started):
                 _signal_group(pid, signal.SIGTERM)
-                threading.Timer(KILL_GRACE_SECONDS, _signal_group, args=(pid, signal.SIGKILL)).start()
+                killer = threading.Timer(KILL_GRACE_SECONDS, _signal_group, args=(pid, signal.SIGKILL))
+                killer.daemon = True  # never keeps the control plane from exiting
+                killer.start()
 
     def stop_all(self) -> None:
         """On shutdown: end every run this process started (they are requeued when the control plane returns)."""
