@@ -11,9 +11,10 @@ import typer
 
 from computeplane.cli_capacity import quota_app, vm_sizes_app
 from computeplane.cli_clusters import cluster_app
-from computeplane.cli_context import ENDPOINT_ENV, WORKSPACE_ENV, CliSettings, OutputFormat
+from computeplane.cli_context import ENDPOINT_ENV, WORKSPACE_ENV, CliSettings, GlobalOptionsCommand, OutputFormat
 from computeplane.cli_errors import ErrorReportingGroup
 from computeplane.cli_jobs import job_app
+from computeplane.cli_simulate import simulate
 from computeplane.client import API_KEY_ENV, DEFAULT_ENDPOINT, DEFAULT_WORKSPACE
 
 app = typer.Typer(help="ComputePlane: ML compute clusters with AmlCompute semantics.", no_args_is_help=True,
@@ -22,6 +23,7 @@ app.add_typer(cluster_app, name="cluster")
 app.add_typer(job_app, name="job")
 app.add_typer(vm_sizes_app, name="vm-sizes")
 app.add_typer(quota_app, name="quota")
+app.command("simulate", cls=GlobalOptionsCommand)(simulate)
 
 
 @app.callback()

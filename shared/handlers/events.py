@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from shared.domain import events as ev
-from shared.domain.actions import Action
+from shared.domain.actions import Action, ProjectJob
 from shared.domain.cluster import Cluster, ProvisioningState
 from shared.domain.commands import accept_job, cancel_job, mark_deleting, update_scale_settings
 from shared.domain.errors import DomainError, InvalidEvent, QuotaExceeded
@@ -122,18 +122,15 @@ def on_job_submit(event: CloudEvent, deps: Deps) -> None:
             job = deps.store.get_job(event.workspace, job_id) or job
     if job.cluster != event.cluster:
         raise InvalidEvent(f"job {job_id} belongs to cluster {job.cluster!r}, not {event.cluster!r}")
-    cluster = deps.store.get_cluster(event.workspace, event.cluster)
-    if cluster is not None and not job.state.is_terminal:
-        try:
-            check_job_fits_quota(deps, cluster, spec)
-        except QuotaExceeded as exc:
-            project_job(deps, event.workspace, JobUpdate(job_id=job_id, state=JobState.FAILED,
-                                                         attempt=max(job.attempts, 1),
-                                                         reason=f"{exc.code}: {exc.message}"))
-            return
     known = job
 
     def change(cluster: Cluster, now: datetime) -> list[Action]:
+        if not known.state.is_terminal and cluster.job(known.id) is None:
+            try:
+                check_job_fits_quota(deps, cluster, spec)  # other systems' events get the HTTP edge's check
+            except QuotaExceeded as exc:
+                return [ProjectJob(JobUpdate(job_id=known.id, state=JobState.FAILED, attempt=max(known.attempts, 1),
+                                             reason=f"{exc.code}: {exc.message}"))]
         return accept_job(cluster, known)
 
     if reconcile_cluster(deps, event.workspace, event.cluster, change, event.id) is None:

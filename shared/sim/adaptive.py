@@ -22,7 +22,8 @@ from shared.sim.policy import ScalingPolicy, StepPlan, release_idle_nodes, spare
 class AdaptiveWarmPoolPolicy(ScalingPolicy):
     def __init__(self, boot_seconds: float, horizon_boots: float = 1.0, rate_window_seconds: float = 3600.0,
                  max_idle_seconds: int = 1800) -> None:
-        self.label = f"Adaptive warm pool (ski-rental, {horizon_boots:g} boot)"
+        self.label = f"Adaptive warm pool (ski-rental: keep idle the nodes {horizon_boots:g} boot(s) of demand needs)"
+        self.short_label = f"Adaptive {horizon_boots:g}b"
         self.idle_seconds = max_idle_seconds
         self.boot_seconds, self.horizon_boots = boot_seconds, horizon_boots
         self.rate_window_seconds = rate_window_seconds

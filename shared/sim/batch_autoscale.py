@@ -24,7 +24,8 @@ from shared.sim.policy import NEVER_SECONDS, ScalingPolicy, StepPlan, active_nod
 
 class BatchAutoscalePolicy(ScalingPolicy):
     def __init__(self, evaluation_seconds: float = 900.0, sample_seconds: float = 180.0) -> None:
-        self.label = f"Azure Batch autoscale ($PendingTasks, every {evaluation_seconds / 60:g} min)"
+        self.label = f"Azure Batch autoscale ($PendingTasks formula, every {evaluation_seconds / 60:g} min)"
+        self.short_label = f"Batch {evaluation_seconds / 60:g}m"
         self.idle_seconds = NEVER_SECONDS
         self.evaluation_seconds, self.sample_seconds = evaluation_seconds, sample_seconds
         self._demand_changes: list[tuple[float, int]] = [(0.0, 0)]  # (time, node demand from then on)

@@ -1,6 +1,6 @@
 """Kubernetes cluster-autoscaler (defaults): a scan every 10 s; scale up for pending pods; remove a node unneeded
-for 10 min (``--scale-down-unneeded-time``), but not within 10 min of a scale-up (``--scale-down-delay-after-add``), at most
-10 empty nodes a scan (``--max-empty-bulk-delete``).
+for 10 min (``--scale-down-unneeded-time``), but not within 10 min of a scale-up
+(``--scale-down-delay-after-add``), at most 10 empty nodes a scan (``--max-empty-bulk-delete``).
 
 Pods are placed at once on free nodes (the kube-scheduler, here reconcile's gang placement); only scale-up waits for
 the next scan, and only scans release nodes. One job takes whole nodes, so "unneeded" is "idle". Scans that could
@@ -22,7 +22,8 @@ from shared.sim.virtual_time import to_seconds
 class ClusterAutoscalerPolicy(ScalingPolicy):
     def __init__(self, scan_seconds: float = 10.0, unneeded_seconds: float = 600.0,
                  delay_after_add_seconds: float = 600.0, max_empty_bulk_delete: int = 10) -> None:
-        self.label = "Kubernetes cluster-autoscaler (10 s scan, 10 min unneeded)"
+        self.label = "Kubernetes cluster-autoscaler (10 s scan, 10 min unneeded, 10 min after add)"
+        self.short_label = "K8s CA"
         self.idle_seconds = NEVER_SECONDS
         self.scan_seconds, self.unneeded_seconds = scan_seconds, unneeded_seconds
         self.delay_after_add_seconds = delay_after_add_seconds

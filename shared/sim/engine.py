@@ -53,6 +53,7 @@ class SimConfig:
 @dataclass(frozen=True)
 class RunResult:
     label: str
+    short_label: str
     jobs: int
     waits: tuple[float, ...]  # submit -> first start, seconds, for every job that started
     jobs_never_started: int
@@ -88,7 +89,6 @@ class Simulation:
         self.quota = (None if config.quota_vcpus is None
                       else vcpu_quota(config.quota_vcpus, self.vm, config.priority, LOCATION))
         self.provider = SimulatedProvider()
-        self.rng = random.Random(config.seed)
         self._events: list[_QueuedEvent] = []
         self._seq = 0
         self._wakes: set[float] = set()
@@ -128,9 +128,10 @@ class Simulation:
         self._seq += 1
         heapq.heappush(self._events, (round(at, 6), self._seq, kind, key, number))
 
-    def _push_wake(self, at: float) -> None:
+    def _push_wake(self, at: float, now: float) -> None:
+        """A wake-up later than ``now`` (one for this instant would repeat the reconcile just done)."""
         at = round(at, 6)
-        if at not in self._wakes:
+        if at > now and at not in self._wakes:
             self._wakes.add(at)
             self._push(at, _Event.WAKE, "", 0)
 
@@ -141,7 +142,8 @@ class Simulation:
             self._arrive(self.workload.jobs[number], now)
         elif kind is _Event.NODE_READY:
             if self.provider.mark_ready(key) and self.config.priority == "lowpriority":
-                lost_at = self.config.preemption.preemption_after(now, self.rng)
+                # one stream per node: the n-th node of every policy draws the same (common random numbers)
+                lost_at = self.config.preemption.preemption_after(now, random.Random(f"{self.config.seed}:{key}"))
                 if lost_at is not None:
                     self._push(lost_at, _Event.PREEMPT, key, 0)
         elif kind is _Event.RUN_FINISHED:
@@ -174,12 +176,10 @@ class Simulation:
         actions += self.policy.after_reconcile(self.cluster, now, now_dt, actions)
         self._carry_out(actions, now)
         wake = self.policy.wake_at(self.cluster, now)
-        if wake is not None and wake > now:
-            self._push_wake(wake)
+        if wake is not None:
+            self._push_wake(wake, now)
         if self.config.follow_resync and self.cluster.next_reconcile_at is not None:
-            resync = to_seconds(self.cluster.next_reconcile_at)
-            if resync > now:
-                self._push_wake(resync)
+            self._push_wake(to_seconds(self.cluster.next_reconcile_at), now)
 
     def _carry_out(self, actions: list[Action], now: float) -> None:
         for action in actions:
@@ -199,9 +199,7 @@ class Simulation:
                 case ProjectJob(update) if update.state is JobState.FAILED:
                     self._failed.add(update.job_id)
                 case WakeUpAt(at):
-                    wake = to_seconds(at)
-                    if wake > now:  # a wake-up for this instant repeats the reconcile just done
-                        self._push_wake(wake)
+                    self._push_wake(to_seconds(at), now)
                 case _:
                     pass
 
@@ -210,7 +208,7 @@ class Simulation:
         waits = tuple(start - submitted[job_id] for job_id, start in self._first_start.items())
         started = set(self._first_start)
         return RunResult(
-            label=self.policy.label, jobs=len(self.workload.jobs), waits=waits,
+            label=self.policy.label, short_label=self.policy.short_label, jobs=len(self.workload.jobs), waits=waits,
             jobs_never_started=sum(1 for j in self.workload.jobs
                                    if j.job_id not in started and j.job_id not in self._rejected),
             jobs_failed=len(self._failed - self._rejected), jobs_rejected=len(self._rejected),

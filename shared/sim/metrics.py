@@ -7,14 +7,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.sim.engine import RunResult
+from shared.sim.lower_bound import lower_bound_node_seconds
 
 
 @dataclass(frozen=True)
 class PolicyMetrics:
     label: str
+    short_label: str
     jobs: int
     node_hours: float
-    lower_bound_node_hours: float
+    lower_bound_node_hours: float  # the same job starts with clairvoyant node management (see lower_bound)
+    ideal_node_hours: float  # the workload with no waits at all, clairvoyant (a reference, not a strict floor)
     idle_fraction: float  # paid node time not running a job attempt (boots, idle nodes), over all paid node time
     wait_p50_seconds: float
     wait_p99_seconds: float
@@ -34,6 +37,10 @@ class PolicyMetrics:
     def ratio_to_lower_bound(self) -> float:
         return self.node_hours / self.lower_bound_node_hours if self.lower_bound_node_hours else math.nan
 
+    @property
+    def ratio_to_ideal(self) -> float:
+        return self.node_hours / self.ideal_node_hours if self.ideal_node_hours else math.nan
+
 
 def percentile(values: Sequence[float], pct: float) -> float:
     """Nearest-rank percentile (a value that occurred); NaN for no values."""
@@ -44,13 +51,16 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[rank - 1]
 
 
-def summarize(run: RunResult, lower_bound_node_seconds: float, price_per_node_hour: float) -> PolicyMetrics:
+def summarize(run: RunResult, ideal_node_seconds: float, boot_seconds: float,
+              price_per_node_hour: float) -> PolicyMetrics:
     ledger = run.ledger
+    bound = lower_bound_node_seconds(ledger.busy_intervals, boot_seconds)
     node_hours = ledger.node_seconds / 3600.0
     idle = (ledger.node_seconds - ledger.busy_node_seconds) / ledger.node_seconds if ledger.node_seconds else 0.0
     return PolicyMetrics(
-        label=run.label, jobs=run.jobs, node_hours=node_hours,
-        lower_bound_node_hours=lower_bound_node_seconds / 3600.0, idle_fraction=max(idle, 0.0),
+        label=run.label, short_label=run.short_label, jobs=run.jobs, node_hours=node_hours,
+        lower_bound_node_hours=bound / 3600.0, ideal_node_hours=ideal_node_seconds / 3600.0,
+        idle_fraction=max(idle, 0.0),
         wait_p50_seconds=percentile(run.waits, 50), wait_p99_seconds=percentile(run.waits, 99),
         wait_mean_seconds=sum(run.waits) / len(run.waits) if run.waits else math.nan,
         cost_usd=node_hours * price_per_node_hour,

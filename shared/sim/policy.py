@@ -28,6 +28,7 @@ class ScalingPolicy:
     """Base class: reconcile decides everything with a fixed idle timeout. Subclasses override the hooks."""
 
     label: str = "policy"
+    short_label: str = "policy"  # a table column heading
     idle_seconds: int = 1800
 
     def cache_key(self) -> tuple[object, ...]:
@@ -50,31 +51,32 @@ class ScalingPolicy:
 class IdleTimeoutPolicy(ScalingPolicy):
     """ComputePlane's reconcile as it is: scale up at once, release nodes idle for ``idle_seconds``."""
 
-    def __init__(self, label: str, idle_seconds: int) -> None:
+    def __init__(self, label: str, idle_seconds: int, short_label: str | None = None) -> None:
         self.label = label
+        self.short_label = short_label or label
         self.idle_seconds = idle_seconds
 
 
 def computeplane(idle_seconds: int = 1800) -> IdleTimeoutPolicy:
     """ComputePlane with the cluster's idle_seconds_before_scaledown (1800 s is ClusterSpec's default)."""
-    return IdleTimeoutPolicy(f"ComputePlane (idle {idle_seconds} s)", idle_seconds)
+    return IdleTimeoutPolicy(f"ComputePlane (idle {idle_seconds} s)", idle_seconds, "ComputePlane")
 
 
 def amlcompute_v1() -> IdleTimeoutPolicy:
-    return IdleTimeoutPolicy("AmlCompute v1 default (idle 1800 s)", 1800)
+    return IdleTimeoutPolicy("AmlCompute v1 default (idle 1800 s)", 1800, "AML v1")
 
 
 def amlcompute_v2() -> IdleTimeoutPolicy:
-    return IdleTimeoutPolicy("AmlCompute v2 default (idle 120 s)", 120)
+    return IdleTimeoutPolicy("AmlCompute v2 default (idle 120 s)", 120, "AML v2")
 
 
 def skypilot_autostop() -> IdleTimeoutPolicy:
     """``sky launch --idle-minutes-to-autostop 5`` with a one-node cluster per job slot: a node idle 5 min stops."""
-    return IdleTimeoutPolicy("SkyPilot autostop (idle 300 s)", 300)
+    return IdleTimeoutPolicy("SkyPilot autostop (idle 300 s)", 300, "SkyPilot")
 
 
 def fixed_timeout(idle_seconds: int) -> IdleTimeoutPolicy:
-    return IdleTimeoutPolicy(f"fixed idle {idle_seconds} s", idle_seconds)
+    return IdleTimeoutPolicy(f"fixed idle {idle_seconds} s", idle_seconds, f"idle {idle_seconds} s")
 
 
 # --- helpers for policies that add or release nodes themselves ---------------------------------------------------

@@ -15,7 +15,8 @@ from typing import Protocol
 
 
 class PreemptionModel(Protocol):
-    label: str
+    @property
+    def label(self) -> str: ...
 
     def preemption_after(self, ready_at: float, rng: random.Random) -> float | None:
         """The time a node that became ready at ``ready_at`` is preempted (None: never)."""

@@ -23,6 +23,7 @@ class ProviderLedger:
     preemptions: int = 0
     interrupted_runs: int = 0
     peak_nodes: int = 0
+    busy_intervals: list[tuple[float, float, int]] = field(default_factory=list)  # (start, end, nodes) of attempts
 
 
 @dataclass
@@ -123,6 +124,7 @@ class SimulatedProvider:
     def _end_run(self, key: RunKey, now: float, *, interrupted: bool) -> None:
         run = self._runs.pop(key)
         work = len(run.node_ids) * (now - run.started_at)
+        self.ledger.busy_intervals.append((run.started_at, now, len(run.node_ids)))
         self.ledger.busy_node_seconds += work
         if interrupted:
             self.ledger.lost_node_seconds += work

@@ -22,18 +22,18 @@ import math
 import random
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
 
 from shared.sim.jobs import SimJob, Workload, cap_node_counts, make_workload
+from shared.sim.names import WorkloadFormat
 from shared.sim.preemption import AvailabilityTrace
 
-WorkloadFormat = Literal["philly", "openb", "csv"]
 DAY = 86400.0
 PHILLY_JOBS_PER_DAY = 850
 PHILLY_MEAN_NODES = 1.93
 PHILLY_NODE_SIZES = (1, 2, 4, 8, 16)
 OPENB_TRACE_END = 12902960  # deletion_time of pods still running when the trace was cut
-OPENB_CREATION, OPENB_SCHEDULED, OPENB_DELETION, OPENB_GPUS = "creation_time", "scheduled_time", "deletion_time", "num_gpu"
+OPENB_CREATION, OPENB_SCHEDULED, OPENB_DELETION = "creation_time", "scheduled_time", "deletion_time"
+OPENB_GPUS = "num_gpu"
 
 
 def data_dir() -> Path:
@@ -51,10 +51,10 @@ def detect_format(path: Path) -> WorkloadFormat:
     with path.open(newline="", encoding="utf-8") as f:
         header = {h.strip() for h in next(csv.reader(f), [])}
     if header == {"runtime"}:
-        return "philly"
+        return WorkloadFormat.PHILLY
     if {OPENB_CREATION, OPENB_SCHEDULED, OPENB_DELETION, OPENB_GPUS} <= header:
-        return "openb"
-    return "csv"
+        return WorkloadFormat.OPENB
+    return WorkloadFormat.CSV
 
 
 def load_workload(path: Path, workload_format: WorkloadFormat | None = None, *, max_nodes: int, seed: int = 0,
@@ -65,14 +65,14 @@ def load_workload(path: Path, workload_format: WorkloadFormat | None = None, *, 
     ``days``: for ``philly`` the length of the synthesized arrival period (default 1 day); for traces the window
     [start_day, start_day + days) of submissions, shifted to start at 0 (default: the whole trace)."""
     kind = workload_format or detect_format(path)
-    if kind == "philly":
+    if kind is WorkloadFormat.PHILLY:
         workload = synthesize_philly(read_runtimes(path), days=1.0 if days is None else days, seed=seed,
                                      jobs_per_day=jobs_per_day)
-    elif kind == "openb":
+    elif kind is WorkloadFormat.OPENB:
         workload = openb_workload(path, gpus_per_node=gpus_per_node)
     else:
         workload = csv_workload(path)
-    if kind != "philly" and (days is not None or start_day):
+    if kind is not WorkloadFormat.PHILLY and (days is not None or start_day):
         workload = window(workload, start_day * DAY, None if days is None else days * DAY)
     return cap_node_counts(workload, max_nodes)
 

@@ -1,0 +1,146 @@
+"""The embedded runtime (SQLite queue and store, idempotency on) with instruments, and a driver that feeds queue
+messages to ``handle_message``, the function every queue trigger calls.
+
+Jobs do not start processes here: ``InstantRunProvider`` wraps the local provider so that a started run has already
+finished (exit code 0) and its ``job.finished`` event is published at once. Node boot takes 0 s. Everything else
+(nodes, observation, queue, store, quota ledger) is the real embedded adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+from bench.store_counter import CountingStore, StoreCounter
+from shared.adapters.sqlite_queue import SqliteQueue
+from shared.bootstrap import build
+from shared.config import Settings
+from shared.domain.cluster import Cluster, JobPhase
+from shared.domain.events import JOB_FINISHED, QUEUE_NAMES, new_event
+from shared.domain.observation import Observation, ObservedRun, RunStatus
+from shared.handlers.deps import Deps
+from shared.handlers.messages import handle_message
+from shared.ports import EventBus, NodeProvider, RunRequest
+
+WORKSPACE = "bench"
+log = logging.getLogger(__name__)
+
+
+class InstantRunProvider:
+    """A NodeProvider whose runs end as soon as they start (exit 0); every other call goes to the wrapped one."""
+
+    def __init__(self, inner: Any, bus: EventBus) -> None:
+        self._inner, self._bus = inner, bus
+        self._finished: set[tuple[str, int]] = set()
+        self.provisions = 0
+        self.releases = 0
+
+    def provision(self, workspace: str, cluster: str, node_id: str) -> datetime | None:
+        self.provisions += 1
+        return cast(datetime | None, self._inner.provision(workspace, cluster, node_id))
+
+    def release(self, node_id: str) -> None:
+        self.releases += 1
+        self._inner.release(node_id)
+
+    def start_run(self, node_ids: Sequence[str], run: RunRequest) -> None:
+        key = (run.job_id, run.attempt)
+        if key in self._finished:
+            return
+        self._finished.add(key)
+        self._bus.publish(new_event(JOB_FINISHED, run.workspace, run.cluster,
+                                    {"job_id": run.job_id, "attempt": run.attempt, "exit_code": 0},
+                                    event_id=f"job-finished-{run.job_id}-{run.attempt}"))
+
+    def observe(self, cluster: Cluster) -> Observation:
+        observation: Observation = self._inner.observe(cluster)
+        for entry in cluster.jobs:
+            key = (entry.job_id, entry.attempt)
+            if entry.phase is JobPhase.RUNNING and key in self._finished:
+                observation.runs[key] = ObservedRun(RunStatus.FINISHED, 0)
+        return observation
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@dataclass
+class DrainStats:
+    handled: Counter[str] = field(default_factory=Counter)  # event type -> messages handled
+    failures: int = 0
+    seconds: float = 0.0
+    body_bytes: int = 0
+
+    @property
+    def messages(self) -> int:
+        return sum(self.handled.values())
+
+
+@dataclass
+class EmbeddedRuntime:
+    data_dir: Path
+    deps: Deps
+    queue: SqliteQueue
+    counter: StoreCounter
+    provider: InstantRunProvider
+    submitted_at: dict[str, float] = field(default_factory=dict)  # job id -> when job-submit was published
+    decided_at: dict[str, float] = field(default_factory=dict)  # job id -> when its scale-up was stored
+    _current_job: str | None = None
+
+    def drain(self, stats: DrainStats | None = None) -> DrainStats:
+        """Hand every visible message to ``handle_message`` (round robin over the queues) until none is left."""
+        stats = stats or DrainStats()
+        started = time.perf_counter()
+        progressed = True
+        while progressed:
+            progressed = False
+            for queue_name in QUEUE_NAMES:
+                message = self.queue.receive(queue_name)
+                if message is None:
+                    continue
+                progressed = True
+                event = json.loads(message.body)
+                self.counter.context = str(event.get("type"))
+                self._current_job = event.get("data", {}).get("job_id")
+                try:
+                    handle_message(queue_name, message.message_id, message.body, self.deps)
+                except Exception:  # as the broker does: any failure means redelivery
+                    log.exception("handling %s failed; the message is redelivered", message.message_id)
+                    stats.failures += 1
+                    self.queue.abandon(message)
+                else:
+                    self.queue.complete(message)
+                stats.handled[self.counter.context] += 1
+                stats.body_bytes += len(message.body)
+        stats.seconds += time.perf_counter() - started
+        self.counter.context = "idle"
+        return stats
+
+    def note_cluster_saved(self, cluster: Cluster) -> None:
+        """Reaction: the first save, while handling a job's submit event, that holds a node being prepared."""
+        job = self._current_job
+        if (job is not None and self.counter.context.endswith("job.submit") and job not in self.decided_at
+                and any(n.state.value == "preparing" for n in cluster.nodes)):
+            self.decided_at[job] = time.perf_counter()
+
+
+def start_runtime(data_dir: Path, *, measure_sizes: bool = False) -> EmbeddedRuntime:
+    """``shared.bootstrap.build`` with node boot 0 s; its store counted and its provider made instant."""
+    container = build(Settings(data_dir=data_dir, node_boot_seconds=0.0, release_poll_seconds=1.0))
+    if container.queue is None:
+        raise RuntimeError("the embedded runtime needs the SQLite queue (COMPUTEPLANE_BUS=sqlite)")
+    counter = StoreCounter(measure_sizes=measure_sizes)
+    provider = InstantRunProvider(container.deps.provider, container.queue)
+    deps = replace(container.deps, store=CountingStore(container.deps.store, counter),
+                   provider=cast(NodeProvider, provider))
+    runtime = EmbeddedRuntime(data_dir=data_dir, deps=deps, queue=container.queue, counter=counter,
+                              provider=provider)
+    counter.on_cluster_saved = runtime.note_cluster_saved
+    return runtime

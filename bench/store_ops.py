@@ -1,0 +1,110 @@
+"""Store operations per event type (counted by a wrapper of the Store port), a Cosmos DB request-unit estimate per
+event, the cost per million events at serverless pricing, and any cross-partition query on a per-event path.
+
+    python -m bench.store_ops            # 10 clusters x 20 jobs of the throughput mix, then one timer sweep
+    python -m bench.store_ops --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from rich.table import Table
+
+from bench.cosmos_cost import SERVERLESS_USD_PER_MILLION_RU, request_units, usd_per_million_events
+from bench.embedded_runtime import DrainStats, EmbeddedRuntime, start_runtime
+from bench.machine import console, print_header
+from bench.store_counter import WRITES, OpKind
+from bench.workload_mix import create_clusters, run_waves
+from shared.handlers.sweep import sweep
+
+HTTP_SUBMIT = "http (job submit command)"
+TIMER = "timer sweep"
+PER_EVENT_PATHS_EXCLUDE = (TIMER, "setup", "idle")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.store_ops", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clusters", type=int, default=10)
+    parser.add_argument("--waves", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="3 clusters x 3 waves")
+    return parser.parse_args(argv)
+
+
+def exercise(runtime: EmbeddedRuntime, clusters: int, waves: int) -> DrainStats:
+    names = create_clusters(runtime, clusters)
+    runtime.counter.reset()
+    stats = run_waves(runtime, names, waves)
+    stats.handled[HTTP_SUBMIT] = clusters * waves
+    _rename_context(runtime, "http", HTTP_SUBMIT)
+    runtime.counter.context = TIMER
+    sweep(runtime.deps)
+    stats.handled[TIMER] = 1
+    return stats
+
+
+def _rename_context(runtime: EmbeddedRuntime, old: str, new: str) -> None:
+    tallies = runtime.counter.tallies
+    for (context, operation, kind) in [k for k in tallies if k[0] == old]:
+        tallies[(new, operation, kind)] = tallies.pop((context, operation, kind))
+
+
+def report(runtime: EmbeddedRuntime, stats: DrainStats) -> list[str]:
+    """Prints the tables; returns the per-event paths that ran a cross-partition query (should be none)."""
+    out = console()
+    table = Table(title="Store operations per event (Store port wrapper), Cosmos RU estimate")
+    for header in ("event type", "events", "point reads", "writes", "queries", "cross-partition queries",
+                   "KB written", "RU / event", "$ / million events"):
+        table.add_column(header, justify="left" if header == "event type" else "right")
+    flagged: list[str] = []
+    for context, events in sorted(stats.handled.items()):
+        tallies = runtime.counter.by_context(context)
+        if not events:
+            continue
+        ru = sum(request_units(kind, t) for (_, kind), t in tallies.items()) / events
+        written = sum(t.kilobytes for (_, kind), t in tallies.items() if kind in WRITES) / events
+        cross = runtime.counter.calls(context, OpKind.CROSS_PARTITION_QUERY) / events
+        if cross and context not in PER_EVENT_PATHS_EXCLUDE:
+            flagged.append(context)
+        table.add_row(context.removeprefix("computeplane."), f"{events:,}",
+                      f"{runtime.counter.calls(context, OpKind.POINT_READ) / events:.2f}",
+                      f"{runtime.counter.calls(context, *WRITES) / events:.2f}",
+                      f"{runtime.counter.calls(context, OpKind.QUERY) / events:.2f}",
+                      f"{cross:.2f}" + (" (timer path)" if cross and context == TIMER else " FLAG" if cross else ""),
+                      f"{written:.2f}", f"{ru:.1f}", f"{usd_per_million_events(ru):.2f}")
+    out.print(table)
+    detail = Table(title="Operations by name and event type (calls / event)")
+    for header in ("event type", "operation", "kind", "calls / event", "KB / call"):
+        detail.add_column(header, justify="left" if header in ("event type", "operation", "kind") else "right")
+    for (context, operation, kind), tally in sorted(runtime.counter.tallies.items()):
+        events = stats.handled.get(context, 0)
+        if events:
+            detail.add_row(context.removeprefix("computeplane."), operation, kind.value,
+                           f"{tally.calls / events:.2f}", f"{tally.kilobytes / max(tally.calls, 1):.2f}")
+    out.print(detail)
+    mix = [c for c in stats.handled if c not in PER_EVENT_PATHS_EXCLUDE and c != HTTP_SUBMIT]
+    total_events = sum(stats.handled[c] for c in mix)
+    total_ru = sum(request_units(kind, t) for c in mix for (_, kind), t in runtime.counter.by_context(c).items())
+    per_event = total_ru / max(total_events, 1)
+    out.print(f"queue-trigger mix: {total_events:,} events, {per_event:.1f} RU per event on average, "
+              f"${usd_per_million_events(per_event):.2f} per million events at ${SERVERLESS_USD_PER_MILLION_RU} "
+              "per million RU (Cosmos DB serverless)")
+    out.print("cross-partition queries on a per-event path: " + (", ".join(flagged) if flagged else "none"))
+    return flagged
+
+
+def main(argv: list[str] | None = None) -> list[str]:
+    args = parse_args(argv)
+    clusters, waves = (3, 3) if args.quick else (args.clusters, args.waves)
+    print_header(console(), "ComputePlane store operations per event")
+    with tempfile.TemporaryDirectory(prefix="cp-store-ops-") as tmp:
+        runtime = start_runtime(Path(tmp), measure_sizes=True)
+        stats = exercise(runtime, clusters, waves)
+        return report(runtime, stats)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Events per second through the queue-trigger path on the embedded runtime, the commit floor under it, and the
+reaction time from job-submit to the stored scale-up decision.
+
+    python -m bench.throughput              # 20 clusters x 50 waves (about 4,000 events)
+    python -m bench.throughput --quick      # a few hundred events, for tests
+
+Every message goes through ``shared.handlers.messages.handle_message`` (what each queue trigger calls) with the
+SQLite queue and store and idempotency on. Jobs do not start processes: the provider is wrapped so that a run ends
+at once (see ``bench.embedded_runtime``); nodes boot in 0 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.table import Table
+
+from bench.commit_floor import CommitCounts, average_row_sizes, replay
+from bench.embedded_runtime import DrainStats, EmbeddedRuntime, start_runtime
+from bench.machine import console, peak_rss_kb, print_header
+from bench.store_counter import OpKind
+from bench.workload_mix import create_clusters, run_waves
+from shared.sim.metrics import percentile
+
+NOT_ON_THE_TRIGGER_PATH = ("http", "setup", "idle")
+
+
+@dataclass(frozen=True)
+class ThroughputFigures:
+    messages: int
+    seconds: float
+    floor_seconds: float
+    commits: CommitCounts
+    reaction_ms: list[float]
+    stats: DrainStats
+
+    @property
+    def events_per_second(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+    @property
+    def floor_events_per_second(self) -> float:
+        return self.messages / self.floor_seconds if self.floor_seconds else 0.0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clusters", type=int, default=20)
+    parser.add_argument("--waves", type=int, default=50, help="jobs per cluster (one per wave)")
+    parser.add_argument("--quick", action="store_true", help="4 clusters x 5 waves")
+    parser.add_argument("--data-dir", type=Path, default=None, help="keep the databases here (default: a temp dir)")
+    return parser.parse_args(argv)
+
+
+def measure(data_dir: Path, clusters: int, waves: int) -> tuple[ThroughputFigures, EmbeddedRuntime]:
+    runtime = start_runtime(data_dir)
+    names = create_clusters(runtime, clusters)
+    sends_before = _sent_messages(data_dir)
+    runtime.counter.reset()
+    stats = run_waves(runtime, names, waves)
+    http_sends = 2 * clusters * waves  # a job-submit and a scale request per cluster and wave
+    commits = commit_counts(runtime, stats, _sent_messages(data_dir) - sends_before - http_sends)
+    sizes = average_row_sizes(data_dir, stats.body_bytes // max(stats.messages, 1))
+    floor_seconds = replay(commits, sizes, data_dir)
+    reaction = [1000 * (runtime.decided_at[j] - t) for j, t in runtime.submitted_at.items() if j in runtime.decided_at]
+    return ThroughputFigures(stats.messages, stats.seconds, floor_seconds, commits, reaction, stats), runtime
+
+
+def commit_counts(runtime: EmbeddedRuntime, stats: DrainStats, handler_sends: int) -> CommitCounts:
+    counts: dict[str, int] = {}
+    for (context, operation, kind), tally in runtime.counter.tallies.items():
+        if context in NOT_ON_THE_TRIGGER_PATH or kind not in (OpKind.INSERT, OpKind.REPLACE, OpKind.DELETE):
+            continue
+        name = {"create_cluster": "cluster_inserts", "replace_cluster": "cluster_replaces",
+                "delete_cluster": "cluster_deletes", "create_job": "job_inserts", "replace_job": "job_replaces",
+                "save_quota_ledger": "ledger_writes"}[operation]
+        counts[name] = counts.get(name, 0) + tally.calls
+    return CommitCounts(**counts, queue_sends=handler_sends, queue_receives=stats.messages,
+                        queue_completes=stats.messages, node_inserts=runtime.provider.provisions,
+                        node_deletes=runtime.provider.releases)
+
+
+def _sent_messages(data_dir: Path) -> int:
+    conn = sqlite3.connect(data_dir / "queue.db")
+    try:
+        return int(conn.execute("SELECT count(*) FROM sent").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def report(figures: ThroughputFigures, clusters: int, waves: int) -> None:
+    out = console()
+    table = Table(title=f"Queue-trigger throughput: {clusters} clusters x {waves} jobs, embedded runtime")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("events handled (handle_message)", f"{figures.messages:,}")
+    for event_type, count in sorted(figures.stats.handled.items()):
+        table.add_row(f"  {event_type.removeprefix('computeplane.')}", f"{count:,}")
+    table.add_row("handler failures (redelivered)", str(figures.stats.failures))
+    table.add_row("seconds (receive + handle + complete)", f"{figures.seconds:.2f}")
+    table.add_row("ComputePlane events/s", f"{figures.events_per_second:,.0f}")
+    table.add_row("floor: same SQLite commits, no logic (commits)", f"{figures.commits.total:,}")
+    table.add_row("floor: seconds", f"{figures.floor_seconds:.2f}")
+    table.add_row("floor events/s", f"{figures.floor_events_per_second:,.0f}")
+    table.add_row("floor / ComputePlane (x slower than bare commits)",
+                  f"{figures.floor_events_per_second / max(figures.events_per_second, 1e-9):.1f}")
+    table.add_row("commits per event", f"{figures.commits.total / max(figures.messages, 1):.2f}")
+    table.add_row(f"reaction p50 (ms): job-submit published -> scale-up stored, bursts of {clusters}",
+                  f"{percentile(figures.reaction_ms, 50):.1f}")
+    table.add_row("reaction p99 (ms)", f"{percentile(figures.reaction_ms, 99):.1f}")
+    table.add_row("reactions measured", str(len(figures.reaction_ms)))
+    table.add_row("peak RSS of this process (MB)", f"{peak_rss_mb():.1f}")
+    out.print(table)
+
+
+def peak_rss_mb() -> float:
+    return peak_rss_kb() / 1024
+
+
+def main(argv: list[str] | None = None) -> ThroughputFigures:
+    args = parse_args(argv)
+    clusters, waves = (4, 5) if args.quick else (args.clusters, args.waves)
+    print_header(console(), "ComputePlane queue-trigger throughput")
+    if args.data_dir is not None:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        figures, _ = measure(args.data_dir, clusters, waves)
+    else:
+        with tempfile.TemporaryDirectory(prefix="cp-throughput-") as tmp:
+            figures, _ = measure(Path(tmp), clusters, waves)
+    report(figures, clusters, waves)
+    return figures
+
+
+if __name__ == "__main__":
+    main()

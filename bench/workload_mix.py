@@ -1,0 +1,46 @@
+"""A realistic mix of control-plane events: clusters that scale from zero for every job and back (idle timeout 0),
+so each job brings a job-submit, a node-ready, a job-finished and a scale request (plus the wake-ups that follow)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from bench.embedded_runtime import WORKSPACE, DrainStats, EmbeddedRuntime
+from shared.domain.events import SCALE_REQUEST, new_event
+from shared.domain.job import JobSpec
+from shared.domain.requests import ClusterCreate
+from shared.handlers.commands import create_cluster, submit_job
+
+VM_SIZE = "Standard_D2s_v3"
+
+
+def cluster_names(count: int) -> list[str]:
+    return [f"bench{i:04d}" for i in range(count)]  # AmlCompute names: no "-" followed by digits only
+
+
+def create_clusters(runtime: EmbeddedRuntime, count: int) -> list[str]:
+    names = cluster_names(count)
+    runtime.counter.context = "http"
+    for name in names:
+        create_cluster(runtime.deps, WORKSPACE, ClusterCreate(name=name, vm_size=VM_SIZE, max_nodes=4,
+                                                              idle_seconds_before_scaledown=0))
+    runtime.drain()
+    return names
+
+
+def run_waves(runtime: EmbeddedRuntime, clusters: list[str], waves: int) -> DrainStats:
+    """Each wave: one job per cluster submitted (the HTTP side: job document + job-submit event) and one scale
+    request per cluster, then every message drained through ``handle_message``."""
+    stats = DrainStats()
+    for _ in range(waves):
+        runtime.counter.context = "http"
+        for name in clusters:
+            job = submit_job(runtime.deps, WORKSPACE, name, JobSpec(command=["true"]))
+            runtime.submitted_at[job.id] = time.perf_counter()
+            runtime.deps.bus.publish(new_event(SCALE_REQUEST, WORKSPACE, name, {"reason": "bench"},
+                                               event_id=f"scale-{uuid.uuid4().hex}"))
+        runtime.drain(stats)
+    time.sleep(1.05)  # the release checks (wake-ups 1 s after a release) become visible
+    runtime.drain(stats)
+    return stats

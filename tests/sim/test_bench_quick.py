@@ -1,0 +1,39 @@
+"""The benchmarks' quick modes run and print their figures (they are not timed tests)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import autoscale, store_ops, sweep, throughput
+
+
+def test_sweep_reads_only_the_due_clusters(capsys: pytest.CaptureFixture[str]) -> None:
+    results = sweep.main(["--quick"])
+    printed = capsys.readouterr().out
+    assert "documents read" in printed and "machine:" in printed and "command:" in printed
+    assert [r.clusters for r in results] == [200, 1000]
+    for r in results:
+        assert r.due <= r.documents_read <= r.due + 1
+        assert r.reconciled == r.due
+
+
+def test_throughput_quick_prints_events_per_second_the_floor_and_reaction(capsys: pytest.CaptureFixture[str]) -> None:
+    figures = throughput.main(["--quick"])
+    printed = capsys.readouterr().out
+    for label in ("ComputePlane events/s", "floor events/s", "reaction p50", "peak RSS"):
+        assert label in printed
+    assert figures.messages >= 4 * 5 * 4 and figures.stats.failures == 0
+    assert figures.events_per_second > 0 and figures.floor_events_per_second > 0
+    assert len(figures.reaction_ms) == 4 * 5
+
+
+def test_store_ops_quick_finds_no_cross_partition_query_per_event(capsys: pytest.CaptureFixture[str]) -> None:
+    assert store_ops.main(["--quick"]) == []
+    assert "RU / event" in capsys.readouterr().out
+
+
+def test_autoscale_prints_the_table_and_the_frontier(capsys: pytest.CaptureFixture[str]) -> None:
+    autoscale.main(["--days", "0.05", "--workers", "1", "--max-nodes", "64"])
+    printed = capsys.readouterr().out
+    for label in ("Policies side by side", "lower bound", "Cost versus wait", "Adaptive 1b", "idle 1800 s"):
+        assert label in printed
