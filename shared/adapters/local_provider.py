@@ -125,14 +125,21 @@ class LocalNodeProvider:
              format_utc(self._clock.now()))).rowcount
         if not claimed:
             return  # started before: starting again would run the job twice
-        processes = [self._spawn(run, rank, len(node_ids)) for rank in range(len(node_ids))]
+        # One thread per run spawns and waits: PR_SET_PDEATHSIG fires when the *thread* that forked exits, so the
+        # processes must belong to a thread that lives exactly as long as they do.
+        threading.Thread(target=self._run, args=(run, len(node_ids)), daemon=True,
+                         name=f"run-{run.job_id}-{run.attempt}").start()
+
+    def _run(self, run: RunRequest, node_count: int) -> None:
+        if self._shutting_down.is_set():
+            return  # claimed but never started: after the restart it shows as lost and is requeued
+        processes = [self._spawn(run, rank, node_count) for rank in range(node_count)]
         with self._children_lock:
             self._children[(run.job_id, run.attempt)] = [p for p in processes if p is not None]
         self._conn().execute("UPDATE runs SET processes=? WHERE job_id=? AND attempt=?",
                              (json.dumps([_identity_of(p) for p in processes if p is not None]), run.job_id,
                               run.attempt))
-        threading.Thread(target=self._wait_for_run, args=(run, processes), daemon=True,
-                         name=f"run-{run.job_id}-{run.attempt}").start()
+        self._wait_for_run(run, processes)
 
     def _spawn(self, run: RunRequest, rank: int, node_count: int) -> subprocess.Popen[bytes] | None:
         workdir = self.run_dir(run.job_id, run.attempt) / f"node-{rank}"
@@ -171,6 +178,10 @@ class LocalNodeProvider:
                 killer = threading.Timer(KILL_GRACE_SECONDS, _signal_group, args=(pid, signal.SIGKILL))
                 killer.daemon = True  # never keeps the control plane from exiting
                 killer.start()
+
+    def begin_shutdown(self) -> None:
+        """From now on a run that ends was ended by our shutdown: it records no exit code (it is requeued)."""
+        self._shutting_down.set()
 
     def stop_all(self) -> None:
         """On shutdown: end every run this process started (they are requeued when the control plane returns)."""

@@ -69,6 +69,8 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
     try:
         server.run()
     finally:
+        if container.provider is not None:
+            container.provider.begin_shutdown()  # before the pumps stop: runs they end are ours, not failures
         functions_host.stop()
         if container.provider is not None:
             container.provider.stop_all()
