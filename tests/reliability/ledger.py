@@ -1,0 +1,116 @@
+"""Which events were applied, and how often: read from what the handlers write, not from what they say.
+
+``LedgerStore`` wraps the real store. On each successful cluster write it notes the event ids that the write added
+to the cluster's ``applied_events`` (the id is saved in the same write as the change it caused), so an id counted
+twice for the same cluster (the same uid: a deleted and re-created cluster is another one) is an event whose change
+was applied twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from shared.domain import events as ev
+from shared.domain.cluster import Cluster
+from shared.domain.errors import ConcurrencyConflict
+from shared.domain.job import Job
+from shared.ports import Store
+from tests.reliability.broker import DeadLetter
+
+# Events whose change is recorded under their id; the others only wake a level-triggered reconcile.
+RECORDED_TYPES = frozenset({ev.CLUSTER_UPDATE, ev.CLUSTER_DELETE, ev.JOB_SUBMIT, ev.JOB_CANCEL})
+
+
+class LedgerStore:
+    def __init__(self, inner: Store, applied: Counter[tuple[str, str]] | None = None,
+                 lock: threading.Lock | None = None) -> None:
+        """``applied`` ((cluster uid, event id) -> times) and ``lock`` may be shared by several workers' ledgers."""
+        self.inner = inner
+        self.applied: Counter[tuple[str, str]] = Counter() if applied is None else applied
+        self._lock = lock or threading.Lock()
+        self.lost_races = 0  # conditional writes refused because another writer got there first
+
+    def _note(self, before: Cluster | None, after: Cluster) -> None:
+        old = set(before.applied_events) if before else set()
+        with self._lock:
+            self.applied.update((after.uid, e) for e in after.applied_events if e not in old)
+
+    def times_applied(self, event_id: str) -> int:
+        """The most times the event was applied to one cluster."""
+        with self._lock:
+            return max((n for (_, e), n in self.applied.items() if e == event_id), default=0)
+
+    def get_cluster(self, workspace: str, name: str) -> Cluster | None:
+        return self.inner.get_cluster(workspace, name)
+
+    def create_cluster(self, cluster: Cluster) -> Cluster:
+        created = self.inner.create_cluster(cluster)
+        self._note(None, created)
+        return created
+
+    def replace_cluster(self, cluster: Cluster) -> Cluster:
+        before = self.inner.get_cluster(cluster.workspace, cluster.name)
+        read_as = before if before is not None and before.etag == cluster.etag else None
+        try:
+            saved = self.inner.replace_cluster(cluster)  # conditional: fails unless ``read_as`` is what is stored
+        except ConcurrencyConflict:
+            self.lost_races += 1
+            raise
+        if read_as is not None:
+            self._note(read_as, saved)
+        return saved
+
+    def delete_cluster(self, cluster: Cluster) -> None:
+        before = self.inner.get_cluster(cluster.workspace, cluster.name)
+        read_as = before if before is not None and before.etag == cluster.etag else None
+        self.inner.delete_cluster(cluster)
+        if read_as is not None:
+            self._note(read_as, cluster)
+
+    def list_clusters(self, workspace: str) -> list[Cluster]:
+        return self.inner.list_clusters(workspace)
+
+    def due_clusters(self, now: datetime) -> Iterator[tuple[str, str]]:
+        return self.inner.due_clusters(now)
+
+    def get_job(self, workspace: str, job_id: str) -> Job | None:
+        return self.inner.get_job(workspace, job_id)
+
+    def create_job(self, job: Job) -> Job:
+        return self.inner.create_job(job)
+
+    def replace_job(self, job: Job) -> Job:
+        return self.inner.replace_job(job)
+
+    def list_jobs(self, workspace: str, cluster: str | None = None) -> list[Job]:
+        return self.inner.list_jobs(workspace, cluster)
+
+    def unscheduled_jobs(self, submitted_before: datetime) -> Iterator[tuple[str, str]]:
+        return self.inner.unscheduled_jobs(submitted_before)
+
+    def __getattr__(self, name: str) -> Any:  # what the Store port grows later (quota ledgers, ...)
+        return getattr(self.inner, name)
+
+
+def check_events(sent: dict[str, bytes], recorded: Iterable[str], ledger: LedgerStore, completed: Counter[str],
+                 dead_letters: list[DeadLetter]) -> list[str]:
+    """Every event sent was applied at most once, and either handled to the end or dead-lettered with a reason
+    and its original body. ``sent`` maps event ids to their bodies; ``recorded`` are the ids of recorded types."""
+    broken: list[str] = []
+    dead = {d.message_id: d for d in dead_letters}
+    twice = {e: n for (_, e), n in ledger.applied.items() if n > 1}
+    broken += [f"event {e} was applied {n} times" for e, n in twice.items() if e in set(recorded)]
+    for event_id, body in sent.items():
+        letter = dead.get(event_id)
+        if letter is not None:
+            if not letter.reason:
+                broken.append(f"event {event_id} was dead-lettered without a reason")
+            if letter.body != body:
+                broken.append(f"event {event_id} was dead-lettered without its original body")
+        elif not completed[event_id]:
+            broken.append(f"event {event_id} was neither handled nor dead-lettered: lost")
+    return broken
