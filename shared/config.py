@@ -23,7 +23,7 @@ SETTING_NAMES = (
     "COMPUTEPLANE_RELEASE_POLL_SECONDS", "COMPUTEPLANE_FAIL_PROVISIONING", "COMPUTEPLANE_IDENTITY_ENDPOINT",
     "COSMOS__accountEndpoint", "COSMOS_DATABASE", "COSMOS_CONTAINER", "AZURE_CLIENT_ID",
     "ServiceBusConnection__fullyQualifiedNamespace", "COMPUTEPLANE_PREEMPTION_RATE_PER_NODE_HOUR",
-    "COMPUTEPLANE_DENIED_RESOURCES", "COMPUTEPLANE_API_KEY",
+    "COMPUTEPLANE_DENIED_RESOURCES", "COMPUTEPLANE_API_KEY", "COMPUTEPLANE_PROVISION_BACKOFF_SECONDS",
 )
 
 __all__ = ["COSMOS_CONTAINER_DEFAULT", "COSMOS_DATABASE_DEFAULT", "QUEUE_NAMES", "SETTING_NAMES", "Settings"]
@@ -39,6 +39,7 @@ class Settings:
     boot_timeout_seconds: float = 600.0
     resync_seconds: float = 60.0
     release_poll_seconds: float = 1.0
+    provision_backoff_seconds: float = 60.0
     fail_provisioning: bool = False
     identity_endpoint: str | None = None  # base URL of the local token endpoint, set by the local host
     cosmos_endpoint: str | None = None
@@ -52,7 +53,8 @@ class Settings:
     def policy(self) -> ReconcilePolicy:
         return ReconcilePolicy(boot_timeout=timedelta(seconds=self.boot_timeout_seconds),
                                resync_interval=timedelta(seconds=self.resync_seconds),
-                               release_poll=timedelta(seconds=self.release_poll_seconds))
+                               release_poll=timedelta(seconds=self.release_poll_seconds),
+                               provision_backoff=timedelta(seconds=self.provision_backoff_seconds))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +74,7 @@ class Settings:
             boot_timeout_seconds=_float(env, "COMPUTEPLANE_BOOT_TIMEOUT_SECONDS", 600.0),
             resync_seconds=_float(env, "COMPUTEPLANE_RESYNC_SECONDS", 60.0),
             release_poll_seconds=_float(env, "COMPUTEPLANE_RELEASE_POLL_SECONDS", 1.0),
+            provision_backoff_seconds=_float(env, "COMPUTEPLANE_PROVISION_BACKOFF_SECONDS", 60.0),
             fail_provisioning=env.get("COMPUTEPLANE_FAIL_PROVISIONING", "").lower() in ("1", "true", "yes"),
             identity_endpoint=env.get("COMPUTEPLANE_IDENTITY_ENDPOINT"),
             cosmos_endpoint=env.get("COSMOS__accountEndpoint") or env.get("COSMOS_ENDPOINT"),

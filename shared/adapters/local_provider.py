@@ -245,6 +245,12 @@ class LocalNodeProvider:
         locks = self.locks()
         if locks:  # the strictest lock decides
             observation.lock = max(locks, key=lambda lock: lock.level is LockLevel.READ_ONLY)
+        node_ids = {n.node_id for n in cluster.nodes}
+        for job_id, attempt, run_nodes, owner, processes in self._conn().execute(
+                "SELECT job_id, attempt, node_ids, owner, processes FROM runs WHERE exit_code IS NULL").fetchall():
+            on_our_nodes = node_ids & set(json.loads(run_nodes))
+            if on_our_nodes and _run_status((owner, processes, None)).status is RunStatus.RUNNING:
+                observation.unfinished_runs[(job_id, attempt)] = frozenset(on_our_nodes)
         running = [(j.job_id, j.attempt) for j in cluster.jobs if j.phase is JobPhase.RUNNING]
         for job_id, attempt in running:
             row = self._conn().execute("SELECT owner, processes, exit_code FROM runs WHERE job_id=? AND attempt=?",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic_core import PydanticSerializationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.domain.errors import DomainError
@@ -22,6 +23,14 @@ def install_error_handlers(app: FastAPI) -> None:
         message = "; ".join(f"{d['field']}: {d['rule']}" for d in details)
         return JSONResponse(status_code=422, content={"error": {"code": "InvalidField", "message": message,
                                                                 "details": details}})
+
+    @app.exception_handler(UnicodeEncodeError)
+    @app.exception_handler(PydanticSerializationError)
+    async def unencodable_text(_: Request, exc: Exception) -> JSONResponse:
+        # Raised when a document is serialised for the store, before anything is written.
+        return JSONResponse(status_code=422, content={"error": {
+            "code": "InvalidField", "message": "body: strings must be valid Unicode text (no lone surrogates)",
+            "details": [{"field": "body", "rule": "strings must be valid Unicode text (no lone surrogates)"}]}})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -31,12 +31,15 @@ def idle_deadline(cluster: Cluster, node: Node) -> datetime | None:
     return node.idle_since + cluster.spec.idle_timeout
 
 
-def idle_nodes_to_release(cluster: Cluster, now: datetime, target: int) -> list[Node]:
-    """Idle nodes past the idle timeout, oldest idle first, never taking the cluster below target or min_nodes."""
+def idle_nodes_to_release(cluster: Cluster, now: datetime, target: int,
+                          occupied: frozenset[str] = frozenset()) -> list[Node]:
+    """Idle nodes past the idle timeout, oldest idle first, never taking the cluster below target or min_nodes,
+    never a node still running something."""
     active = len(cluster.nodes_in(*ACTIVE_NODE_STATES))
     spare = active - max(target, cluster.spec.min_nodes)
     expired = sorted(
-        (n for n in cluster.nodes_in(NodeState.IDLE) if (d := idle_deadline(cluster, n)) is not None and d <= now),
+        (n for n in cluster.nodes_in(NodeState.IDLE)
+         if n.node_id not in occupied and (d := idle_deadline(cluster, n)) is not None and d <= now),
         key=lambda n: (n.idle_since, n.node_id))
     return expired[:max(spare, 0)]
 
@@ -45,10 +48,11 @@ def queued_in_order(cluster: Cluster) -> list[JobEntry]:
     return sorted((j for j in cluster.jobs if j.phase is JobPhase.QUEUED), key=lambda j: (j.submitted_at, j.job_id))
 
 
-def gang_placements(cluster: Cluster) -> list[tuple[JobEntry, list[Node]]]:
+def gang_placements(cluster: Cluster, occupied: frozenset[str] = frozenset()) -> list[tuple[JobEntry, list[Node]]]:
     """First-come first-served, all nodes of a job or none. The queue head blocks later jobs so that a
-    multi-node job is never starved by a stream of small ones."""
-    idle = sorted(cluster.nodes_in(NodeState.IDLE), key=lambda n: n.node_id)
+    multi-node job is never starved by a stream of small ones. ``occupied`` nodes (still running a run that is
+    being stopped) are not offered."""
+    idle = sorted((n for n in cluster.nodes_in(NodeState.IDLE) if n.node_id not in occupied), key=lambda n: n.node_id)
     placements: list[tuple[JobEntry, list[Node]]] = []
     for entry in queued_in_order(cluster):
         if entry.node_count > len(idle):

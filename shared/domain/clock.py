@@ -15,7 +15,8 @@ def as_utc(value: datetime) -> datetime:
 
 def format_utc(value: datetime) -> str:
     """Fixed width (microseconds always present) so lexical order is time order in SQLite and Cosmos."""
-    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = as_utc(value)
+    return f"{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.%fZ")  # %Y does not pad years before 1000
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc), PlainSerializer(format_utc, return_type=str)]

@@ -126,6 +126,8 @@ class Cluster(BaseModel):
     identity: ClusterIdentity = Field(default_factory=ClusterIdentity)
     applied_events: list[str] = Field(default_factory=list)
     next_reconcile_at: UtcDatetime | None = None
+    provisioning_failures: int = 0  # consecutive nodes the provider failed; reset when one becomes ready
+    spec_changed_at: UtcDatetime | None = None  # when the last applied update was asked for
     wake_scheduled_for: UtcDatetime | None = None  # the last scheduled wake-up sent, so it is sent once
     node_seq: int = 0
     created_at: UtcDatetime

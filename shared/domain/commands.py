@@ -10,6 +10,11 @@ from shared.domain.actions import Action, ProjectJob, StopRun
 from shared.domain.cluster import Cluster, ClusterSpec, JobEntry, JobPhase, NodeState, ProvisioningState
 from shared.domain.errors import InvalidField, OperationNotAllowed, QuotaExceeded
 from shared.domain.job import Job, JobSpec, JobState, JobUpdate
+from shared.domain.validation import (
+    validate_idle_seconds_before_scaledown,
+    validate_inter_node_communication,
+    validate_node_counts,
+)
 
 
 class ScaleSettingsUpdate(BaseModel):
@@ -25,22 +30,34 @@ def new_cluster(workspace: str, name: str, spec: ClusterSpec, uid: str, now: dat
                    created_at=now, modified_at=now, next_reconcile_at=now)
 
 
-def update_scale_settings(cluster: Cluster, update: ScaleSettingsUpdate, now: datetime) -> bool:
-    """Apply a PATCH; returns whether anything changed. The status shows it at once."""
+def update_scale_settings(cluster: Cluster, update: ScaleSettingsUpdate, now: datetime,
+                          as_of: datetime | None = None) -> bool:
+    """Apply a PATCH; returns whether anything changed. The status shows it at once.
+
+    ``as_of`` is when the change was asked for (the event's time): an update older than the last one applied is
+    stale and ignored, so a late redelivery can never revert newer settings (last writer wins)."""
     if cluster.provisioning_state is ProvisioningState.DELETING:
         raise OperationNotAllowed(f"cluster '{cluster.name}' is being deleted")
+    asked_at = as_of or now
+    if cluster.spec_changed_at is not None and asked_at < cluster.spec_changed_at:
+        return False
     changes = update.model_dump(exclude_none=True)
     merged = cluster.spec.model_copy(update=changes)
     check_scale_settings(merged)
     if merged == cluster.spec:
         return False
     cluster.spec = merged
+    cluster.spec_changed_at = asked_at
     cluster.modified_at = now
     cluster.next_reconcile_at = now
     return True
 
 
 def check_scale_settings(spec: ClusterSpec) -> None:
+    """The create rules that involve min/max/idle, run again on every update (an update is no back door)."""
+    validate_node_counts(spec.min_nodes, spec.max_nodes)
+    validate_inter_node_communication(spec.inter_node_communication, spec.max_nodes)
+    validate_idle_seconds_before_scaledown(spec.idle_seconds_before_scaledown)
     if spec.max_nodes < 0:
         raise InvalidField("max_nodes", "must be 0 or more")
     if spec.min_nodes < 0:

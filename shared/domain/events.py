@@ -55,7 +55,7 @@ _SUBJECT = re.compile(r"^workspaces/(?P<workspace>[A-Za-z0-9][A-Za-z0-9_-]{0,63}
 
 
 class CloudEvent(BaseModel):
-    specversion: Literal["1.0"] = "1.0"
+    specversion: Literal["1.0"]
     id: str = Field(min_length=1, max_length=128)
     source: str = Field(min_length=1, max_length=512)
     type: str
@@ -98,8 +98,8 @@ def _subject_parts(subject: str) -> tuple[str, str]:
 
 def new_event(event_type: str, workspace: str, cluster: str, data: dict[str, Any], event_id: str,
               time: datetime | None = None) -> CloudEvent:
-    return CloudEvent(id=event_id, source=SOURCE, type=event_type, subject=subject_for(workspace, cluster),
-                      time=time, data=data)
+    return CloudEvent(specversion="1.0", id=event_id, source=SOURCE, type=event_type,
+                      subject=subject_for(workspace, cluster), time=time, data=data)
 
 
 def parse_cloud_event(body: bytes | str) -> CloudEvent:
@@ -109,8 +109,11 @@ def parse_cloud_event(body: bytes | str) -> CloudEvent:
         raise InvalidEvent(f"event body is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES} (Service Bus message size)")
     try:
         payload = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+        json.dumps(payload, ensure_ascii=False).encode()  # lone surrogates ("\ud800") are not text we can keep
+    except (UnicodeError, ValueError) as exc:
         raise InvalidEvent(f"body is not UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidEvent("body is nested too deeply") from None
     if not isinstance(payload, dict):
         raise InvalidEvent("body must be a JSON object (a structured-mode CloudEvent)")
     try:

@@ -57,6 +57,8 @@ class Observation:
     nodes: dict[str, ObservedNode] = field(default_factory=dict)
     runs: dict[tuple[str, int], ObservedRun] = field(default_factory=dict)
     lock: ResourceLock | None = None
+    # Runs still going on the cluster's nodes, with the nodes they occupy (level-triggered stopping).
+    unfinished_runs: dict[tuple[str, int], frozenset[str]] = field(default_factory=dict)
 
     def node(self, node_id: str) -> ObservedNode:
         return self.nodes.get(node_id, ObservedNode(NodeStatus.GONE))

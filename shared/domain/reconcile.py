@@ -29,6 +29,7 @@ class ReconcilePolicy:
     boot_timeout: timedelta = timedelta(minutes=10)  # a node not ready by then is unusable and replaced
     resync_interval: timedelta = timedelta(seconds=60)  # how often a busy cluster is re-checked by the timer
     release_poll: timedelta = timedelta(seconds=30)  # how soon to check that a released node is gone
+    provision_backoff: timedelta = timedelta(seconds=60)  # pause before replacing nodes the provider failed
 
 
 def reconcile(cluster: Cluster, observed: Observation, now: datetime, policy: ReconcilePolicy,
@@ -41,8 +42,11 @@ def reconcile(cluster: Cluster, observed: Observation, now: datetime, policy: Re
             cluster.provisioning_state = ProvisioningState.SUCCEEDED
         actions += _apply_node_observations(cluster, observed, now, policy)
         actions += _apply_run_observations(cluster, observed, now)
-        actions += _place_jobs(cluster, now)
-        actions += _scale(cluster, now, quota, observed.lock)
+        actions += _stop_orphaned_runs(cluster, observed)
+        actions += _fail_jobs_that_no_longer_fit(cluster)
+        occupied = _occupied(cluster, observed)
+        actions += _place_jobs(cluster, now, occupied)
+        actions += _scale(cluster, now, quota, observed.lock, policy, occupied)
         actions += _project_waiting_jobs(cluster, now)
     _update_allocation_state(cluster, now)
     actions += _schedule_next(cluster, now, policy)
@@ -61,10 +65,12 @@ def _apply_node_observations(cluster: Cluster, observed: Observation, now: datet
                 node.state, node.ready_at, node.idle_since = NodeState.IDLE, now, now
                 node.private_ip = seen.private_ip
                 cluster.clear_error("NodeProvisioningFailed")
+                cluster.provisioning_failures = 0
             elif seen.status is NodeStatus.FAILED or now - node.requested_at >= policy.boot_timeout:
                 reason = seen.reason or f"node {node.node_id} was not ready within {policy.boot_timeout}"
                 node.state = NodeState.UNUSABLE
                 cluster.add_error("NodeProvisioningFailed", reason, now)
+                cluster.provisioning_failures += 1
                 actions.append(ReleaseNode(node.node_id))
             elif seen.status is NodeStatus.GONE:
                 actions.append(ProvisionNode(node.node_id))  # never reached the provider: ask again
@@ -120,7 +126,6 @@ def _apply_run_observations(cluster: Cluster, observed: Observation, now: dateti
             _free_nodes_of(cluster, entry, now)
             cluster.jobs.remove(entry)
         elif seen.status is RunStatus.LOST:
-            actions.append(StopRun(entry.job_id, entry.attempt))
             actions += _requeue(cluster, entry, "RunLost",
                                 "the job's processes ended without an exit code (control plane restarted?)", now)
         elif seen.status is RunStatus.NOT_STARTED:
@@ -128,8 +133,27 @@ def _apply_run_observations(cluster: Cluster, observed: Observation, now: dateti
     return actions
 
 
+def _stop_orphaned_runs(cluster: Cluster, observed: Observation) -> list[Action]:
+    """Level-triggered stop: a run still going on our nodes that is not the current attempt of a running job (its
+    cancel or requeue was saved, then the process died before the stop) is stopped now."""
+    return [StopRun(job_id, attempt) for job_id, attempt in sorted(_orphans(cluster, observed))]
+
+
+def _orphans(cluster: Cluster, observed: Observation) -> dict[tuple[str, int], frozenset[str]]:
+    current = {(j.job_id, j.attempt) for j in cluster.jobs if j.phase is JobPhase.RUNNING}
+    return {key: nodes for key, nodes in observed.unfinished_runs.items() if key not in current}
+
+
+def _occupied(cluster: Cluster, observed: Observation) -> frozenset[str]:
+    """Nodes that still run a run being stopped: neither offered to a job nor released until it is gone."""
+    return frozenset(n for nodes in _orphans(cluster, observed).values() for n in nodes)
+
+
 def _requeue(cluster: Cluster, entry: JobEntry, code: str, reason: str, now: datetime) -> list[Action]:
-    """AmlCompute fails an interrupted job and makes the user resubmit; we requeue it, up to max_retries times."""
+    """AmlCompute fails an interrupted job and makes the user resubmit; we requeue it, up to max_retries times.
+    What is left of the attempt is stopped first: a multi-node job that lost one node must not keep running on the
+    others while its next attempt starts."""
+    actions: list[Action] = [StopRun(entry.job_id, entry.attempt)] if entry.phase is JobPhase.RUNNING else []
     _free_nodes_of(cluster, entry, now)
     for node in cluster.nodes:
         if node.run_id == entry.job_id:
@@ -137,19 +161,33 @@ def _requeue(cluster: Cluster, entry: JobEntry, code: str, reason: str, now: dat
     retries_used = entry.attempt  # the attempt that just ended is one more retry
     if retries_used > entry.max_retries:
         cluster.jobs.remove(entry)
-        return [ProjectJob(JobUpdate(job_id=entry.job_id, state=JobState.FAILED, attempt=entry.attempt,
-                                     reason=f"{code}: {reason}; gave up after {entry.max_retries} retries"))]
+        return [*actions, ProjectJob(JobUpdate(job_id=entry.job_id, state=JobState.FAILED, attempt=entry.attempt,
+                                               reason=f"{code}: {reason}; gave up after {entry.max_retries} "
+                                                      "retries"))]
     entry.phase, entry.node_ids, entry.started_at = JobPhase.QUEUED, [], None
     entry.attempt += 1
     entry.visible_state, entry.reason = JobState.QUEUED.value, f"{code}: {reason}; requeued as attempt {entry.attempt}"
-    return [ProjectJob(JobUpdate(job_id=entry.job_id, state=JobState.QUEUED, attempt=entry.attempt,
-                                 reason=entry.reason, nodes=[]))]
+    return [*actions, ProjectJob(JobUpdate(job_id=entry.job_id, state=JobState.QUEUED, attempt=entry.attempt,
+                                           reason=entry.reason, nodes=[]))]
 
 
 # --- placement and scaling -----------------------------------------------------------------------------------------
-def _place_jobs(cluster: Cluster, now: datetime) -> list[Action]:
+def _fail_jobs_that_no_longer_fit(cluster: Cluster) -> list[Action]:
+    """max_nodes lowered below a queued job's node count: that job can never run (and would block the queue)."""
     actions: list[Action] = []
-    for entry, nodes in gang_placements(cluster):
+    for entry in queued_in_order(cluster):
+        if entry.node_count > cluster.spec.max_nodes:
+            cluster.jobs.remove(entry)
+            actions.append(ProjectJob(JobUpdate(
+                job_id=entry.job_id, state=JobState.FAILED, attempt=entry.attempt,
+                reason=f"JobNodeCountExceedsCoreQuota: the job needs {entry.node_count} nodes and max_nodes is "
+                       f"now {cluster.spec.max_nodes}")))
+    return actions
+
+
+def _place_jobs(cluster: Cluster, now: datetime, occupied: frozenset[str]) -> list[Action]:
+    actions: list[Action] = []
+    for entry, nodes in gang_placements(cluster, occupied):
         for node in nodes:
             node.state, node.run_id, node.idle_since = NodeState.RUNNING, entry.job_id, None
         entry.phase, entry.node_ids, entry.started_at = JobPhase.RUNNING, [n.node_id for n in nodes], now
@@ -158,7 +196,8 @@ def _place_jobs(cluster: Cluster, now: datetime) -> list[Action]:
     return actions
 
 
-def _scale(cluster: Cluster, now: datetime, quota: QuotaCap | None, lock: ResourceLock | None) -> list[Action]:
+def _scale(cluster: Cluster, now: datetime, quota: QuotaCap | None, lock: ResourceLock | None,
+           policy: ReconcilePolicy, occupied: frozenset[str]) -> list[Action]:
     # Every node held counts, including those on their way out: they keep their cores until released.
     extra = None if quota is None else quota.extra_nodes(held_nodes=len(cluster.nodes))
     target = scale_target(cluster, extra)
@@ -172,7 +211,10 @@ def _scale(cluster: Cluster, now: datetime, quota: QuotaCap | None, lock: Resour
     cluster.target_node_count = target
     active = cluster.nodes_in(*ACTIVE_NODE_STATES)
     to_add = max(target - len(active), 0)
-    to_release = idle_nodes_to_release(cluster, now, target)
+    retry_at = provisioning_retry_at(cluster, policy)
+    if to_add and retry_at is not None and now < retry_at:
+        to_add = 0  # the provider keeps failing us: ask again after a growing pause, never in a storm
+    to_release = idle_nodes_to_release(cluster, now, target, occupied)
     blocked = lock is not None and (to_release or (to_add and lock.blocks_scale_up))
     if blocked and lock is not None:
         # AmlCompute hangs "resizing 0 -> 0" here; we stay Steady, say why and how to fix it, and retry on resync.
@@ -191,6 +233,15 @@ def _scale(cluster: Cluster, now: datetime, quota: QuotaCap | None, lock: Resour
         node.state = NodeState.LEAVING
         actions.append(ReleaseNode(node.node_id))
     return actions
+
+
+def provisioning_retry_at(cluster: Cluster, policy: ReconcilePolicy) -> datetime | None:
+    """The first failed node is replaced at once; after that the pause doubles per failure (up to 16 x)."""
+    failed = next((e for e in cluster.errors if e.code == "NodeProvisioningFailed"), None)
+    if failed is None or cluster.provisioning_failures < 2:
+        return None
+    pause: timedelta = policy.provision_backoff * min(2 ** (cluster.provisioning_failures - 2), 16)
+    return failed.time + pause
 
 
 def resource_lock_message(lock: ResourceLock) -> str:
@@ -236,12 +287,15 @@ def _tear_down(cluster: Cluster, observed: Observation, now: datetime) -> list[A
         actions.append(ProjectJob(JobUpdate(job_id=entry.job_id, state=JobState.CANCELED, attempt=entry.attempt,
                                             reason="ClusterDeleted: the cluster was deleted")))
         cluster.jobs.remove(entry)
+    actions += _stop_orphaned_runs(cluster, observed)
+    occupied = _occupied(cluster, observed)
     for node in list(cluster.nodes):
         if observed.node(node.node_id).status is NodeStatus.GONE:
             cluster.nodes.remove(node)
         else:
             node.state, node.run_id = NodeState.LEAVING, None
-            actions.append(ReleaseNode(node.node_id))
+            if node.node_id not in occupied:  # a node is released once its run has stopped
+                actions.append(ReleaseNode(node.node_id))
     cluster.target_node_count = 0
     return actions
 
@@ -263,15 +317,24 @@ def _schedule_next(cluster: Cluster, now: datetime, policy: ReconcilePolicy) -> 
     elif len(cluster.nodes_in(*ACTIVE_NODE_STATES)) > cluster.spec.min_nodes:
         deadlines += [d for n in cluster.nodes if (d := idle_deadline(cluster, n)) is not None]
     deadlines += [n.requested_at + policy.boot_timeout for n in cluster.nodes_in(NodeState.PREPARING)]
+    retry_at = provisioning_retry_at(cluster, policy)
+    if retry_at is not None and cluster.target_node_count > len(cluster.nodes_in(*ACTIVE_NODE_STATES)):
+        deadlines.append(retry_at)
     if any(n.state in (NodeState.LEAVING, NodeState.PREEMPTED, NodeState.UNUSABLE) for n in cluster.nodes):
         deadlines.append(now + policy.release_poll)  # check that the release went through
-    wake_at = max(min(deadlines), now) if deadlines else None
+    # Only future deadlines: one that passed without effect (an idle node kept for a queued gang job) would
+    # otherwise wake us again at once, forever.
+    future = [d for d in deadlines if d > now]
+    wake_at = min(future) if future else None
     safety_net = [d for d in (wake_at,) if d is not None]
     locked = any(e.code == "ResourceLocked" for e in cluster.errors)
     if cluster.jobs or locked or cluster.provisioning_state is ProvisioningState.DELETING:
         safety_net.append(now + policy.resync_interval)
+        if cluster.next_reconcile_at is not None and cluster.next_reconcile_at > now:
+            safety_net.append(cluster.next_reconcile_at)  # an event does not push the resync further away
     cluster.next_reconcile_at = min(safety_net) if safety_net else None
-    if wake_at is None or wake_at == cluster.wake_scheduled_for:
-        return []
+    pending = cluster.wake_scheduled_for
+    if wake_at is None or wake_at == pending or (pending is not None and now < pending <= wake_at):
+        return []  # a wake-up at or before this one is already on its way: one at a time, never a storm
     cluster.wake_scheduled_for = wake_at
     return [WakeUpAt(wake_at)]

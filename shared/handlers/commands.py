@@ -40,6 +40,13 @@ def create_cluster(deps: Deps, workspace: str, body: ClusterCreate) -> tuple[Clu
     """Get-or-create. Returns the cluster and whether this call created it."""
     existing = deps.store.get_cluster(workspace, body.name)
     if existing is None:
+        event = ev.new_event(ev.CLUSTER_CREATE, workspace, body.name, body.model_dump(mode="json"),
+                             event_id="size-check")
+        if len(event.to_json()) > ev.MAX_EVENT_BYTES:
+            biggest = max(("tags", len(str(body.tags))), ("description", len(body.description or "")),
+                          key=lambda pair: pair[1])[0]
+            raise InvalidField(biggest, f"the request is too large to travel as an event (Service Bus carries at "
+                                        f"most {ev.MAX_EVENT_BYTES} bytes); shorten {biggest}")
         cluster = prepare_cluster(deps, workspace, body)
         try:
             cluster = deps.store.create_cluster(cluster)

@@ -83,7 +83,7 @@ def on_cluster_update(event: CloudEvent, deps: Deps) -> None:
     update = _data(ScaleSettingsUpdate, event)
 
     def change(cluster: Cluster, now: datetime) -> list[Action]:
-        update_scale_settings(cluster, update, now)
+        update_scale_settings(cluster, update, now, as_of=event.time)
         return []
 
     _reconcile_existing(deps, event, change)
@@ -115,7 +115,7 @@ def on_job_submit(event: CloudEvent, deps: Deps) -> None:
     job = deps.store.get_job(event.workspace, job_id)
     if job is None:
         job = Job(workspace=event.workspace, id=job_id, cluster=event.cluster, spec=spec,
-                  submitted_at=event.time or deps.clock.now())
+                  submitted_at=event.time or deps.clock.now(), reason="submitted; waiting for the scheduler")
         try:
             job = deps.store.create_job(job)
         except AlreadyExists:

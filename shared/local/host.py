@@ -70,8 +70,9 @@ def to_service_bus_message(message: ReceivedMessage) -> func.ServiceBusMessage:
 
 
 def redelivery_delay(delivery_count: int) -> timedelta:
-    """A short, growing pause before a failed message is offered again, so a failing handler does not spin."""
-    return timedelta(seconds=min(0.05 * 2 ** (delivery_count - 1), 5.0))
+    """A growing pause before a failed message is offered again: 0.5 s doubling up to 2 min, about 6 minutes over
+    the 10 deliveries, so a store outage of a few minutes does not dead-letter everything in flight."""
+    return timedelta(seconds=min(0.5 * 2 ** (delivery_count - 1), 120.0))
 
 
 QueueReceiver = Callable[[QueueFunction], Callable[[threading.Event], None]]

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import logging
+import sys
 from dataclasses import replace
 from datetime import timedelta
 
 import azure.functions as func
 import uvicorn
-from starlette.applications import Starlette
-from starlette.routing import Mount
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared import bootstrap
 from shared.api.auth import load_or_create_keys
@@ -31,6 +31,27 @@ def asgi_app_of(app: func.FunctionApp) -> ASGIApp:
     return inner  # type: ignore[no-any-return]
 
 
+def by_prefix(api: ASGIApp, identity: ASGIApp | None) -> ASGIApp:
+    """/identity/... to the token endpoint (as a mount: its routes see the rest of the path), all else to the API.
+    A plain prefix test, unlike a router's path regex, also sends paths with odd characters to the API's errors."""
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if identity is not None and scope["type"] == "http" and (path == "/identity" or
+                                                                 path.startswith("/identity/")):
+            root = scope.get("root_path", "") + "/identity"
+            await identity(dict(scope, root_path=root, path=path[len("/identity"):] or "/"), receive, send)
+            return
+        await api(scope, receive, send)
+
+    return dispatch
+
+
+def _not_dumpable() -> None:
+    """PR_SET_DUMPABLE 0: a job running as the same user cannot read /proc/<server>/environ or its memory."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(4, 0)  # PR_SET_DUMPABLE = 4
+
+
 def service_bus_receiver(settings: Settings) -> QueueReceiver:
     """Feed the queue triggers from a real namespace (or the official emulator) with peek-lock sessions."""
     from shared.adapters.servicebus_bus import ServiceBusPump, service_bus_client_factory
@@ -41,6 +62,7 @@ def service_bus_receiver(settings: Settings) -> QueueReceiver:
 
 def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | None = None,
           announce: bool = True) -> None:
+    _not_dumpable()
     base_url = f"http://{host}:{port}"
     settings = replace(settings, identity_endpoint=settings.identity_endpoint or f"{base_url}/identity")
     container = bootstrap.build(settings)
@@ -50,10 +72,7 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
     functions_host = LocalFunctionsHost(function_app.app, container.queue, sweep_seconds=sweep_seconds,
                                         external_receiver=None if container.queue else service_bus_receiver(settings))
 
-    routes = [Mount("/", app=asgi_app_of(function_app.app))]
-    if container.identity_app is not None:
-        routes.insert(0, Mount("/identity", app=container.identity_app))
-    http_app = Starlette(routes=routes)
+    http_app = by_prefix(asgi_app_of(function_app.app), container.identity_app)
 
     # A restart finds every cluster that was busy: look one resync period ahead, so lost runs are requeued now.
     sweep(container.deps, horizon=timedelta(seconds=settings.resync_seconds))

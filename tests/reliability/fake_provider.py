@@ -156,6 +156,9 @@ class FakeNodeProvider:
                 observation.runs[(entry.job_id, entry.attempt)] = ObservedRun(RunStatus.FINISHED, run.exit_code)
             else:
                 observation.runs[(entry.job_id, entry.attempt)] = ObservedRun(RunStatus.RUNNING)
+        held = {n.node_id for n in cluster.nodes}
+        observation.unfinished_runs = {key: frozenset(run.alive & held) for key, run in self.runs.items()
+                                       if run.alive & held and not run.finished(now)}
         return observation
 
     def read_logs(self, job_id: str, attempt: int) -> str | None:

@@ -2,8 +2,8 @@
 provider call of a whole day's work. The next delivery (the message's lock runs out) or the timer's sweep must
 converge within one reconcile period, and the day must end as it would have without the crash.
 
-Two windows are known to break that promise; each has its own strict xfail test below, and the main test holds
-every other crash point to it.
+Two windows used to break that promise (a stop decided but not carried out; a run started but not yet said to be
+Running); each still has its own test below, and the main test holds every crash point to it.
 """
 
 from __future__ import annotations
@@ -63,9 +63,6 @@ class CrashMatrix:
                     return True
         return False
 
-    def known(self, o: CrashOutcome) -> bool:
-        return self.between_a_stop_decision_and_the_stop(o) or self.between_a_start_and_its_projection(o)
-
 
 def _crash_run(root: Path, point: CrashPoint, expected: dict[str, object]) -> CrashOutcome:
     world = World(root, plan=FaultPlan(crash_at=point))
@@ -108,19 +105,11 @@ def test_a_clean_day_keeps_every_promise_at_every_quiet_point(tmp_path: Path) ->
 
 def test_a_crash_just_before_or_after_any_write_converges_within_one_reconcile_period(
         crash_matrix: CrashMatrix) -> None:
-    failed = [o for o in crash_matrix.outcomes if o.problems and not crash_matrix.known(o)]
+    failed = [o for o in crash_matrix.outcomes if o.problems]
     assert not failed, f"{len(failed)} of {len(crash_matrix.outcomes)} crash points broke a promise:\n" + _report(
         failed)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a crash after the cluster save that forgets a run (cancel: cancel_job removes the entry and frees the "
-    "node; delete: _tear_down drops the jobs) and before carry_out's StopRun leaves the run going forever: the "
-    "redelivered event is already applied, and reconcile only observes runs of RUNNING entries, so nothing ever "
-    "stops it; the node shows idle while it still runs the job (another job can be placed on it) and is later "
-    "released under it. Fix: make stopping level-triggered: have observe() report every unfinished run on the "
-    "cluster's nodes and let reconcile emit StopRun for any run that is not the attempt of a RUNNING entry (or keep "
-    "a 'stopping' entry in the cluster document until the provider confirms the run ended)."))
 def test_a_crash_between_saving_a_cancel_or_delete_and_stopping_the_run_still_stops_it(
         crash_matrix: CrashMatrix) -> None:
     window = [o for o in crash_matrix.outcomes if crash_matrix.between_a_stop_decision_and_the_stop(o)]
@@ -141,7 +130,6 @@ STALE_RUNNING_REASON = (
     "the safety net (keep an earlier future next_reconcile_at instead of replacing it with now + resync_interval).")
 
 
-@pytest.mark.xfail(strict=True, reason=STALE_RUNNING_REASON)
 def test_a_crash_between_starting_a_run_and_saying_so_is_healed_within_one_period(
         crash_matrix: CrashMatrix) -> None:
     window = [o for o in crash_matrix.outcomes if crash_matrix.between_a_start_and_its_projection(o)]
@@ -150,7 +138,6 @@ def test_a_crash_between_starting_a_run_and_saying_so_is_healed_within_one_perio
     assert not failed, _report(failed)
 
 
-@pytest.mark.xfail(strict=True, reason=STALE_RUNNING_REASON)
 def test_a_busy_cluster_still_heals_a_job_document_left_stale_by_a_crash(tmp_path: Path) -> None:
     world = World(tmp_path, plan=FaultPlan(crash_at=CrashPoint("provider.start_run", 1, "after")))
     world.create("busy", max_nodes=1)
@@ -163,11 +150,6 @@ def test_a_busy_cluster_still_heals_a_job_document_left_stale_by_a_crash(tmp_pat
     assert world.jobs()["long"].state.value == "Running"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor): a job submitted as an event from another system shows Queued with no reason while its submit "
-    "waits for redelivery (a crash after create_job and before the cluster save, or a store fault there): "
-    "on_job_submit creates the job document without a reason, where the HTTP path writes 'submitted; waiting for "
-    "the scheduler'. Fix: give the Job created in on_job_submit the same reason."))
 def test_a_job_whose_submit_is_being_redelivered_says_why_it_waits(tmp_path: Path) -> None:
     world = World(tmp_path, plan=FaultPlan(crash_at=CrashPoint("store.create_job", 1, "after")))
     world.create("waits")

@@ -49,14 +49,6 @@ def test_a_late_copy_of_an_older_update_does_not_undo_a_newer_one(tmp_path: Path
     assert world.broken_promises(settled=True) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: idempotency is remembered for the last 200 recorded events of a cluster (APPLIED_EVENTS_KEPT), not for a "
-    "time: on a busy cluster a copy of a cluster.update that arrives after 200 newer recorded events (submits, "
-    "cancels, updates) - a redelivery after a lost lock, or a producer retrying within Service Bus' 10-minute "
-    "duplicate-detection window - is applied again and reverts the scale settings (copies of submit and cancel "
-    "are harmless: the job document is already past them). Fix: keep applied ids for a time, not a count (at least "
-    "lock duration x maxDeliveryCount + the duplicate-detection window, pruned by age), and/or make updates "
-    "last-writer-wins by event time or spec version so an older update is ignored whenever it arrives."))
 def test_a_late_copy_of_an_update_after_200_newer_events_does_not_undo_the_newer_settings(tmp_path: Path) -> None:
     world = World(tmp_path)
     world.create("cpuone", max_nodes=4)

@@ -83,13 +83,6 @@ def test_no_request_makes_the_server_fail_and_every_4xx_says_what_was_wrong(serv
     assert not problems, "\n".join(sorted(set(problems))[:30])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor, local runtime): a path with a newline inside a parameter (e.g. GET "
-    "/api/workspaces/default/clusters/a%0Ab) gets a text/plain 'Not Found' instead of the JSON error body: "
-    "shared/local/serve.py mounts the API with Starlette's Mount('/'), whose path regex '^/(?P<path>.*)$' does not "
-    "match a newline in the middle, so the outer router answers before the API's error handlers. Fix: dispatch by "
-    "prefix with a small ASGI function (/identity to the token endpoint, everything else to the API) instead of "
-    "Mount('/')."))
 def test_a_path_with_a_newline_gets_a_json_404(server: Server) -> None:
     with client(server) as http:
         response = http.get("/api/workspaces/default/clusters/a%0Ab")

@@ -105,15 +105,6 @@ def test_when_every_node_fails_the_job_waits_with_a_reason_and_no_node_leaks(tmp
     assert world.broken_promises(settled=True) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: when nodes keep failing to provision, replacements are not rate-limited and the churn accelerates "
-    "(~500 nodes provisioned in 3 minutes for a max_nodes=2 cluster here): every reconcile marks the failed node "
-    "unusable and provisions a replacement at once, and _schedule_next adds a fresh release-poll wake-up at "
-    "now + release_poll on every reconcile (the time differs each time, so wake_scheduled_for never dedupes it); "
-    "each wake-up and each node.ready reconciles again, so the events multiply. Fix: back off replacements after "
-    "NodeProvisioningFailed (e.g. no new node before error.time + min(boot_timeout, 30 s * 2**failures)), and "
-    "anchor the release poll to when the node started leaving (node.left_at + release_poll) so repeated "
-    "reconciles schedule the same wake-up."))
 def test_when_every_node_fails_replacements_are_rate_limited(tmp_path: Path) -> None:
     world, failing = _world(tmp_path, broken=_every_node_fails)
     world.create("doomed", max_nodes=2, idle=60)
@@ -137,13 +128,6 @@ def test_a_preempted_low_priority_node_requeues_its_job_which_then_completes(tmp
     assert world.broken_promises(settled=True, scaled_down=True) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: when one node of a multi-node job is lost (failed, preempted or gone), reconcile._lose_node requeues the "
-    "job and frees the other nodes but emits no StopRun, so the job's ranks on the surviving nodes keep running; "
-    "the requeued attempt then starts (on those very nodes) while the old attempt still runs: the job runs twice at "
-    "once and two jobs share a node. (The local provider hides it because its preempt() kills the whole run.) "
-    "Fix: in _lose_node (and _requeue generally) emit StopRun(entry.job_id, entry.attempt) before requeueing, as "
-    "the RunLost path already does."))
 @pytest.mark.parametrize("loss", ["fail_node", "preempt"])
 def test_losing_one_node_of_a_two_node_job_stops_the_rank_left_on_the_other(tmp_path: Path, loss: str) -> None:
     world = World(tmp_path)

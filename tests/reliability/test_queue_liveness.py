@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.reliability.world import World
 
 
@@ -20,14 +18,6 @@ def test_jobs_queued_behind_a_running_gang_run_once_it_ends(tmp_path: Path) -> N
     assert world.broken_promises(settled=True) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: after max_nodes is lowered below the node_count of a queued multi-node job, that job can never run but "
-    "is neither failed nor skipped: gang_placements keeps it at the head of the queue (it 'blocks later jobs so a "
-    "multi-node job is never starved'), scale_target never asks for the nodes it needs, and every job queued "
-    "behind it - even one that fits - waits forever with the misleading reason 'waiting for a free node (cluster at "
-    "max_nodes=1 or jobs ahead in the queue)'. Fix: when a scale update lowers max_nodes, fail queued jobs whose "
-    "node_count exceeds it (as accept_job does at submit: JobNodeCountExceedsCoreQuota), or refuse the update while "
-    "such jobs are queued, and let gang_placements skip entries that can never fit."))
 def test_lowering_max_nodes_does_not_starve_the_jobs_that_still_fit(tmp_path: Path) -> None:
     world = World(tmp_path)
     world.create("shrinks", max_nodes=2, idle=30)

@@ -82,16 +82,7 @@ def test_an_event_just_under_256_kb_is_accepted(limited: tuple[Server, httpx.Cli
     assert limited[1].post("/api/events", content=body).status_code == 202
 
 
-CHUNKED_BUG = pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor): a body over 1 MB sent without Content-Length (chunked) to a route with a JSON body model gets 400 "
-    "'There was an error parsing the body' instead of 413: BodySizeLimit raises BodyTooLarge from receive(), and "
-    "FastAPI's request handler catches every Exception while reading the body and turns it into a 400 before the "
-    "middleware sees it (POST /api/events, which reads the body itself, does get 413). Fix: make BodySizeLimit "
-    "buffer the body up to the limit before calling the app and answer 413 itself, or derive BodyTooLarge from "
-    "BaseException so FastAPI does not swallow it."))
-
-
-@pytest.mark.parametrize("chunked", [False, pytest.param(True, marks=CHUNKED_BUG)], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_a_request_body_over_1_mb_is_refused_with_413(limited: tuple[Server, httpx.Client], chunked: bool) -> None:
     payload = json.dumps({"name": "huge", "vm_size": "STANDARD_D2_V2", "max_nodes": 1,
                           "description": "x" * MAX_REQUEST_BYTES}).encode()
@@ -105,24 +96,12 @@ def test_a_request_body_over_1_mb_is_refused_with_413(limited: tuple[Server, htt
     assert limited[1].get("/api/workspaces/default/clusters/huge").status_code == 404
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a cluster create whose body is under the 1 MB request limit but over Service Bus' 256 KB (e.g. 300 KB of "
-    "tags or description) is answered 202 and saved, but its computeplane.cluster.create event cannot be sent: "
-    "locally it is dead-lettered ('event body is N bytes; the limit is 262144'), in Azure the publish fails "
-    "(MessageSizeExceeded) and the client gets a 500 for a cluster that exists. Fix: bound tags and description "
-    "(Azure allows 50 tags, names <= 512 and values <= 256 characters) in validate_cluster_spec_fields, and refuse "
-    "in commands.create_cluster any request whose event would exceed MAX_EVENT_BYTES, naming the field."))
 def test_a_cluster_whose_event_would_exceed_256_kb_is_refused_naming_the_field(
         limited: tuple[Server, httpx.Client]) -> None:
     tags = {f"tag{n:05d}": "v" * 200 for n in range(1500)}  # about 310 KB
     _names_field(create_cluster(limited[1], "tagged", tags=tags), "tags")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a lone surrogate in a JSON string (\"\\ud800\", valid JSON) answers 500 instead of 4xx: POST "
-    "/api/events re-serialises the event (CloudEvent.to_json) and fails with PydanticSerializationError; POST "
-    "/clusters/{name}/jobs fails in sqlite3 (UnicodeEncodeError). Fix: refuse strings that are not valid Unicode "
-    "scalar values where requests and events are parsed (InvalidField naming the field)."))
 @pytest.mark.parametrize("path,body", [
     ("/api/events", '{"specversion":"1.0","id":"s","source":"/t","type":"computeplane.scale.request",'
                     '"subject":"workspaces/default/clusters/limited","data":{"reason":"\\ud800"}}'),

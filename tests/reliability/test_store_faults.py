@@ -86,14 +86,6 @@ def test_work_accepted_over_http_survives_an_outage_longer_than_the_retry_budget
     assert world.broken_promises(settled=True, scaled_down=True) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the retry budget for a transient failure is about 16 s: shared.local.host.redelivery_delay grows "
-    "0.05 s * 2**n capped at 5 s and MAX_DELIVERY_COUNT is 10, so a store that answers 429/503 for longer (Cosmos "
-    "throttling bursts, a failover) dead-letters every event in flight; events from other systems (no document "
-    "written before the outage) are then never applied. Fix: back off for longer before giving up (e.g. cap the "
-    "delay at 60 s and stop after ~10 minutes, as host.json's exponentialBackoff retry or a re-scheduled message "
-    "with not_before would), or re-schedule messages that failed transiently instead of counting them toward "
-    "maxDeliveryCount."))
 def test_a_two_minute_store_outage_dead_letters_no_event(tmp_path: Path) -> None:
     world = World(tmp_path)
     world.use_plan(_outage(world.clock, start=0, seconds=120))

@@ -71,8 +71,23 @@ def test_a_node_not_ready_within_the_boot_timeout_is_unusable_replaced_and_repor
     booting = Observation(nodes={stuck.node_id: ObservedNode(NodeStatus.BOOTING)})
     actions = reconcile(cluster, booting, at(301), POLICY)
     assert stuck.state is NodeState.UNUSABLE and ReleaseNode(stuck.node_id) in actions
-    assert any(isinstance(a, ProvisionNode) for a in actions)  # a replacement
     assert [e.code for e in cluster.errors] == ["NodeProvisioningFailed"]
+    assert any(isinstance(a, ProvisionNode) for a in actions)  # the first failure is replaced at once
+
+
+def test_a_provider_that_keeps_failing_gets_a_growing_pause_not_a_storm_of_nodes() -> None:
+    cluster = make_cluster()
+    accept_job(cluster, job_doc("j1"))
+    now = T0
+    reconcile(cluster, Observation(), now, POLICY)
+    provisioned = 0
+    for _ in range(40):  # the provider fails every node it is asked for, and we look every 5 s for 200 s
+        now += timedelta(seconds=5)
+        failing = Observation(nodes={n.node_id: ObservedNode(NodeStatus.FAILED, "no capacity")
+                                     for n in cluster.nodes if n.state is NodeState.PREPARING})
+        provisioned += sum(isinstance(a, ProvisionNode) for a in reconcile(cluster, failing, now, POLICY))
+    assert 2 <= provisioned <= 4  # at once, then after 60 s, then after 120 s
+    assert cluster.provisioning_failures >= 2 and cluster.errors[0].message == "no capacity"
 
 
 def test_a_preempted_node_requeues_its_job_with_the_attempt_counted() -> None:
