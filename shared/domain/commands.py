@@ -54,10 +54,8 @@ def update_scale_settings(cluster: Cluster, update: ScaleSettingsUpdate, now: da
 
 
 def check_scale_settings(spec: ClusterSpec) -> None:
-    """The create rules that involve min/max/idle, run again on every update (an update is no back door)."""
-    validate_node_counts(spec.min_nodes, spec.max_nodes)
-    validate_inter_node_communication(spec.inter_node_communication, spec.max_nodes)
-    validate_idle_seconds_before_scaledown(spec.idle_seconds_before_scaledown)
+    """The create rules that involve min/max/idle, run again on every update (an update is no back door).
+    The simple ones come first so that a PATCH of min_nodes is told about min_nodes."""
     if spec.max_nodes < 0:
         raise InvalidField("max_nodes", "must be 0 or more")
     if spec.min_nodes < 0:
@@ -66,6 +64,9 @@ def check_scale_settings(spec: ClusterSpec) -> None:
         raise InvalidField("min_nodes", f"must not exceed max_nodes ({spec.min_nodes} > {spec.max_nodes})")
     if spec.idle_seconds_before_scaledown < 0:
         raise InvalidField("idle_seconds_before_scaledown", "must be 0 or more")
+    validate_node_counts(spec.min_nodes, spec.max_nodes)
+    validate_inter_node_communication(spec.inter_node_communication, spec.max_nodes)
+    validate_idle_seconds_before_scaledown(spec.idle_seconds_before_scaledown)
 
 
 def mark_deleting(cluster: Cluster, now: datetime) -> bool:
