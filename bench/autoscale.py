@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.machine import console, print_header
+from computeplane.cli_output import comparison_table
 from shared.sim.compare import MapFunction, frontier, frontier_policies, peer_policies, run_policies
 from shared.sim.engine import SimConfig
 from shared.sim.jobs import Workload
@@ -79,12 +80,7 @@ def render(out: Console, workload: Workload, config: SimConfig, args: argparse.N
         out.print(line)
     peers = run_policies(workload, peer_policies(config.boot_seconds, args.idle_seconds), config, map_fn)
     headers, rows = side_by_side(peers, price)
-    table = Table(title="Policies side by side (same workload, same seed)")
-    for i, header in enumerate(headers):
-        table.add_column(header, justify="left" if i == 0 else "right")
-    for row in rows:
-        table.add_row(*row)
-    out.print(table)
+    out.print(comparison_table("Policies side by side (same workload, same seed)", headers, rows))
     for note in footnotes(peers):
         out.print(f"  {note}")
     if args.no_frontier:

@@ -36,6 +36,16 @@ def emit(settings: CliSettings, body: Any, render: Callable[[Any], RenderableTyp
         stdout_console().print(render(body))
 
 
+def comparison_table(title: str, headers: list[str], rows: list[list[str]]) -> Table:
+    """A table of figures: the first column names the row, the others are right-aligned numbers."""
+    table = Table(title=title)
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def cluster_table(clusters: list[dict[str, Any]]) -> Table:
     table = Table("NAME", "VM SIZE", "PRIORITY", "STATE", "ALLOCATION", "NODES", "MIN-MAX", "IDLE S", box=None)
     for c in clusters:

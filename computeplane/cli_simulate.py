@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from computeplane.cli_context import settings_of
-from computeplane.cli_output import print_json, stdout_console
+from computeplane.cli_output import comparison_table, print_json, stdout_console
 from shared.sim.names import PolicyName, WorkloadFormat
 
 if TYPE_CHECKING:
@@ -72,12 +71,7 @@ def simulate(
     for line in describe(workload, config):
         out.print(line)
     headers, rows = side_by_side(metrics, config.vm().price_per_hour(config.priority))
-    table = Table(title="Simulated cost and waits")
-    for i, header in enumerate(headers):
-        table.add_column(header, justify="left" if i == 0 else "right")
-    for row in rows:
-        table.add_row(*row)
-    out.print(table)
+    out.print(comparison_table("Simulated cost and waits", headers, rows))
     for note in footnotes(metrics):
         out.print(f"  {note}")
 
