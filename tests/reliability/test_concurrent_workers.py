@@ -1,11 +1,12 @@
-"""Two and four workers consuming the same queues against the same SQLite store at once, each with its own
-connections and local provider: no lost update, no event applied twice, no job run twice, quota never exceeded,
-every invariant holds at the end."""
+"""Two and four workers consuming the same queues against the same store at once (a SQLite file; the Cosmos DB
+API of @vercel/cosmosdb-server), each with its own connections and local provider: no lost update, no event
+applied twice, no job run twice, quota never exceeded, every invariant holds at the end."""
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -97,14 +98,19 @@ def _cancel_once_running(api: Worker, slow: list[str]) -> Callable[[], bool]:
     return step
 
 
-@pytest.mark.parametrize("sessions", [True, False], ids=["sessions", "no-sessions"])
-@pytest.mark.parametrize("workers", [2, 4])
-def test_workers_sharing_one_store_lose_no_update(tmp_path: Path, workers: int, sessions: bool) -> None:
+@pytest.mark.parametrize(("store", "workers", "sessions"), [
+    ("sqlite", 2, True), ("sqlite", 4, True), ("sqlite", 2, False), ("sqlite", 4, False), ("cosmos", 2, False)],
+    ids=["sqlite-2-sessions", "sqlite-4-sessions", "sqlite-2-no-sessions", "sqlite-4-no-sessions",
+         "cosmos-2-no-sessions"])
+def test_workers_sharing_one_store_lose_no_update(tmp_path: Path, workers: int, sessions: bool, store: str,
+                                                   request: pytest.FixtureRequest) -> None:
     applied: Counter[tuple[str, str]] = Counter()
     lock = threading.Lock()
-    pool = [Worker(tmp_path, f"w{n}", applied, lock, sessions) for n in range(workers)]
-    api = Worker(tmp_path, "api", applied, lock, sessions)
-    store = api.container.deps.store
+    cosmos = (request.getfixturevalue("cosmosdb_endpoint"), f"workers-{uuid.uuid4().hex[:8]}") \
+        if store == "cosmos" else None
+    pool = [Worker(tmp_path, f"w{n}", applied, lock, sessions, cosmos) for n in range(workers)]
+    api = Worker(tmp_path, "api", applied, lock, sessions, cosmos)
+    documents = api.container.deps.store
     for cluster in CLUSTERS:
         commands.create_cluster(api.deps, WORKSPACE, ClusterCreate(
             name=cluster, vm_size="STANDARD_D2_V2", max_nodes=3, idle_seconds_before_scaledown=1))
@@ -113,15 +119,15 @@ def test_workers_sharing_one_store_lose_no_update(tmp_path: Path, workers: int, 
     try:
         with NodeCountMonitor(tmp_path) as monitor:
             quick, slow = _submit_all(api)
-            _wait(_cancel_once_running(api, slow), 90, lambda: f"long jobs to run: {_states(store)}")
-            _wait(lambda: all(j.state.is_terminal for j in store.list_jobs(WORKSPACE)), 60,
-                  lambda: f"every job to end: {_states(store)}")
-            _wait(lambda: not any(c.nodes for c in store.list_clusters(WORKSPACE)), 30,
-                  lambda: f"idle nodes to go: {[c.node_state_counts() for c in store.list_clusters(WORKSPACE)]}")
+            _wait(_cancel_once_running(api, slow), 90, lambda: f"long jobs to run: {_states(documents)}")
+            _wait(lambda: all(j.state.is_terminal for j in documents.list_jobs(WORKSPACE)), 60,
+                  lambda: f"every job to end: {_states(documents)}")
+            _wait(lambda: not any(c.nodes for c in documents.list_clusters(WORKSPACE)), 30,
+                  lambda: f"idle nodes to go: {[c.node_state_counts() for c in documents.list_clusters(WORKSPACE)]}")
     finally:
         for worker in pool:
             worker.stop()
-    jobs = {j.id: j for j in store.list_jobs(WORKSPACE)}
+    jobs = {j.id: j for j in documents.list_jobs(WORKSPACE)}
     assert len(jobs) == len(CLUSTERS) * JOBS_PER_CLUSTER  # no job lost
     assert {jobs[j].state.value for j in quick} == {"Completed"}
     assert {jobs[j].state.value for j in slow} == {"Canceled"}
@@ -132,5 +138,5 @@ def test_workers_sharing_one_store_lose_no_update(tmp_path: Path, workers: int, 
         assert runs.execute("SELECT job_id FROM runs GROUP BY job_id HAVING COUNT(*) > 1").fetchall() == []
     assert api.container.queue is not None and api.container.queue.dead_letters() == []
     view = LocalProviderView(tmp_path)
-    assert check_invariants(store, view, WORKSPACE, settled=True) == []
-    assert check_scaled_down(store, view, WORKSPACE) == []
+    assert check_invariants(documents, view, WORKSPACE, settled=True) == []
+    assert check_scaled_down(documents, view, WORKSPACE) == []

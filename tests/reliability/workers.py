@@ -26,9 +26,12 @@ from tests.reliability.ledger import LedgerStore
 QUOTA_VCPUS = 8  # four STANDARD_D2_V2 nodes in the whole region, across clusters
 
 
-def settings_for(data_dir: Path) -> Settings:
+def settings_for(data_dir: Path, cosmos: tuple[str, str] | None = None) -> Settings:
+    """``cosmos`` = (endpoint, database): the workers share that Cosmos DB database instead of one SQLite file."""
+    store = {"store": "cosmos", "cosmos_endpoint": cosmos[0], "cosmos_database": cosmos[1]} if cosmos else {}
     return Settings(data_dir=data_dir, node_boot_seconds=0.05, boot_timeout_seconds=30, resync_seconds=1,
-                    release_poll_seconds=0.2, extra={"COMPUTEPLANE_QUOTA_TOTAL_VCPUS": str(QUOTA_VCPUS)})
+                    release_poll_seconds=0.2, extra={"COMPUTEPLANE_QUOTA_TOTAL_VCPUS": str(QUOTA_VCPUS)},
+                    **store)  # type: ignore[arg-type]
 
 
 class SessionlessBus:
@@ -48,9 +51,9 @@ class SessionlessBus:
 
 class Worker:
     def __init__(self, data_dir: Path, name: str, applied: Counter[tuple[str, str]], lock: threading.Lock,
-                 sessions: bool = True) -> None:
+                 sessions: bool = True, cosmos: tuple[str, str] | None = None) -> None:
         self.name = name
-        self.container = build(settings_for(data_dir))
+        self.container = build(settings_for(data_dir, cosmos))
         assert self.container.queue is not None
         store = LedgerStore(self.container.deps.store, applied, lock)
         bus = self.container.deps.bus if sessions else SessionlessBus(self.container)
