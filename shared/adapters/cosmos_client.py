@@ -73,13 +73,16 @@ def cosmos_credential(settings: Settings) -> CosmosCredential:
     return azure_credential(settings.azure_client_id)  # the one factory every Azure client uses
 
 
-def create_cosmos_client(endpoint: str, credential: CosmosCredential) -> CosmosClient:
-    """A client with our retry options. Its constructor reads the account over the network: call on first use."""
+def create_cosmos_client(endpoint: str, credential: CosmosCredential, transport: Any = None) -> CosmosClient:
+    """A client with our retry options. Its constructor reads the account over the network: call on first use.
+    ``transport`` replaces the HTTP transport (tests put a fault-injecting one there)."""
     options: dict[str, Any] = {
         "retry_total": SDK_RETRY_TOTAL,
         "retry_backoff_max": SDK_RETRY_BACKOFF_MAX_SECONDS,
         "connection_timeout": CONNECTION_TIMEOUT_SECONDS,
     }
+    if transport is not None:
+        options["transport"] = transport
     if not is_emulator_endpoint(endpoint):
         return CosmosClient(endpoint, credential, **options)
     _ignore_unverified_tls_warnings(endpoint)

@@ -117,7 +117,8 @@ class CosmosStore:
     them and the managed identity only reads their metadata: data-plane RBAC cannot create them."""
 
     def __init__(self, endpoint: str, credential: CosmosCredential, *, database: str, container: str,
-                 query_page_size: int = QUERY_PAGE_SIZE) -> None:
+                 query_page_size: int = QUERY_PAGE_SIZE, transport: Any = None) -> None:
+        self._transport = transport
         self._endpoint = endpoint
         self._credential = credential
         self._database_name = database
@@ -219,7 +220,7 @@ class CosmosStore:
 
     def _open_container(self) -> ContainerProxy:
         if self._client is None:
-            self._client = create_cosmos_client(self._endpoint, self._credential)
+            self._client = create_cosmos_client(self._endpoint, self._credential, self._transport)
         database = self._client.create_database_if_not_exists(self._database_name)
         return database.create_container_if_not_exists(
             self._container_name, partition_key=PartitionKey(path=PARTITION_KEY_PATH), indexing_policy=INDEXING_POLICY)
