@@ -430,9 +430,10 @@ def test_cosmos_store_connects_on_first_use_once(cosmosdb_endpoint: str, monkeyp
     created: list[str] = []
     real_create = cosmos_client.create_cosmos_client
 
-    def counting_create(endpoint: str, credential: cosmos_client.CosmosCredential) -> CosmosClient:
+    def counting_create(endpoint: str, credential: cosmos_client.CosmosCredential,
+                        transport: object = None) -> CosmosClient:
         created.append(endpoint)
-        return real_create(endpoint, credential)
+        return real_create(endpoint, credential, transport)
 
     monkeypatch.setattr(cosmos_store, "create_cosmos_client", counting_create)
     store = CosmosStore(cosmosdb_endpoint, EMULATOR_KEY, database=f"lazy-{uuid.uuid4().hex[:12]}", container="state")
