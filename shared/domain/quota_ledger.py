@@ -21,6 +21,7 @@ class Allocation(BaseModel):
     family: str
     priority: str
     vcpus: int
+    booking: str | None = None  # id of the decision that last raised it: a decrease never undoes a newer booking
 
 
 class QuotaLedger(BaseModel):
@@ -40,11 +41,16 @@ class QuotaLedger(BaseModel):
         allocation = self.allocations.get(key)
         return allocation.vcpus if allocation else 0
 
-    def set_held(self, key: str, vm_size: VmSize, priority: str, vcpus: int) -> None:
+    def booking_of(self, key: str) -> str | None:
+        allocation = self.allocations.get(key)
+        return allocation.booking if allocation else None
+
+    def set_held(self, key: str, vm_size: VmSize, priority: str, vcpus: int, booking: str | None) -> None:
         if vcpus <= 0:
             self.allocations.pop(key, None)
         else:
-            self.allocations[key] = Allocation(family=vm_size.family, priority=priority, vcpus=vcpus)
+            self.allocations[key] = Allocation(family=vm_size.family, priority=priority, vcpus=vcpus,
+                                               booking=booking)
 
 
 def ledger_key(cluster: Cluster) -> str:

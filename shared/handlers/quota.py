@@ -2,11 +2,14 @@
 
 More cores: the ledger is written first (conditional), so a lost race means deciding again with fresh numbers and
 the regional limit is never exceeded. Fewer cores: the ledger is written after the cluster, so a crash in between
-only over-counts (until the cluster's next reconcile). See ``shared.domain.quota_ledger``.
+only over-counts (until the cluster's next reconcile). A decrease is skipped when another decision booked cores for
+this cluster after ours read the ledger (workers racing on one cluster): lowering it then could undo a booking whose
+cluster save is still on its way. See ``shared.domain.quota_ledger``.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from shared.domain.cluster import Cluster
@@ -24,6 +27,7 @@ class QuotaBooking:
     vm_size: VmSize
     priority: str
     ledger: QuotaLedger
+    loaded_nodes: int  # nodes in the cluster version this decision started from
 
     @property
     def allowance(self) -> QuotaAllowance:
@@ -31,15 +35,19 @@ class QuotaBooking:
                               vm_size=self.vm_size, priority=self.priority, region=self.ledger.region)
 
     def book_increase(self, nodes: int) -> None:
+        """Growing from the version we read is always booked anew (even when the ledger still covers it): a decrease
+        decided on an older version must then see that someone booked after it, and leave the number alone."""
         vcpus = nodes * self.vm_size.vcpus
-        if vcpus > self.ledger.held_by(self.cluster_key):
-            self.ledger.set_held(self.cluster_key, self.vm_size, self.priority, vcpus)
+        if vcpus > self.ledger.held_by(self.cluster_key) or nodes > self.loaded_nodes:
+            self.ledger.set_held(self.cluster_key, self.vm_size, self.priority,
+                                 max(vcpus, self.ledger.held_by(self.cluster_key)), uuid.uuid4().hex)
             self.ledger = self.deps.store.save_quota_ledger(self.ledger)  # a conflict re-runs the whole decision
 
     def release_decrease(self, nodes: int) -> None:
         vcpus = nodes * self.vm_size.vcpus
         if vcpus < self.ledger.held_by(self.cluster_key):
-            _set_held(self.deps, self.ledger.region, self.cluster_key, self.vm_size, self.priority, vcpus)
+            _lower_held(self.deps, self.ledger.region, self.cluster_key, self.vm_size, self.priority, vcpus,
+                        self.ledger.booking_of(self.cluster_key))
 
 
 def open_booking(deps: Deps, cluster: Cluster) -> QuotaBooking | None:
@@ -52,12 +60,15 @@ def open_booking(deps: Deps, cluster: Cluster) -> QuotaBooking | None:
     except DomainError:
         return None
     ledger = deps.store.get_quota_ledger(region) or QuotaLedger(region=region)
-    return QuotaBooking(deps, ledger_key(cluster), vm_size, cluster.spec.vm_priority, ledger)
+    return QuotaBooking(deps, ledger_key(cluster), vm_size, cluster.spec.vm_priority, ledger, len(cluster.nodes))
 
 
 @retry_on_conflict
-def _set_held(deps: Deps, region: str, key: str, vm_size: VmSize, priority: str, vcpus: int) -> None:
+def _lower_held(deps: Deps, region: str, key: str, vm_size: VmSize, priority: str, vcpus: int,
+                booking_seen: str | None) -> None:
     ledger = deps.store.get_quota_ledger(region) or QuotaLedger(region=region)
-    if ledger.held_by(key) != vcpus:
-        ledger.set_held(key, vm_size, priority, vcpus)
+    if ledger.booking_of(key) != booking_seen:
+        return  # booked again since we looked: that decision's cluster save owns the number now
+    if vcpus < ledger.held_by(key):
+        ledger.set_held(key, vm_size, priority, vcpus, booking_seen)
         deps.store.save_quota_ledger(ledger)
