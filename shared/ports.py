@@ -3,7 +3,7 @@ root (``shared.bootstrap``) picks which."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -114,6 +114,3 @@ class TokenProvider(Protocol):
     def revoke_identity(self, client_id: str, cluster_key: str | None = None) -> None:
         """Stop serving an identity (to one cluster's jobs, or everywhere): removed, or deleted with its cluster."""
         ...
-
-
-EventSink = Callable[[CloudEvent], None]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, PlainSerializer
@@ -20,9 +20,3 @@ def format_utc(value: datetime) -> str:
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc), PlainSerializer(format_utc, return_type=str)]
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def seconds(value: float) -> timedelta:
-    return timedelta(seconds=value)

@@ -65,19 +65,6 @@ class QuotaCap(Protocol):
 
 
 @dataclass(frozen=True)
-class NodeBudget:
-    """A plain cap on the nodes a cluster may hold (the simulator and tests use it)."""
-
-    total_nodes: int
-
-    def extra_nodes(self, held_nodes: int) -> int:
-        return max(self.total_nodes - held_nodes, 0)
-
-    def explain(self, requested_nodes: int, held_nodes: int) -> str | None:
-        return f"quota allows {self.total_nodes} node(s); {held_nodes} held, {requested_nodes} more requested"
-
-
-@dataclass(frozen=True)
 class QuotaAllowance:
     """How many more nodes this cluster may take now, and what to tell the user when that is not enough."""
 
