@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from shared.domain.cluster import Cluster
 from shared.domain.job import Job
 from shared.domain.quota_ledger import QuotaLedger
+from shared.domain.tombstone import ClusterTombstone
 from shared.ports import Store
 
 
@@ -150,4 +151,16 @@ class CountingStore:
         kind = OpKind.INSERT if ledger.etag is None else OpKind.REPLACE
         saved = self.inner.save_quota_ledger(ledger)
         self.counter.add("save_quota_ledger", kind, 1, saved)
+        return saved
+
+    # --- tombstones --------------------------------------------------------------------------------------------
+    def get_tombstone(self, workspace: str, name: str) -> ClusterTombstone | None:
+        tombstone = self.inner.get_tombstone(workspace, name)
+        self.counter.add("get_tombstone", OpKind.POINT_READ, int(tombstone is not None), tombstone)
+        return tombstone
+
+    def save_tombstone(self, tombstone: ClusterTombstone) -> ClusterTombstone:
+        kind = OpKind.INSERT if tombstone.etag is None else OpKind.REPLACE
+        saved = self.inner.save_tombstone(tombstone)
+        self.counter.add("save_tombstone", kind, 1, saved)
         return saved

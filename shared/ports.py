@@ -13,6 +13,7 @@ from shared.domain.events import CloudEvent
 from shared.domain.job import Job
 from shared.domain.observation import LockLevel, Observation, ResourceLock
 from shared.domain.quota_ledger import QuotaLedger
+from shared.domain.tombstone import ClusterTombstone
 
 
 class Clock(Protocol):
@@ -47,6 +48,11 @@ class Store(Protocol):
     def get_quota_ledger(self, region: str) -> QuotaLedger | None: ...
     def save_quota_ledger(self, ledger: QuotaLedger) -> QuotaLedger:
         """Create (no etag) or replace conditionally; ``ConcurrencyConflict`` when someone else wrote first."""
+        ...
+
+    def get_tombstone(self, workspace: str, name: str) -> ClusterTombstone | None: ...
+    def save_tombstone(self, tombstone: ClusterTombstone) -> ClusterTombstone:
+        """Create (no etag) or replace conditionally, as ``save_quota_ledger``."""
         ...
 
 

@@ -83,32 +83,43 @@ resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/container
         kind: 'Hash'
         version: 2
       }
+      // Tombstones of deleted clusters carry their own `ttl`; -1 turns TTL on without expiring anything else.
+      defaultTtl: -1
+      // The same policy as INDEXING_POLICY in shared/adapters/cosmos_store.py (a test keeps them equal).
       indexingPolicy: {
         indexingMode: 'consistent'
         automatic: true
-        // '/*' keeps ad-hoc queries cheap; the three paths the reconcile loop depends on are listed
-        // explicitly so they stay indexed if '/*' is ever narrowed to cut write cost.
         includedPaths: [
-          {
-            path: '/type/?'
-          }
-          {
-            path: '/workspace/?'
-          }
-          {
-            path: '/next_reconcile_at/?'
-          }
           {
             path: '/*'
           }
         ]
+        // Never queried, and rewritten on every write of a busy cluster: indexing them would only cost RUs.
         excludedPaths: [
           {
             path: '/"_etag"/?'
           }
+          {
+            path: '/nodes/*'
+          }
+          {
+            path: '/jobs/*'
+          }
+          {
+            path: '/applied_events/*'
+          }
+          {
+            path: '/history/*'
+          }
+          {
+            path: '/allocations/*'
+          }
+          {
+            path: '/incarnations/*'
+          }
         ]
-        // WHERE c.type = 'cluster' AND c.next_reconcile_at <= @now ORDER BY c.next_reconcile_at
         compositeIndexes: [
+          // WHERE c.type = 'cluster' AND c.next_reconcile_at <= @now ORDER BY c.next_reconcile_at
           [
             {
               path: '/type'
@@ -116,6 +127,25 @@ resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/container
             }
             {
               path: '/next_reconcile_at'
+              order: 'ascending'
+            }
+          ]
+          // WHERE c.type = 'job' AND c.state = @queued AND c.scheduled = false AND c.submitted_at <= @before
+          [
+            {
+              path: '/type'
+              order: 'ascending'
+            }
+            {
+              path: '/state'
+              order: 'ascending'
+            }
+            {
+              path: '/scheduled'
+              order: 'ascending'
+            }
+            {
+              path: '/submitted_at'
               order: 'ascending'
             }
           ]

@@ -3,7 +3,8 @@
 Every document of a workspace lives in that workspace's partition: ``{"type": "cluster", "id": "cluster:{name}",
 ...Cluster fields}`` and ``{"type": "job", "id": "job:{job id}", "job_id": ..., ...Job fields}`` (the prefixes keep
 a cluster and a job from ever sharing an id). The quota ledger of a region has a partition of its own,
-``quota:{region}``, as DESIGN.md suggests. So every per-event step is a point read (id + partition key) or a
+``quota:{region}``, as DESIGN.md suggests. A deleted cluster leaves ``{"type": "tombstone", "id":
+"tombstone:{name}"}`` in its workspace's partition. So every per-event step is a point read (id + partition key) or a
 single-partition query. Writes are conditional: a replace or delete on the ``_etag`` that was read (412 ->
 ``ConcurrencyConflict``), a create on the id being free (409 -> ``AlreadyExists``). Only the timer's two queries,
 ``due_clusters`` and ``unscheduled_jobs``, cross partitions; they are served by the composite indexes of
@@ -14,7 +15,8 @@ correctness does not depend on it:
 
 - transactional batch is not atomic (no rollback, later operations answer 424): no batch is ever sent; the cluster
   document is the consistency boundary and one conditional replace writes it.
-- no TTL: nothing is expected to expire by itself.
+- no TTL: only tombstones of deleted clusters carry a ``ttl`` (for Azure's storage), and the domain ignores their
+  expired entries itself, so nothing depends on expiry.
 - never answers 429: throttling is handled by the SDK's retry policy (it waits ``x-ms-retry-after-ms``), configured
   in ``cosmos_client``; locally that path cannot be exercised.
 - only a stub change feed: nothing reads the change feed; the timer's ``due_clusters`` query drives reconciling.
@@ -53,6 +55,7 @@ from shared.domain.cluster import Cluster
 from shared.domain.errors import ConcurrencyConflict
 from shared.domain.job import Job, JobState
 from shared.domain.quota_ledger import QuotaLedger
+from shared.domain.tombstone import TOMBSTONE_KEPT, ClusterTombstone
 from shared.ports import AlreadyExists
 
 __all__ = ["EMULATOR_KEY", "INDEXING_POLICY", "CosmosStore", "cosmos_credential", "document_id"]
@@ -63,6 +66,7 @@ Parameters = list[dict[str, object]]
 CLUSTER: Final = "cluster"
 JOB: Final = "job"
 QUOTA_LEDGER: Final = "quota_ledger"
+TOMBSTONE: Final = "tombstone"
 PARTITION_KEY_PATH = "/workspace"
 QUERY_PAGE_SIZE = 100
 
@@ -72,6 +76,9 @@ SYSTEM_FIELDS = frozenset({"_rid", "_self", "_etag", "_attachments", "_ts"})
 ENVELOPE_FIELDS = frozenset({"id", "type", "job_id"})
 # A ledger has no workspace: its partition key value is put in the document and dropped again on reading.
 LEDGER_ENVELOPE_FIELDS = ENVELOPE_FIELDS | {"workspace"}
+# A tombstone expires by itself in Azure (the container's default TTL is on, see infra); the domain also ignores
+# incarnations older than TOMBSTONE_KEPT, so the local server, which has no TTL, behaves the same.
+TOMBSTONE_ENVELOPE_FIELDS = ENVELOPE_FIELDS | {"ttl"}
 
 INDEXING_POLICY: dict[str, Any] = {
     "indexingMode": "consistent",
@@ -79,7 +86,8 @@ INDEXING_POLICY: dict[str, Any] = {
     "includedPaths": [{"path": "/*"}],
     # Never queried, and rewritten on every write of a busy cluster: indexing them would only cost RUs.
     "excludedPaths": [{"path": '/"_etag"/?'}, {"path": "/nodes/*"}, {"path": "/jobs/*"},
-                      {"path": "/applied_events/*"}, {"path": "/history/*"}, {"path": "/allocations/*"}],
+                      {"path": "/applied_events/*"}, {"path": "/history/*"}, {"path": "/allocations/*"},
+                      {"path": "/incarnations/*"}],
     "compositeIndexes": [
         [{"path": "/type", "order": "ascending"}, {"path": "/next_reconcile_at", "order": "ascending"}],
         [{"path": "/type", "order": "ascending"}, {"path": "/state", "order": "ascending"},
@@ -207,6 +215,22 @@ class CosmosStore:
         except AlreadyExists:  # two first scale-ups in a region: the loser decides again with the winner's ledger
             raise ConcurrencyConflict(f"{what} was created meanwhile") from None
         return ledger
+
+    # --- what deleted clusters leave behind --------------------------------------------------------------------
+    def get_tombstone(self, workspace: str, name: str) -> ClusterTombstone | None:
+        document = self._point_read(workspace, document_id(TOMBSTONE, name))
+        return tombstone_from_document(document) if document is not None else None
+
+    def save_tombstone(self, tombstone: ClusterTombstone) -> ClusterTombstone:
+        what = f"tombstone {tombstone.workspace}/{tombstone.name}"
+        if tombstone.etag is not None:
+            tombstone.etag = self._replace(tombstone_document(tombstone), tombstone.etag, what)
+            return tombstone
+        try:
+            tombstone.etag = self._create(tombstone_document(tombstone), what)
+        except AlreadyExists:
+            raise ConcurrencyConflict(f"{what} was created meanwhile") from None
+        return tombstone
 
     # --- Cosmos ------------------------------------------------------------------------------------------------
     def _documents(self) -> ContainerProxy:
@@ -339,6 +363,17 @@ def quota_ledger_from_document(document: Document) -> QuotaLedger:
     ledger = QuotaLedger.model_validate(_model_fields(document, LEDGER_ENVELOPE_FIELDS))
     ledger.etag = str(document["_etag"])
     return ledger
+
+
+def tombstone_document(tombstone: ClusterTombstone) -> Document:
+    return {**tombstone.model_dump(mode="json"), "id": document_id(TOMBSTONE, tombstone.name), "type": TOMBSTONE,
+            "ttl": int(TOMBSTONE_KEPT.total_seconds())}
+
+
+def tombstone_from_document(document: Document) -> ClusterTombstone:
+    tombstone = ClusterTombstone.model_validate(_model_fields(document, TOMBSTONE_ENVELOPE_FIELDS))
+    tombstone.etag = str(document["_etag"])
+    return tombstone
 
 
 def _model_fields(document: Document, envelope: frozenset[str] = ENVELOPE_FIELDS) -> Document:

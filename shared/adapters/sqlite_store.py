@@ -18,6 +18,7 @@ from shared.domain.cluster import Cluster
 from shared.domain.errors import ConcurrencyConflict
 from shared.domain.job import Job, JobState
 from shared.domain.quota_ledger import QuotaLedger
+from shared.domain.tombstone import ClusterTombstone
 from shared.ports import AlreadyExists
 
 _Doc = TypeVar("_Doc", Cluster, Job)
@@ -33,6 +34,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_by_cluster ON jobs (workspace, cluster, submitted_at);
 CREATE INDEX IF NOT EXISTS jobs_unscheduled ON jobs (submitted_at) WHERE scheduled = 0 AND state = 'Queued';
 CREATE TABLE IF NOT EXISTS quota_ledgers (region TEXT PRIMARY KEY, version INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tombstones (
+    workspace TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (workspace, name));
 """
 
 
@@ -169,6 +173,35 @@ class SqliteStore:
             raise ConcurrencyConflict(f"quota ledger {ledger.region} changed since version {version}")
         ledger.etag = str(version + 1)
         return ledger
+
+    # --- what deleted clusters leave behind --------------------------------------------------------------------
+    def get_tombstone(self, workspace: str, name: str) -> ClusterTombstone | None:
+        row = self._conn().execute("SELECT doc, version FROM tombstones WHERE workspace=? AND name=?",
+                                   (workspace, name)).fetchone()
+        if row is None:
+            return None
+        tombstone = ClusterTombstone.model_validate_json(row[0])
+        tombstone.etag = str(row[1])
+        return tombstone
+
+    def save_tombstone(self, tombstone: ClusterTombstone) -> ClusterTombstone:
+        what = f"tombstone {tombstone.workspace}/{tombstone.name}"
+        if tombstone.etag is None:
+            try:
+                self._conn().execute("INSERT INTO tombstones (workspace, name, version, doc) VALUES (?, ?, 1, ?)",
+                                     (tombstone.workspace, tombstone.name, tombstone.model_dump_json()))
+            except sqlite3.IntegrityError:
+                raise ConcurrencyConflict(f"{what} was created meanwhile") from None
+            tombstone.etag = "1"
+            return tombstone
+        version = int(tombstone.etag)
+        cursor = self._conn().execute(
+            "UPDATE tombstones SET version=version+1, doc=? WHERE workspace=? AND name=? AND version=?",
+            (tombstone.model_dump_json(), tombstone.workspace, tombstone.name, version))
+        if cursor.rowcount != 1:
+            raise ConcurrencyConflict(f"{what} changed since version {version}")
+        tombstone.etag = str(version + 1)
+        return tombstone
 
 
 def _due(cluster: Cluster) -> str | None:

@@ -125,6 +125,7 @@ class Cluster(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     identity: ClusterIdentity = Field(default_factory=ClusterIdentity)
     applied_events: list[str] = Field(default_factory=list)
+    created_by_event: str | None = None  # the create event's id: kept in the tombstone when the cluster is deleted
     next_reconcile_at: UtcDatetime | None = None
     provisioning_failures: int = 0  # consecutive nodes the provider failed; reset when one becomes ready
     spec_changed_at: UtcDatetime | None = None  # when the last applied update was asked for

@@ -63,10 +63,16 @@ def create_cluster(deps: Deps, workspace: str, body: ClusterCreate) -> tuple[Clu
     return existing, False
 
 
-def prepare_cluster(deps: Deps, workspace: str, body: ClusterCreate) -> Cluster:
-    """A new cluster document from a create request: every rule checked, defaults applied, identity created."""
+def prepare_cluster(deps: Deps, workspace: str, body: ClusterCreate, event_id: str | None = None) -> Cluster:
+    """A new cluster document from a create request: every rule checked, defaults applied, identity created.
+
+    ``event_id`` is the create event's id (``create-{uid}`` for the event the HTTP API sends): recorded as applied,
+    so a copy of it finds the cluster made, and kept in the cluster's tombstone once it is deleted."""
     checked = check_cluster_create(body, deps.workspace_location)
-    cluster = new_cluster(workspace, body.name, checked.spec, uuid.uuid4().hex, deps.clock.now())
+    uid = uuid.uuid4().hex
+    cluster = new_cluster(workspace, body.name, checked.spec, uid, deps.clock.now())
+    cluster.created_by_event = event_id or f"create-{uid}"
+    cluster.record_applied(cluster.created_by_event)
     cluster.identity = requested_identity(workspace, body.name, body.identity_type, body.identity_id)
     cluster.warnings = checked.warnings
     return cluster

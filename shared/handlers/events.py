@@ -3,6 +3,7 @@ something else (redelivered)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -39,9 +40,11 @@ from shared.handlers.deps import Deps
 from shared.handlers.identity import on_identity_add, on_identity_remove
 from shared.handlers.jobs import project_job
 from shared.handlers.reconcile import reconcile_cluster
+from shared.handlers.tombstones import meant_for_a_deleted_cluster
 from shared.ports import AlreadyExists
 
 _Body = TypeVar("_Body", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 
 def handle_event(event: CloudEvent, deps: Deps) -> None:
@@ -64,18 +67,29 @@ def _data(model: type[_Body], event: CloudEvent) -> _Body:
 
 
 # --- cluster-events ------------------------------------------------------------------------------------------------
+class ClusterStillDeleting(Exception):
+    """Transient: a create for a name whose previous cluster is still releasing its nodes. Redelivered until the
+    name is free (as the HTTP API answers 409 until then); dead-lettered with this reason if it never is."""
+
+
 def on_cluster_create(event: CloudEvent, deps: Deps) -> None:
     body = _data(ClusterCreate, event)
     if body.name != event.cluster:
         raise InvalidEvent(f"data.name {body.name!r} does not match the subject's cluster {event.cluster!r}")
     existing = deps.store.get_cluster(event.workspace, event.cluster)
-    if existing is None:
-        try:
-            deps.store.create_cluster(prepare_cluster(deps, event.workspace, body))
-        except AlreadyExists:
-            existing = deps.store.get_cluster(event.workspace, event.cluster)
-    if existing is not None and existing.provisioning_state is not ProvisioningState.DELETING:
-        check_same_request(existing, body, check_cluster_create(body, deps.workspace_location).spec)
+    if existing is None or not existing.has_applied(event.id):
+        if _meant_for_a_deleted_cluster(deps, event):
+            return
+        if existing is None:
+            try:
+                deps.store.create_cluster(prepare_cluster(deps, event.workspace, body, event.id))
+            except AlreadyExists:
+                existing = deps.store.get_cluster(event.workspace, event.cluster)
+        if existing is not None and not existing.has_applied(event.id):
+            if existing.provisioning_state is ProvisioningState.DELETING:
+                raise ClusterStillDeleting(f"cluster {event.workspace}/{event.cluster} is still being deleted; "
+                                           f"the create is retried until it is gone")
+            check_same_request(existing, body, check_cluster_create(body, deps.workspace_location).spec)
     reconcile_cluster(deps, event.workspace, event.cluster)
 
 
@@ -86,7 +100,8 @@ def on_cluster_update(event: CloudEvent, deps: Deps) -> None:
         update_scale_settings(cluster, update, now, as_of=event.time)
         return []
 
-    _reconcile_existing(deps, event, change)
+    if not _meant_for_a_deleted_cluster(deps, event):
+        _reconcile_existing(deps, event, change)
 
 
 def on_cluster_delete(event: CloudEvent, deps: Deps) -> None:
@@ -94,17 +109,31 @@ def on_cluster_delete(event: CloudEvent, deps: Deps) -> None:
         mark_deleting(cluster, now)
         return []
 
+    if _meant_for_a_deleted_cluster(deps, event):
+        return
     cluster = reconcile_cluster(deps, event.workspace, event.cluster, change, event.id)  # gone: nothing to do
     if cluster is not None:
         revoke_system_identity(deps, cluster)
 
 
 def on_cluster_identity_add(event: CloudEvent, deps: Deps) -> None:
-    on_identity_add(event, deps, _data(IdentityAssignment, event))
+    body = _data(IdentityAssignment, event)
+    if not _meant_for_a_deleted_cluster(deps, event):
+        on_identity_add(event, deps, body)
 
 
 def on_cluster_identity_remove(event: CloudEvent, deps: Deps) -> None:
-    on_identity_remove(event, deps, _data(IdentityRemoval, event))
+    body = _data(IdentityRemoval, event)
+    if not _meant_for_a_deleted_cluster(deps, event):
+        on_identity_remove(event, deps, body)
+
+
+def _meant_for_a_deleted_cluster(deps: Deps, event: CloudEvent) -> bool:
+    if meant_for_a_deleted_cluster(deps, event):
+        log.info("%s %s was applied by a deleted cluster %s/%s: dropped", event.type, event.id, event.workspace,
+                 event.cluster)
+        return True
+    return False
 
 
 # --- job-events ----------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from shared.handlers.deps import Deps
 from shared.handlers.jobs import project_job
 from shared.handlers.quota import open_booking
 from shared.handlers.retry import retry_on_conflict
+from shared.handlers.tombstones import bury_cluster
 from shared.ports import RunRequest
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ def _decide_and_save(deps: Deps, workspace: str, name: str, change: Change | Non
     if booking is not None:
         booking.book_increase(len(cluster.nodes))
     if cluster.provisioning_state is ProvisioningState.DELETING and not cluster.nodes and not cluster.jobs:
+        bury_cluster(deps, cluster)
         deps.store.delete_cluster(cluster)
     elif cluster.model_dump(exclude={"modified_at"}) != before:  # a no-op reconcile costs no write
         cluster = deps.store.replace_cluster(cluster)

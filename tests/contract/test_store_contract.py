@@ -36,6 +36,7 @@ from shared.domain.errors import ConcurrencyConflict, TransientError
 from shared.domain.identity import ClusterIdentity, user_assigned_from_arm_id
 from shared.domain.job import Job, JobHistoryEntry, JobSpec, JobState
 from shared.domain.quota_ledger import Allocation, QuotaLedger
+from shared.domain.tombstone import bury
 from shared.ports import AlreadyExists, Store
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -425,6 +426,44 @@ def test_quota_ledgers_never_appear_among_clusters_or_jobs(store: Store) -> None
     assert list(store.unscheduled_jobs(at(10))) == []
 
 
+# --- tombstones of deleted clusters --------------------------------------------------------------------------------
+def test_a_tombstone_reads_back_equal_and_a_stale_save_raises_conflict(store: Store) -> None:
+    cluster = make_cluster()
+    cluster.created_by_event = "create-1"
+    cluster.applied_events = ["create-1", "update-1", "delete-1"]
+    assert store.get_tombstone(WS, "gpu-1") is None
+    first = bury(None, cluster, T0)
+    assert first is not None
+    saved = store.save_tombstone(first)
+    loaded = store.get_tombstone(WS, "gpu-1")
+    assert loaded is not None and loaded.etag == saved.etag and loaded.model_dump() == first.model_dump()
+    assert loaded.knows("delete-1", T0) and not loaded.knows("delete-2", T0)
+    assert store.get_tombstone(OTHER_WS, "gpu-1") is None
+    with pytest.raises(ConcurrencyConflict):  # a second first tombstone of the name
+        store.save_tombstone(first.model_copy(update={"etag": None}))
+
+    again = store.get_tombstone(WS, "gpu-1")
+    assert again is not None
+    later = make_cluster()
+    later.uid, later.applied_events = "fedcba654321", ["create-2", "delete-2"]
+    second = bury(again, later, T0)
+    assert second is not None
+    store.save_tombstone(second)
+    with pytest.raises(ConcurrencyConflict):  # saved from the first read, after someone else's save
+        store.save_tombstone(loaded)
+    final = store.get_tombstone(WS, "gpu-1")
+    assert final is not None and final.knows("delete-1", T0) and final.knows("delete-2", T0)
+
+
+def test_tombstones_never_appear_among_clusters(store: Store) -> None:
+    store.create_cluster(make_cluster("live"))
+    gone = bury(None, make_cluster("gone"), T0)
+    assert gone is not None
+    store.save_tombstone(gone)
+    assert [c.name for c in store.list_clusters(WS)] == ["live"]
+    assert store.get_cluster(WS, "gone") is None
+
+
 # --- the Cosmos adapter's own choices --------------------------------------------------------------------------
 def test_cosmos_store_connects_on_first_use_once(cosmosdb_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
     created: list[str] = []
@@ -507,3 +546,4 @@ def test_cosmos_document_envelope_never_overwrites_a_model_field() -> None:
 
 def cosmos_error(status: int) -> CosmosHttpResponseError:
     return CosmosHttpResponseError(status_code=status, message=f"HTTP {status}")  # type: ignore[no-untyped-call]
+

@@ -90,20 +90,6 @@ def test_a_late_node_ready_for_a_released_node_changes_nothing(tmp_path: Path) -
     assert world.broken_promises(settled=True, scaled_down=True) == []
 
 
-INCARNATION_BUG = (
-    "BUG: cluster events are not bound to the incarnation of the cluster they were meant for: a copy of "
-    "computeplane.cluster.create delivered after the cluster was deleted creates it again, and a copy of "
-    "computeplane.cluster.delete delivered after the cluster was deleted and created again deletes the new one. "
-    "on_cluster_create records no event id, and a deleted cluster leaves no trace of the ids it applied, so the "
-    "copy looks new. Service Bus sessions keep one queue's messages in order, but a producer re-sending an event "
-    "after the duplicate-detection window (10 min), or a redelivery on a queue without sessions, does this. Fix: "
-    "keep a tombstone per deleted cluster (workspace/name -> uid and the event ids it applied, with a TTL longer "
-    "than any redelivery) and have every cluster handler ignore an event id found there; or put the cluster uid "
-    "in the event (the HTTP path already names its events create-{uid}/delete-{uid}) and drop events for another "
-    "incarnation.")
-
-
-@pytest.mark.xfail(strict=True, reason=INCARNATION_BUG)
 def test_a_late_copy_of_create_after_the_cluster_was_deleted_does_not_bring_it_back(tmp_path: Path) -> None:
     world = World(tmp_path)
     world.create("cpuone")
@@ -116,7 +102,6 @@ def test_a_late_copy_of_create_after_the_cluster_was_deleted_does_not_bring_it_b
     assert world.store.get_cluster("ws", "cpuone") is None
 
 
-@pytest.mark.xfail(strict=True, reason=INCARNATION_BUG)
 def test_a_late_copy_of_delete_does_not_delete_the_cluster_created_again_since(tmp_path: Path) -> None:
     world = World(tmp_path)
     world.create("cpuone", event_id="create-1")
@@ -129,3 +114,34 @@ def test_a_late_copy_of_delete_does_not_delete_the_cluster_created_again_since(t
     world.settle(30)
     assert world.store.get_cluster("ws", "cpuone") is not None
     assert world.broken_promises(settled=True) == []
+
+
+def test_a_late_copy_of_an_update_does_not_change_the_cluster_created_again_since(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    world.create("cpuone", max_nodes=4, event_id="create-1")
+    world.update("cpuone", "update-1", min_nodes=2)
+    world.settle(30)
+    world.delete("cpuone", event_id="delete-1")
+    world.settle(60)
+    world.create("cpuone", max_nodes=4, event_id="create-2")  # never updated: no newer setting to compare with
+    world.settle(30)
+    world.redeliver("update-1")
+    world.redeliver("create-1")
+    world.settle(30)
+    cluster = world.store.get_cluster("ws", "cpuone")
+    assert cluster is not None and cluster.spec.min_nodes == 0 and cluster.created_by_event == "create-2"
+    assert world.broker.dead_letters == []  # dropped as stale, not refused as a conflicting create
+    assert world.broken_promises(settled=True) == []
+
+
+def test_a_create_sent_while_the_old_cluster_is_still_deleting_takes_effect_once_it_is_gone(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    world.create("cpuone", max_nodes=2, event_id="create-1")
+    world.submit("cpuone", "long", seconds=600)
+    world.settle(30)
+    world.delete("cpuone", event_id="delete-1")
+    world.create("cpuone", max_nodes=3, event_id="create-2")  # the old one still has a node to give back
+    world.settle(300)
+    cluster = world.store.get_cluster("ws", "cpuone")
+    assert cluster is not None and cluster.spec.max_nodes == 3 and cluster.created_by_event == "create-2"
+    assert world.broker.dead_letters == []
