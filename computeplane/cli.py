@@ -51,7 +51,8 @@ def cli(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the API.")] = 7071,
-    data_dir: Annotated[Path, typer.Option(help="Where state, queue, runs and keys live.",
+    data_dir: Annotated[Path, typer.Option(help="Where state, queue and keys live (jobs run in DIR-runs beside "
+                                                "it, or COMPUTEPLANE_RUNS_DIR).",
                                            envvar="COMPUTEPLANE_DATA_DIR")] = Path(".computeplane"),
     sweep_seconds: Annotated[float | None, typer.Option(
         help="Run the timer every N seconds instead of its NCRONTAB schedule (for tests).")] = None,
@@ -61,6 +62,7 @@ def serve(
         envvar="COMPUTEPLANE_STORE")] = None,
 ) -> None:
     """Run the control plane locally: embedded SQLite store and queue, local nodes, local token endpoint."""
+    from shared.adapters.job_sandbox import JobSandboxUnavailable
     from shared.config import Settings
     from shared.local.serve import serve as run
 
@@ -70,7 +72,11 @@ def serve(
         settings = Settings.from_env({**os.environ, **overrides})
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    run(settings, host, port, sweep_seconds=sweep_seconds)
+    try:
+        run(settings, host, port, sweep_seconds=sweep_seconds)
+    except JobSandboxUnavailable as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

@@ -47,10 +47,12 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     def publish(event: CloudEvent, not_before: datetime | None) -> None:
         bus.publish(event, not_before=not_before)
 
-    provider = LocalNodeProvider(settings.data_dir, clock, publish, timedelta(seconds=settings.node_boot_seconds),
+    provider = LocalNodeProvider(settings.data_dir, settings.runs_root, clock, publish,
+                                 timedelta(seconds=settings.node_boot_seconds),
                                  fail_provisioning=settings.fail_provisioning,
                                  preemption_rate_per_node_hour=float(
-                                     settings.extra.get("COMPUTEPLANE_PREEMPTION_RATE_PER_NODE_HOUR", "0") or 0))
+                                     settings.extra.get("COMPUTEPLANE_PREEMPTION_RATE_PER_NODE_HOUR", "0") or 0),
+                                 job_sandbox=settings.job_sandbox)
     tokens: TokenProvider = NoIdentityTokens()
     identity_app: ASGIApp | None = None
     if settings.identity_endpoint:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from shared.domain.events import QUEUE_NAMES
 from shared.domain.reconcile import ReconcilePolicy
@@ -24,9 +24,13 @@ SETTING_NAMES = (
     "COSMOS__accountEndpoint", "COSMOS_DATABASE", "COSMOS_CONTAINER", "AZURE_CLIENT_ID",
     "ServiceBusConnection__fullyQualifiedNamespace", "COMPUTEPLANE_PREEMPTION_RATE_PER_NODE_HOUR",
     "COMPUTEPLANE_DENIED_RESOURCES", "COMPUTEPLANE_API_KEY", "COMPUTEPLANE_PROVISION_BACKOFF_SECONDS",
+    "COMPUTEPLANE_RUNS_DIR", "COMPUTEPLANE_JOB_SANDBOX",
 )
+JobSandboxMode = Literal["auto", "required", "off"]
+JOB_SANDBOX_MODES: tuple[str, ...] = get_args(JobSandboxMode)
 
-__all__ = ["COSMOS_CONTAINER_DEFAULT", "COSMOS_DATABASE_DEFAULT", "QUEUE_NAMES", "SETTING_NAMES", "Settings"]
+__all__ = ["COSMOS_CONTAINER_DEFAULT", "COSMOS_DATABASE_DEFAULT", "JOB_SANDBOX_MODES", "QUEUE_NAMES", "SETTING_NAMES",
+           "JobSandboxMode", "Settings"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class Settings:
     store: Literal["sqlite", "cosmos"] = "sqlite"
     bus: Literal["sqlite", "servicebus"] = "sqlite"
     data_dir: Path = Path(".computeplane")
+    runs_dir: Path | None = None  # local jobs' working directories; None: next to the data directory (runs_root)
+    job_sandbox: JobSandboxMode = "auto"  # local jobs in user and mount namespaces (shared/adapters/job_sandbox.py)
     workspace_location: str = "eastus"
     node_boot_seconds: float = 2.0
     boot_timeout_seconds: float = 600.0
@@ -48,6 +54,21 @@ class Settings:
     azure_client_id: str | None = None
     service_bus_namespace: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.runs_dir is not None and self.runs_root.is_relative_to(self.data_dir.resolve()):
+            raise ValueError(f"COMPUTEPLANE_RUNS_DIR: must be outside the data directory {self.data_dir} (a job "
+                             f"would reach the data directory through its own working directory), got "
+                             f"{self.runs_dir}")
+
+    @property
+    def runs_root(self) -> Path:
+        """Where local jobs run: ``runs_dir``, or ``<data dir>-runs`` beside the data directory. Never inside it,
+        which the job sandbox hides from jobs."""
+        if self.runs_dir is not None:
+            return self.runs_dir.resolve()
+        data_dir = self.data_dir.resolve()
+        return data_dir.parent / f"{data_dir.name}-runs"
 
     @property
     def policy(self) -> ReconcilePolicy:
@@ -65,10 +86,16 @@ class Settings:
             raise ValueError(f"COMPUTEPLANE_STORE: must be sqlite or cosmos, got {store!r}")
         if bus not in ("sqlite", "servicebus"):
             raise ValueError(f"COMPUTEPLANE_BUS: must be sqlite or servicebus, got {bus!r}")
+        job_sandbox = env.get("COMPUTEPLANE_JOB_SANDBOX") or "auto"
+        if job_sandbox not in JOB_SANDBOX_MODES:
+            raise ValueError(f"COMPUTEPLANE_JOB_SANDBOX: must be auto, required or off, got {job_sandbox!r}")
+        runs_dir = env.get("COMPUTEPLANE_RUNS_DIR")
         return cls(
             store=store,  # type: ignore[arg-type]
             bus=bus,  # type: ignore[arg-type]
             data_dir=Path(env.get("COMPUTEPLANE_DATA_DIR", ".computeplane")),
+            runs_dir=Path(runs_dir) if runs_dir else None,
+            job_sandbox=job_sandbox,  # type: ignore[arg-type]
             workspace_location=env.get("COMPUTEPLANE_WORKSPACE_LOCATION", "eastus"),
             node_boot_seconds=_float(env, "COMPUTEPLANE_NODE_BOOT_SECONDS", 2.0),
             boot_timeout_seconds=_float(env, "COMPUTEPLANE_BOOT_TIMEOUT_SECONDS", 600.0),

@@ -2,8 +2,10 @@
 
 State lives in SQLite (``provider.db``) so every worker process sees the same nodes and runs. A node is ready when
 its boot delay has passed (a scheduled ``node.ready`` event tells the cluster); a run is one process per node, in
-its own working directory, with only the environment it is given. Processes die with the control plane that
-started them (PR_SET_PDEATHSIG), so a crash leaves no orphan: the run shows as lost and the job is requeued.
+its own working directory (outside the data directory), with only the environment it is given, in the job sandbox
+when this machine allows it (shared/adapters/job_sandbox.py: the data directory hidden, other processes' /proc
+entries out of reach). Processes die with the control plane that started them (PR_SET_PDEATHSIG), so a crash leaves
+no orphan: the run shows as lost and the job is requeued.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from shared.adapters.job_sandbox import JobSandbox, JobSandboxUnavailable, choose_sandbox
 from shared.adapters.sqlite_store import connect
+from shared.config import JobSandboxMode
 from shared.domain.clock import format_utc
 from shared.domain.cluster import Cluster, JobPhase
 from shared.domain.events import JOB_FINISHED, NODE_PREEMPTED, NODE_READY, CloudEvent, new_event
@@ -56,16 +60,23 @@ KILL_GRACE_SECONDS = 5.0
 
 
 class LocalNodeProvider:
-    def __init__(self, data_dir: Path, clock: Clock, publish: Publish, boot_delay: timedelta,
+    def __init__(self, data_dir: Path, runs_dir: Path, clock: Clock, publish: Publish, boot_delay: timedelta,
                  fail_provisioning: bool = False, resource_group: str = LOCAL_RESOURCE_GROUP,
-                 preemption_rate_per_node_hour: float = 0.0, seed: int | None = None) -> None:
-        """``preemption_rate_per_node_hour`` makes low-priority nodes disappear at random, as Azure may (the
-        preemption traces in shared/data show 0.3-0.7 losses per running hour for spot GPUs)."""
+                 preemption_rate_per_node_hour: float = 0.0, seed: int | None = None,
+                 job_sandbox: JobSandboxMode = "auto") -> None:
+        """``runs_dir`` holds the runs' working directories and must lie outside ``data_dir``, which the job
+        sandbox hides. ``preemption_rate_per_node_hour`` makes low-priority nodes disappear at random, as Azure may
+        (the preemption traces in shared/data show 0.3-0.7 losses per running hour for spot GPUs)."""
+        if runs_dir.resolve().is_relative_to(data_dir.resolve()):
+            raise ValueError(f"the runs directory {runs_dir} must be outside the data directory {data_dir}")
         self.resource_group = resource_group
         self._preemption_rate = preemption_rate_per_node_hour
         self._random = random.Random(seed)
-        self._runs_dir = data_dir / "runs"
-        self._runs_dir.mkdir(parents=True, exist_ok=True)
+        self._data_dir, self._runs_dir = data_dir, runs_dir
+        self._sandbox_mode = job_sandbox
+        self._sandbox: JobSandbox | None = None
+        self._sandbox_chosen = False
+        self._sandbox_lock = threading.Lock()
         self._path = data_dir / "provider.db"
         self._clock, self._publish = clock, publish
         self._boot_delay, self._fail_provisioning = boot_delay, fail_provisioning
@@ -118,6 +129,16 @@ class LocalNodeProvider:
         return True
 
     # --- runs --------------------------------------------------------------------------------------------------
+    def job_sandbox(self) -> JobSandbox | None:
+        """The sandbox runs start in, or None. Chosen on first use (the local host asks at start), since probing
+        starts a process: a container that never runs a job never probes. Raises JobSandboxUnavailable when the
+        sandbox is required and cannot work here."""
+        with self._sandbox_lock:
+            if not self._sandbox_chosen:
+                self._sandbox = choose_sandbox(self._sandbox_mode, self._data_dir)
+                self._sandbox_chosen = True
+            return self._sandbox
+
     def start_run(self, node_ids: Sequence[str], run: RunRequest) -> None:
         claimed = self._conn().execute(
             "INSERT OR IGNORE INTO runs (job_id, attempt, node_ids, owner, started_at) VALUES (?, ?, ?, ?, ?)",
@@ -142,6 +163,7 @@ class LocalNodeProvider:
         self._wait_for_run(run, processes)
 
     def _spawn(self, run: RunRequest, rank: int, node_count: int) -> subprocess.Popen[bytes] | None:
+        self._runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # logs may hold what jobs print
         workdir = self.run_dir(run.job_id, run.attempt) / f"node-{rank}"
         (workdir / "tmp").mkdir(parents=True, exist_ok=True)
         env = base_environment(workdir) | run.environment | {
@@ -150,8 +172,9 @@ class LocalNodeProvider:
             try:
                 return subprocess.Popen(list(run.command), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                        preexec_fn=_die_with_parent)
-            except OSError as exc:
+                                        preexec_fn=_before_exec(self.job_sandbox()))
+            except (OSError, subprocess.SubprocessError, JobSandboxUnavailable) as exc:
+                # A sandbox that fails in the child has written its reason to this log already.
                 log.write(f"computeplane: cannot start {run.command[0]!r}: {exc}\n".encode())
                 return None
 
@@ -306,6 +329,19 @@ _PR_SET_PDEATHSIG = 1
 def _die_with_parent() -> None:
     if _libc is not None:
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _before_exec(sandbox: JobSandbox | None) -> Callable[[], None]:
+    """What the child runs between fork and exec. The parent-death signal comes last: entering the sandbox changes
+    the child's credentials, which clears it."""
+    if sandbox is None:
+        return _die_with_parent
+
+    def enter_sandbox_then_die_with_parent() -> None:
+        sandbox.enter()
+        _die_with_parent()
+
+    return enter_sandbox_then_die_with_parent
 
 
 def _identity_of(process: subprocess.Popen[bytes]) -> tuple[int, str]:

@@ -14,6 +14,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared import bootstrap
+from shared.adapters.job_sandbox import JobSandbox
 from shared.api.auth import load_or_create_keys
 from shared.config import Settings
 from shared.handlers.sweep import sweep
@@ -47,9 +48,19 @@ def by_prefix(api: ASGIApp, identity: ASGIApp | None) -> ASGIApp:
 
 
 def _not_dumpable() -> None:
-    """PR_SET_DUMPABLE 0: a job running as the same user cannot read /proc/<server>/environ or its memory."""
+    """PR_SET_DUMPABLE 0: a job running as the same user cannot read /proc/<server>/environ or its memory, unless
+    it holds CAP_SYS_PTRACE (as root does): the job sandbox's own user namespace takes that away."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(4, 0)  # PR_SET_DUMPABLE = 4
+
+
+def job_isolation(sandbox: JobSandbox | None, settings: Settings) -> str:
+    """One line for the start-up banner: whether local jobs are sandboxed, and if not why not."""
+    if sandbox is not None:
+        return "sandboxed (own user and mount namespaces; the data directory is hidden from jobs)"
+    if settings.job_sandbox == "off":
+        return "NOT isolated (COMPUTEPLANE_JOB_SANDBOX=off): jobs can read the data directory"
+    return "NOT isolated: the job sandbox cannot work here (see the warning above); jobs can read the data directory"
 
 
 def service_bus_receiver(settings: Settings) -> QueueReceiver:
@@ -66,6 +77,8 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
     base_url = f"http://{host}:{port}"
     settings = replace(settings, identity_endpoint=settings.identity_endpoint or f"{base_url}/identity")
     container = bootstrap.build(settings)
+    # Probed now rather than at the first job: the warning shows at start, and `required` refuses to start.
+    sandbox = container.provider.job_sandbox() if container.provider is not None else None
     container.api_keys, key_file = load_or_create_keys(settings.data_dir, settings.extra.get("COMPUTEPLANE_API_KEY"))
     bootstrap.use_container(container)
     function_app = importlib.import_module("function_app")
@@ -81,6 +94,8 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
         print(f"ComputePlane API:  {base_url}/api", flush=True)
         print(f"OpenAPI docs:      {base_url}/api/docs", flush=True)
         print(f"Data directory:    {settings.data_dir.resolve()}", flush=True)
+        print(f"Job directories:   {settings.runs_root}", flush=True)
+        print(f"Local jobs:        {job_isolation(sandbox, settings)}", flush=True)
         print(f"API keys:          {key_file.resolve()} (send one as the x-functions-key header)", flush=True)
         print(f"Functions:         {', '.join(f.name for f in functions_host.queue_functions)} (queues), "
               f"{', '.join(f.name for f in functions_host.timer_functions)} (timer)", flush=True)

@@ -17,8 +17,10 @@ from tests.unit.builders import add_job, add_node, make_cluster
 
 def provider(tmp_path: Path, clock: FakeClock, sent: list[tuple[CloudEvent, datetime | None]],
              **options: object) -> LocalNodeProvider:
-    return LocalNodeProvider(tmp_path, clock, lambda e, at: sent.append((e, at)), timedelta(seconds=2),
-                             **options)  # type: ignore[arg-type]
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(exist_ok=True)
+    return LocalNodeProvider(data_dir, tmp_path / "runs", clock, lambda e, at: sent.append((e, at)),
+                             timedelta(seconds=2), **options)  # type: ignore[arg-type]
 
 
 def test_a_node_is_ready_after_its_boot_delay_and_says_so_with_a_scheduled_event(tmp_path: Path) -> None:

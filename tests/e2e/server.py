@@ -39,6 +39,11 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
 
+    @property
+    def runs_dir(self) -> Path:
+        """Where its jobs run: beside the data directory (COMPUTEPLANE_RUNS_DIR is not set by these tests)."""
+        return self.data_dir.parent / f"{self.data_dir.name}-runs"
+
     def api(self, workspace: str = "default") -> str:
         return f"{self.url}/api/workspaces/{workspace}"
 

@@ -79,7 +79,7 @@ def test_cluster_scales_up_for_a_job_runs_it_and_scales_back_to_zero(any_store_s
     assert [h["state"] for h in done["history"]][-2:] == ["Running", "Completed"]
     logs = http.get(f"{server.api()}/jobs/{job_id}/logs").json()
     assert "hello from the node" in logs["logs"]
-    outputs = list(server.data_dir.glob(f"runs/{job_id}/attempt-1/node-0/result.txt"))
+    outputs = list(server.runs_dir.glob(f"{job_id}/attempt-1/node-0/result.txt"))
     assert outputs and outputs[0].read_text() == "42"
 
     # After idle_seconds_before_scaledown the node goes: back to 0 nodes and Steady.

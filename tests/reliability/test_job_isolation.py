@@ -1,10 +1,12 @@
-"""Jobs never see the control plane's secrets, run in their own working directory, and their command is an
-argument list, never a shell line. Against a real ``computeplane serve`` started with (fake) secrets in its
-environment."""
+"""Jobs never see the control plane's secrets, run in their own working directory outside the data directory, in
+a sandbox that hides the data directory and the server's /proc entries, and their command is an argument list,
+never a shell line. Against a real ``computeplane serve`` started with (fake) secrets in its environment and
+COMPUTEPLANE_JOB_SANDBOX=required (on Linux: elsewhere there is no sandbox to require)."""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,13 +25,15 @@ SECRETS = {
                             "Key=" + "not-a-real-key-9012",
     "AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=fake;" + "Account" + "Key=" + "fake-3456",
 }
+LINUX = sys.platform.startswith("linux")
 PRINT_ENVIRONMENT = ["python", "-c",
                      "import json, os; print(json.dumps({'env': dict(os.environ), 'cwd': os.getcwd()}))"]
 
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, httpx.Client]]:
-    server = start_server(tmp_path_factory.mktemp("isolation") / "data", extra_env=SECRETS)
+    sandbox = {"COMPUTEPLANE_JOB_SANDBOX": "required" if LINUX else "auto"}  # required: fail at start, saying why
+    server = start_server(tmp_path_factory.mktemp("isolation") / "data", extra_env=SECRETS | sandbox)
     try:
         with client(server) as http:
             assert create_cluster(http, "guarded", max_nodes=2).status_code == 202
@@ -66,9 +70,26 @@ def test_each_job_runs_in_its_own_working_directory(guarded: tuple[Server, httpx
     second, _ = _run(http, look)
     first_dir, (second_dir, second_sees_it) = Path(first.strip()), second.split()
     assert first_dir != Path(second_dir) and second_sees_it == "False"
-    runs = (server.data_dir / "runs").resolve()
-    assert first_dir.resolve() == runs / done["id"] / "attempt-1" / "node-0"
+    assert first_dir.resolve() == server.runs_dir.resolve() / done["id"] / "attempt-1" / "node-0"
+    assert not first_dir.resolve().is_relative_to(server.data_dir.resolve())
     assert (first_dir / "mine.txt").read_text() == "1"
+
+
+@pytest.mark.skipif(not LINUX, reason="the job sandbox needs Linux namespaces")
+def test_a_sandboxed_job_keeps_its_directory_its_python_and_its_packages(guarded: tuple[Server, httpx.Client]) -> None:
+    server, http = guarded
+    script = ("import json, os, subprocess, sys, tempfile, httpx\n"
+              "open('kept.txt', 'w').write('kept')\n"
+              "with tempfile.NamedTemporaryFile() as scratch: scratch.write(b'x')\n"
+              "child = subprocess.run([sys.executable, '-c', 'import os; print(sorted(os.listdir()))'],\n"
+              "                       capture_output=True, text=True, check=True)\n"
+              "print(json.dumps({'child': child.stdout, 'uid_map': open('/proc/self/uid_map').read().split()}))")
+    output, done = _run(http, ["python", "-c", script])
+    assert done["state"] == "Completed", output
+    seen = json.loads(output)
+    assert "'kept.txt'" in seen["child"] and "'tmp'" in seen["child"]  # a child process sees the job's files
+    assert seen["uid_map"][2] == "1"  # one id mapped: the job runs in a user namespace of its own
+    assert (server.runs_dir / done["id"] / "attempt-1" / "node-0" / "kept.txt").read_text() == "kept"
 
 
 @pytest.mark.parametrize("argument", ["$HOME; rm -rf /", "`id` $(id) | cat > x && echo &", "'\"*?[a]~"])
@@ -79,27 +100,27 @@ def test_a_command_is_an_argument_list_never_a_shell_line(guarded: tuple[Server,
     assert output == argument + "\n"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (security, local runtime): a job can read the control plane's whole environment, secrets included, from "
-    "/proc/<its parent pid>/environ: jobs run as the same OS user as `computeplane serve` (their parent), so the "
-    "clean environment they are given does not hide the parent's. Fix: make the server non-dumpable at start "
-    "(prctl(PR_SET_DUMPABLE, 0) in shared/local/serve.py: /proc/<pid>/environ then needs CAP_SYS_PTRACE) and/or "
-    "run jobs under a separate unprivileged user; keep secrets out of the server's environment (managed identity)."))
+@pytest.mark.skipif(not LINUX, reason="the job sandbox needs Linux namespaces")
 def test_a_job_cannot_read_the_control_planes_environment_through_proc(guarded: tuple[Server, httpx.Client]) -> None:
+    """The job shares the server's user id, and root has CAP_SYS_PTRACE: only the job's own user namespace keeps
+    it out of /proc/<server>/environ (and /proc/<server>/root, which would lead into the data directory)."""
     snoop = ["python", "-c", "import os\ntry:\n print(open(f'/proc/{os.getppid()}/environ', 'rb').read())\n"
              "except OSError as e:\n print('refused', e)"]
-    output, _ = _run(guarded[1], snoop)
+    output, done = _run(guarded[1], snoop)
+    assert done["state"] == "Completed" and "refused" in output, output
     assert not [value for value in SECRETS.values() if value in output]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (security, local runtime): a job's working directory is inside the data directory "
-    "(DATA/runs/<job>/attempt-<n>/node-<rank>) and jobs run as the server's user, so a job reads "
-    "../../../../api-keys.json (an unlimited API key), state.db and the token signing key in keys/. Fix: put run "
-    "directories outside the data directory and run jobs as a separate unprivileged user (or in a sandbox such as "
-    "bubblewrap / a user namespace) that cannot read the data directory."))
+@pytest.mark.skipif(not LINUX, reason="the job sandbox needs Linux namespaces")
 def test_a_job_cannot_read_the_servers_api_keys(guarded: tuple[Server, httpx.Client]) -> None:
-    snoop = ["python", "-c", "try:\n print(open('../../../../api-keys.json').read())\nexcept OSError as e:\n"
-             " print('refused', e)"]
-    output, _ = _run(guarded[1], snoop)
-    assert '"key"' not in output
+    """Neither through the data directory itself (hidden under an empty cover) nor through the server's root in
+    /proc (which leads outside the job's mount namespace)."""
+    server, http = guarded
+    data = server.data_dir.resolve()
+    assert (data / "api-keys.json").is_file()
+    paths = [data / "api-keys.json", data / "state.db", "/proc/{ppid}/root" + str(data / "api-keys.json")]
+    snoop = ["python", "-c", "import os, sys\nfor path in sys.argv[1:]:\n try:\n"
+             "  print(open(path.format(ppid=os.getppid()), 'rb').read())\n except OSError as e:\n  print('refused', e)",
+             *map(str, paths)]
+    output, done = _run(http, snoop)
+    assert done["state"] == "Completed" and output.count("refused") == len(paths), output
