@@ -43,11 +43,16 @@ EMULATOR_HEADERS = {"x-ms-documentdb-query-enablecrosspartition": "true"}
 # Throttled, timed out, "retry with", unavailable: another try may succeed. Every other status is permanent.
 TRANSIENT_STATUS_CODES = frozenset({408, 429, 449, 503})
 
-# The SDK's own per-request retries: on 429 it waits what the service asks (x-ms-retry-after-ms), up to these
-# totals; connection failures, 408 and 503 have their own SDK policies bounded by the same total.
+# The SDK's own retries, per request: on 429 (reads and writes) it waits what the service asks
+# (x-ms-retry-after-ms), at most SDK_RETRY_TOTAL times and SDK_RETRY_BACKOFF_MAX_SECONDS in all (a query nests two
+# such loops). Only the 429 policy follows these options: a connection that could not be made is retried up to 3
+# times, a 503 once after 500 ms (reads and writes), a 408 or read timeout for reads only (a write may have landed).
 SDK_RETRY_TOTAL = 9
 SDK_RETRY_BACKOFF_MAX_SECONDS = 30
 CONNECTION_TIMEOUT_SECONDS = 10
+# Every store call, its SDK retries included, ends within this (CosmosClientTimeoutError, a transient failure):
+# nested query retries could otherwise wait for minutes, past the Functions timeout and the HTTP front end's limit.
+OPERATION_TIMEOUT_SECONDS = 30
 
 # Ours, around idempotent reads and queries, once the SDK has given up on a request.
 READ_ATTEMPTS = 3

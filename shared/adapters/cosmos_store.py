@@ -17,8 +17,11 @@ correctness does not depend on it:
   document is the consistency boundary and one conditional replace writes it.
 - no TTL: only tombstones of deleted clusters carry a ``ttl`` (for Azure's storage), and the domain ignores their
   expired entries itself, so nothing depends on expiry.
-- never answers 429: throttling is handled by the SDK's retry policy (it waits ``x-ms-retry-after-ms``), configured
-  in ``cosmos_client``; locally that path cannot be exercised.
+- never answers 429, 503 or 408 by itself: throttling and unavailability are handled by the SDK's retry policies
+  configured in ``cosmos_client`` (a 429 is retried after ``x-ms-retry-after-ms``, a 503 once, a read that timed out
+  once), then by ``retry_read`` and message redelivery. ``tests/reliability/test_cosmos_faults.py`` exercises these
+  paths through a fault-injecting transport in front of the local server, writes that landed but whose answer was
+  an error included.
 - only a stub change feed: nothing reads the change feed; the timer's ``due_clusters`` query drives reconciling.
 - ``OFFSET ... LIMIT`` is a syntax error: no query uses it; results are paged with continuation tokens.
 - a query's ``partition_key=`` does not restrict the results to that partition: every single-partition query also
@@ -42,6 +45,7 @@ from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceExist
 
 from shared.adapters.cosmos_client import (
     EMULATOR_KEY,
+    OPERATION_TIMEOUT_SECONDS,
     CosmosCredential,
     cosmos_credential,
     cosmos_endpoint,
@@ -254,7 +258,7 @@ class CosmosStore:
 
         def read() -> Document | None:
             try:
-                return dict(documents.read_item(item_id, partition_key=workspace))
+                return dict(documents.read_item(item_id, partition_key=workspace, timeout=OPERATION_TIMEOUT_SECONDS))
             except CosmosResourceNotFoundError:
                 return None
 
@@ -264,10 +268,21 @@ class CosmosStore:
         documents = self._documents()
         try:
             with transient_errors(f"create {what}"):
-                created = documents.create_item(document)
+                created = documents.create_item(document, timeout=OPERATION_TIMEOUT_SECONDS)
         except CosmosResourceExistsError:
-            raise AlreadyExists(what) from None
+            landed = self._already_written(document)
+            if landed is None:
+                raise AlreadyExists(what) from None
+            return landed
         return str(created["_etag"])
+
+    def _already_written(self, document: Document) -> str | None:
+        """The etag of ``document`` if the store holds exactly it. The SDK retries a write after a 503, so a 409 or
+        412 can answer a write whose first attempt landed: that is our write, not someone else's."""
+        stored = self._point_read(str(document["workspace"]), str(document["id"]))
+        if stored is None or _without_system_fields(stored) != document:
+            return None
+        return str(stored["_etag"])
 
     def _replace(self, document: Document, etag: str | None, what: str) -> str:
         if etag is None:
@@ -276,8 +291,11 @@ class CosmosStore:
         try:
             with transient_errors(f"replace {what}"):
                 replaced = documents.replace_item(document["id"], document, etag=etag,
-                                                  match_condition=MatchConditions.IfNotModified)
+                                                  match_condition=MatchConditions.IfNotModified,
+                                                  timeout=OPERATION_TIMEOUT_SECONDS)
         except CosmosHttpResponseError as error:
+            if error.status_code == 412 and (landed := self._already_written(document)) is not None:
+                return landed
             if error.status_code in (404, 412):  # deleted, or written by someone else, since it was read
                 raise ConcurrencyConflict(f"{what} changed since it was read") from None
             raise
@@ -290,7 +308,7 @@ class CosmosStore:
         try:
             with transient_errors(f"delete {what}"):
                 documents.delete_item(item_id, partition_key=workspace, etag=etag,
-                                      match_condition=MatchConditions.IfNotModified)
+                                      match_condition=MatchConditions.IfNotModified, timeout=OPERATION_TIMEOUT_SECONDS)
         except CosmosHttpResponseError as error:
             if error.status_code == 404:  # already gone: what the caller wanted
                 return
@@ -307,7 +325,7 @@ class CosmosStore:
 
         def run() -> list[Document]:
             return list(documents.query_items(query, parameters=all_parameters, partition_key=workspace,
-                                              max_item_count=self._page_size))
+                                              max_item_count=self._page_size, timeout=OPERATION_TIMEOUT_SECONDS))
 
         return retry_read(operation, run)
 
@@ -319,7 +337,7 @@ class CosmosStore:
 
         def first_page() -> tuple[Iterator[Iterator[Document]], list[Document]]:
             pages = documents.query_items(query, parameters=parameters, enable_cross_partition_query=True,
-                                          max_item_count=self._page_size).by_page()
+                                          max_item_count=self._page_size, timeout=OPERATION_TIMEOUT_SECONDS).by_page()
             return pages, list(next(pages, iter(())))
 
         pages, rows = retry_read(operation, first_page)
@@ -374,6 +392,10 @@ def tombstone_from_document(document: Document) -> ClusterTombstone:
     tombstone = ClusterTombstone.model_validate(_model_fields(document, TOMBSTONE_ENVELOPE_FIELDS))
     tombstone.etag = str(document["_etag"])
     return tombstone
+
+
+def _without_system_fields(document: Document) -> Document:
+    return {k: v for k, v in document.items() if k not in SYSTEM_FIELDS}
 
 
 def _model_fields(document: Document, envelope: frozenset[str] = ENVELOPE_FIELDS) -> Document:

@@ -8,13 +8,23 @@ from fastapi.responses import JSONResponse
 from pydantic_core import PydanticSerializationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.domain.errors import DomainError
+from shared.domain.errors import DomainError, TransientError
+
+RETRY_AFTER_SECONDS = 1
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
         return JSONResponse(status_code=exc.status, content=exc.to_body())
+
+    @app.exception_handler(TransientError)
+    async def store_unavailable(_: Request, exc: TransientError) -> JSONResponse:
+        # Throttled or unavailable past the retries (or a race lost ten times): nothing was half-done that a retry
+        # could double (writes are conditional, and a write that landed is recognised), so say when to retry.
+        return JSONResponse(status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}, content={"error": {
+            "code": "ServiceUnavailable",
+            "message": f"the state store is busy or unavailable ({exc}); retry in {RETRY_AFTER_SECONDS} s"}})
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -43,7 +43,6 @@ from shared.domain.cluster import ClusterSpec
 from shared.domain.commands import new_cluster
 from shared.domain.errors import ConcurrencyConflict, TransientError
 from shared.domain.job import Job, JobSpec
-from shared.ports import AlreadyExists
 from tests.contract.uvicorn_server import running_uvicorn
 from tests.reliability.cosmos_transport import (
     APPLIED_RESPONSE_LOST,
@@ -311,8 +310,6 @@ def test_throttling_longer_than_the_retry_budget_redelivers_the_message_and_dead
     assert world.broken_promises(settled=True) == []
 
 
-@pytest.mark.xfail(strict=True, reason="TransientError has no HTTP mapping in shared/api/errors.py: the API answers "
-                                       "500 Internal Server Error (text/plain) instead of 503 + Retry-After")
 def test_the_http_api_answers_503_with_retry_after_when_throttling_outlasts_the_retries(
         http: httpx.Client, faults: FaultyCosmosTransport) -> None:
     faults.fail(THROTTLED, when=_writes)  # the command's read passes; its create is throttled past the budget
@@ -333,7 +330,7 @@ def test_a_create_refused_over_http_while_throttled_is_created_once_when_the_use
     faults.fail(THROTTLED, when=_writes)
     refused = http.post("/api/workspaces/ws/clusters", json=body)
     faults.heal()
-    assert refused.status_code >= 500  # 503 wanted: see the xfail above
+    assert refused.status_code == 503
     assert world.store.get_cluster(WORKSPACE, "busy") is None and world.broker.stats.published == 0
 
     retried = http.post("/api/workspaces/ws/clusters", json=body)
@@ -386,29 +383,52 @@ def test_a_request_refused_once_is_retried_by_the_sdk_or_surfaces_as_transient(
 # --- writes applied, but the answer is an error -------------------------------------------------------------------
 @pytest.mark.parametrize("fault", [APPLIED_THEN_UNAVAILABLE, APPLIED_THEN_TIMEOUT, APPLIED_RESPONSE_LOST],
                          ids=lambda f: f.name)
-def test_the_store_reports_a_write_whose_first_attempt_landed_as_exists_conflict_or_transient(
+def test_the_store_recognises_its_own_write_that_landed_or_reports_a_transient_error(
         store: CosmosStore, transport: FaultyCosmosTransport, ws: str, fault: Fault) -> None:
     """After a 503 the SDK sends the write again: it answers 409 (create) or 412 (replace), because the first
-    attempt landed. After a 408 or a lost answer it does not: the caller gets a transient error. Either way the
-    write is there, once, and the caller is told to look again, never that it succeeded with another etag."""
+    attempt landed; the store reads the document, finds exactly what it sent, and reports success with the
+    stored etag. After a 408 or a lost answer the SDK does not retry: the caller gets a transient error. Either
+    way the write is there, once, and no caller is told it succeeded with an etag that is not the stored one."""
     cluster = store.create_cluster(new_cluster(ws, "flaky", SPEC, uuid.uuid4().hex, T0))
     transport.reset_log()
     transport.fail(fault, requests=1, when=_operation("Create"))
-    with pytest.raises(AlreadyExists if fault is APPLIED_THEN_UNAVAILABLE else TransientError):
-        store.create_job(_job("job-1", ws))
     cluster.node_seq = 7
-    transport.fail(fault, requests=1, when=_operation("Replace"))
-    with pytest.raises(ConcurrencyConflict if fault is APPLIED_THEN_UNAVAILABLE else TransientError):
-        store.replace_cluster(cluster)
-    transport.heal()
-
-    if fault is APPLIED_THEN_UNAVAILABLE:  # the SDK's retry of the write met the first attempt's result
-        assert [e.status for e in transport.forwarded(_writes)] == [409, 412]
+    if fault is APPLIED_THEN_UNAVAILABLE:
+        created = store.create_job(_job("job-1", ws))
+        transport.fail(fault, requests=1, when=_operation("Replace"))
+        replaced = store.replace_cluster(cluster)
+        assert [e.status for e in transport.forwarded(_writes)] == [409, 412]  # the retry met the first attempt
+        stored_job, stored_cluster = store.get_job(ws, "job-1"), store.get_cluster(ws, "flaky")
+        assert stored_job is not None and stored_job.etag == created.etag
+        assert stored_cluster is not None and stored_cluster.etag == replaced.etag
     else:
+        with pytest.raises(TransientError):
+            store.create_job(_job("job-1", ws))
+        transport.fail(fault, requests=1, when=_operation("Replace"))
+        with pytest.raises(TransientError):
+            store.replace_cluster(cluster)
         assert transport.forwarded(_writes) == []
+    transport.heal()
     assert [j.id for j in store.list_jobs(ws)] == ["job-1"]
     final = store.get_cluster(ws, "flaky")
     assert final is not None and final.node_seq == 7
+
+
+def test_a_write_refused_because_someone_else_wrote_is_still_a_conflict_after_a_503_retry(
+        store: CosmosStore, transport: FaultyCosmosTransport, ws: str) -> None:
+    """Recognising our own write must not hide another writer's: a stale replace stays a conflict."""
+    mine = store.create_cluster(new_cluster(ws, "shared", SPEC, uuid.uuid4().hex, T0))
+    theirs = store.get_cluster(ws, "shared")
+    assert theirs is not None
+    theirs.node_seq = 3
+    store.replace_cluster(theirs)
+    mine.node_seq = 5
+    transport.fail(UNAVAILABLE, requests=1, when=_operation("Replace"))
+    with pytest.raises(ConcurrencyConflict):
+        store.replace_cluster(mine)
+    transport.heal()
+    final = store.get_cluster(ws, "shared")
+    assert final is not None and final.node_seq == 3
 
 
 @pytest.mark.parametrize("fault", [APPLIED_THEN_UNAVAILABLE, APPLIED_RESPONSE_LOST], ids=lambda f: f.name)
@@ -441,18 +461,15 @@ def test_a_cluster_created_over_http_whose_create_landed_but_answered_503_is_pro
                                "idle_seconds_before_scaledown": 5})
     faults.heal()
     assert [e.status for e in faults.forwarded(_operation("Create"))] == [409]
-    # The create landed and the SDK's retry answered 409: the command takes its own cluster for an earlier one,
-    # answers 200 instead of 202 and publishes no create event, so it waits for the timer's sweep. Not lost.
-    assert response.status_code in (200, 202), response.text
+    # The create landed and the SDK's retry answered 409: the store recognises its own document, so the command
+    # answers 202 and publishes the create event as if nothing had happened.
+    assert response.status_code == 202, response.text
     world.settle(120)
     [cluster] = world.store.list_clusters(WORKSPACE)
     assert cluster.name == "landed" and cluster.node_state_counts()["idle"] == 1
     assert world.broken_promises(settled=True) == []
 
 
-@pytest.mark.xfail(strict=True, reason="commands.submit_job does not handle AlreadyExists: when the SDK's retry of "
-                                       "the job create answers 409 (the first attempt landed), the API answers 500 "
-                                       "for a job it did store")
 def test_a_job_submitted_over_http_whose_create_landed_but_answered_503_is_accepted_once(
         http: httpx.Client, faults: FaultyCosmosTransport, world: World) -> None:
     world.http_create("landed", max_nodes=1, idle=5)
