@@ -439,8 +439,8 @@ def test_a_tombstone_reads_back_equal_and_a_stale_save_raises_conflict(store: St
     assert loaded is not None and loaded.etag == saved.etag and loaded.model_dump() == first.model_dump()
     assert loaded.knows("delete-1", T0) and not loaded.knows("delete-2", T0)
     assert store.get_tombstone(OTHER_WS, "gpu-1") is None
-    with pytest.raises(ConcurrencyConflict):  # a second first tombstone of the name
-        store.save_tombstone(first.model_copy(update={"etag": None}))
+    with pytest.raises(ConcurrencyConflict):  # a second first tombstone of the name, from another deletion
+        store.save_tombstone(first.model_copy(update={"etag": None, "incarnations": first.incarnations * 2}))
 
     again = store.get_tombstone(WS, "gpu-1")
     assert again is not None
