@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
 
 import httpx
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from computeplane.errors import (
     AccessDeniedError,
@@ -41,6 +43,8 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:7071"
 DEFAULT_WORKSPACE = "default"
 DEFAULT_TIMEOUT_SECONDS = 30.0
 API_KEY_HEADER = "x-functions-key"
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+SUBMIT_ATTEMPTS = 4
 API_KEY_ENV = "COMPUTEPLANE_API_KEY"
 
 JsonObject = dict[str, Any]
@@ -170,7 +174,13 @@ class ComputePlaneClient:
         """Queue ``command`` (an argument list, never passed to a shell) on ``cluster``; returns the job (``id``)."""
         body = _without_none({"command": list(command), "node_count": node_count,
                               "environment_variables": environment_variables, "max_retries": max_retries})
-        return self._object("POST", self._ws(f"clusters/{cluster}/jobs"), json=body)
+        # One key for every attempt: when an answer is lost (timeout, 503), the next attempt gets the same job back.
+        headers = {IDEMPOTENCY_KEY_HEADER: uuid.uuid4().hex}
+        for attempt in Retrying(retry=retry_if_exception(_answer_may_be_lost), stop=stop_after_attempt(SUBMIT_ATTEMPTS),
+                                wait=wait_exponential_jitter(initial=1, max=8), reraise=True):
+            with attempt:
+                return self._object("POST", self._ws(f"clusters/{cluster}/jobs"), json=body, headers=headers)
+        raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
 
     def list_jobs(self, cluster: str | None = None) -> list[JsonObject]:
         path = f"clusters/{cluster}/jobs" if cluster else "jobs"
@@ -251,6 +261,14 @@ def error_from_response(response: httpx.Response) -> ComputePlaneError:
     else:
         kind = ServerError
     return kind(status, code, message, details)
+
+
+def _answer_may_be_lost(error: BaseException) -> bool:
+    """Worth sending a submit again (with its idempotency key): the server was busy, or the request was sent and
+    no answer came. Not when the connection was refused: nothing listens, so a retry only delays the error."""
+    if isinstance(error, ServerError):
+        return error.status in (502, 503, 504)
+    return isinstance(error, ServerUnreachable) and not isinstance(error.__cause__, httpx.ConnectError)
 
 
 def _describe_transport_error(exc: httpx.TransportError) -> str:

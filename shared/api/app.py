@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from shared.api import catalogue, locks
@@ -23,6 +23,10 @@ from shared.handlers import commands, identity
 Workspace = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="workspace name")]
 ClusterName = Annotated[str, Path(min_length=1, max_length=64)]
 JobId = Annotated[str, Path(min_length=1, max_length=128)]
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", pattern=r"^[A-Za-z0-9._:-]{1,128}$",
+    description="Sending a submit again with the same key (after a timeout, a 503 or a lost answer) returns the job "
+                "the first one created instead of queuing another")]
 
 
 workspace_routes = APIRouter(prefix="/api/workspaces/{workspace}")
@@ -86,10 +90,12 @@ def preempt_node(workspace: Workspace, name: ClusterName, node_id: Annotated[str
     return NodeView(node_id=node.node_id, state="preempted", run_id=node.run_id, private_ip=node.private_ip)
 
 
-@workspace_routes.post("/clusters/{name}/jobs", status_code=202, response_model=JobView)
+@workspace_routes.post("/clusters/{name}/jobs", status_code=202, response_model=JobView,
+                       responses={200: {"model": JobView}, 409: {}, 422: {}})
 def submit_job(workspace: Workspace, name: ClusterName, body: JobSpec, deps: DepsDep, request: Request,
-               response: Response) -> JobView:
-    job = commands.submit_job(deps, workspace, name, body)
+               response: Response, idempotency_key: IdempotencyKey = None) -> JobView:
+    job, created = commands.submit_job(deps, workspace, name, body, idempotency_key)
+    response.status_code = 202 if created else 200
     response.headers["Location"] = str(request.url_for("show_job", workspace=workspace, job_id=job.id))
     return JobView.of(job)
 

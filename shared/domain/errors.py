@@ -74,6 +74,13 @@ class OperationNotAllowed(DomainError):
     status = 409
 
 
+class IdempotencyKeyReused(DomainError):
+    """A submit repeated with the same Idempotency-Key but another request: the key names the first one only."""
+
+    code = "IdempotencyKeyReused"
+    status = 409
+
+
 class QuotaExceeded(DomainError):
     """A job that can never fit the cluster or the quota, rejected at submit."""
 

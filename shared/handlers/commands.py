@@ -22,6 +22,7 @@ from shared.domain.errors import (
     ClusterSpecConflict,
     ComputeTargetNotFound,
     DomainError,
+    IdempotencyKeyReused,
     InvalidField,
     JobNotFound,
     OperationNotAllowed,
@@ -34,6 +35,9 @@ from shared.domain.vm_sizes import load_catalogue, normalize_location
 from shared.handlers.deps import Deps
 from shared.handlers.retry import retry_on_conflict
 from shared.ports import AlreadyExists
+
+# Job ids derived from an Idempotency-Key (uuid5 in this namespace, over the workspace and the key).
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1f7a4e-3c1b-5d2a-9e0f-2b8c4d6a1e57")
 
 
 def create_cluster(deps: Deps, workspace: str, body: ClusterCreate) -> tuple[Cluster, bool]:
@@ -118,17 +122,38 @@ def delete_cluster(deps: Deps, workspace: str, name: str) -> Cluster:
     return cluster
 
 
-def submit_job(deps: Deps, workspace: str, cluster_name: str, spec: JobSpec) -> Job:
+def submit_job(deps: Deps, workspace: str, cluster_name: str, spec: JobSpec,
+               idempotency_key: str | None = None) -> tuple[Job, bool]:
+    """Record the job and publish its submit event. Returns the job and whether this call created it.
+
+    With an ``idempotency_key`` the job id is derived from it, so a client that lost the answer (timeout, 503)
+    sends the same request again and gets the same job: the event is published again (the broker and the handler
+    drop a copy) in case the first call died before publishing."""
     check_job_spec(spec)
     cluster = get_cluster(deps, workspace, cluster_name)
     check_job_fits(cluster, spec)
     check_job_fits_quota(deps, cluster, spec)
     now = deps.clock.now()
-    job = deps.store.create_job(Job(workspace=workspace, id=uuid.uuid4().hex, cluster=cluster_name, spec=spec,
-                                    submitted_at=now, reason="submitted; waiting for the scheduler"))
-    deps.bus.publish(ev.new_event(ev.JOB_SUBMIT, workspace, cluster_name,
-                                  {"job_id": job.id, **spec.model_dump(mode="json")},
-                                  event_id=f"submit-{job.id}", time=now))
+    job_id = uuid.uuid4().hex if idempotency_key is None else \
+        uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{workspace}/{idempotency_key}").hex
+    created = True
+    try:
+        job = deps.store.create_job(Job(workspace=workspace, id=job_id, cluster=cluster_name, spec=spec,
+                                        submitted_at=now, reason="submitted; waiting for the scheduler"))
+    except AlreadyExists:
+        job, created = _same_submit(deps, workspace, job_id, cluster_name, spec), False
+    if created or not job.state.is_terminal:
+        deps.bus.publish(ev.new_event(ev.JOB_SUBMIT, workspace, cluster_name,
+                                      {"job_id": job.id, **spec.model_dump(mode="json")},
+                                      event_id=f"submit-{job.id}", time=job.submitted_at))
+    return job, created
+
+
+def _same_submit(deps: Deps, workspace: str, job_id: str, cluster_name: str, spec: JobSpec) -> Job:
+    job = get_job(deps, workspace, job_id)
+    if job.cluster != cluster_name or job.spec != spec:
+        raise IdempotencyKeyReused(f"Idempotency-Key was first used to submit another request (job '{job_id}' on "
+                                   f"cluster '{job.cluster}'); use a new key for a new job")
     return job
 
 

@@ -101,3 +101,22 @@ def test_a_delete_lock_blocks_scale_down_with_a_clear_error_and_scaling_resumes_
     resumed = wait_for(lambda: (c := cluster(server, "locked"))["current_node_count"] == 0 and c, timeout=15,
                        what="scale-down after the lock is gone")
     assert resumed["errors"] == [] and resumed["allocation_state"] == "Steady"
+
+
+def test_a_submit_sent_again_with_the_same_idempotency_key_runs_the_job_once(server: Server) -> None:
+    create_cluster(server, "once")
+    body = {"command": ["python", "-c", "print('ran')"]}
+    first = http.post(f"{server.api()}/clusters/once/jobs", json=body, headers={"Idempotency-Key": "nightly-42"})
+    again = http.post(f"{server.api()}/clusters/once/jobs", json=body, headers={"Idempotency-Key": "nightly-42"})
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.json()["id"] == first.json()["id"]
+    done = wait_for(lambda: finished(server, first.json()["id"]), timeout=60, what="the job")
+    assert done["state"] == "Completed"
+    assert [j["id"] for j in http.get(f"{server.api()}/clusters/once/jobs").json()] == [first.json()["id"]]
+
+    other = http.post(f"{server.api()}/clusters/once/jobs", json={"command": ["true"]},
+                      headers={"Idempotency-Key": "nightly-42"})
+    assert other.status_code == 409 and other.json()["error"]["code"] == "IdempotencyKeyReused"
+    bad = http.post(f"{server.api()}/clusters/once/jobs", json=body, headers={"Idempotency-Key": "no spaces"})
+    assert bad.status_code == 422 and "Idempotency-Key" in bad.json()["error"]["message"]
+    assert len(http.get(f"{server.api()}/clusters/once/jobs").json()) == 1

@@ -35,6 +35,7 @@ import pytest
 from azure.core.exceptions import ServiceRequestError
 from azure.core.pipeline.transport import RequestsTransport
 
+from computeplane.client import ComputePlaneClient
 from shared.adapters.cosmos_client import EMULATOR_KEY, READ_ATTEMPTS, SDK_RETRY_TOTAL
 from shared.adapters.cosmos_store import CosmosStore
 from shared.api import app as api_app
@@ -481,3 +482,23 @@ def test_a_job_submitted_over_http_whose_create_landed_but_answered_503_is_accep
     [job] = world.jobs().values()  # stored once, whatever the answer
     assert response.status_code == 202, response.text
     assert response.json()["id"] == job.id
+
+
+def test_the_client_sends_a_submit_whose_answer_was_lost_again_and_gets_one_job(
+        http: httpx.Client, faults: FaultyCosmosTransport, world: World) -> None:
+    """The job's create lands but its answer is lost: the API answers 503, the client sends the submit again with
+    the same Idempotency-Key, and gets the job the first attempt stored. Without the key, that retry would have
+    queued the job twice."""
+    world.http_create("landed", max_nodes=1, idle=5)
+    faults.reset_log()
+    faults.fail(APPLIED_RESPONSE_LOST, requests=1, when=_operation("Create"))
+    with ComputePlaneClient(str(http.base_url), workspace=WORKSPACE, api_key="") as client:
+        submitted = client.submit_job("landed", ["python", "-c", "pass"],
+                                      environment_variables={"FAKE_RUN_SECONDS": "2"})
+    faults.heal()
+    assert len(faults.faulted(APPLIED_RESPONSE_LOST)) == 1  # the first attempt's answer was lost
+    [job] = world.jobs().values()
+    assert submitted["id"] == job.id
+    world.settle(40)
+    assert world.jobs()[job.id].state.value == "Completed"
+    assert world.broken_promises(settled=True) == []

@@ -129,7 +129,7 @@ class World:
 
     def http_submit(self, cluster: str, seconds: float = 5.0) -> str:
         spec = JobSpec(command=["python", "-c", "pass"], environment_variables={"FAKE_RUN_SECONDS": str(seconds)})
-        return commands.submit_job(self.deps, WORKSPACE, cluster, spec).id
+        return commands.submit_job(self.deps, WORKSPACE, cluster, spec)[0].id
 
     # --- time ----------------------------------------------------------------------------------------------------
     def deliver_one(self) -> bool:
