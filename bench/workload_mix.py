@@ -36,7 +36,7 @@ def run_waves(runtime: EmbeddedRuntime, clusters: list[str], waves: int) -> Drai
     for _ in range(waves):
         runtime.counter.context = "http"
         for name in clusters:
-            job = submit_job(runtime.deps, WORKSPACE, name, JobSpec(command=["true"]))
+            job, _ = submit_job(runtime.deps, WORKSPACE, name, JobSpec(command=["true"]))
             runtime.submitted_at[job.id] = time.perf_counter()
             runtime.deps.bus.publish(new_event(SCALE_REQUEST, WORKSPACE, name, {"reason": "bench"},
                                                event_id=f"scale-{uuid.uuid4().hex}"))

@@ -162,10 +162,11 @@ def on_job_submit(event: CloudEvent, deps: Deps) -> None:
                                              reason=f"{exc.code}: {exc.message}"))]
         return accept_job(cluster, known)
 
-    if reconcile_cluster(deps, event.workspace, event.cluster, change, event.id) is None:
+    known_jobs = {job.id: job.model_copy(deep=True)}  # its first projection needs no second read
+    if reconcile_cluster(deps, event.workspace, event.cluster, change, event.id, known_jobs) is None:
         project_job(deps, event.workspace, JobUpdate(
             job_id=job_id, state=JobState.FAILED, attempt=max(job.attempts, 1),
-            reason=f"ComputeTargetNotFound: cluster {event.cluster!r} does not exist"))
+            reason=f"ComputeTargetNotFound: cluster {event.cluster!r} does not exist"), known_jobs)
 
 
 def on_job_cancel(event: CloudEvent, deps: Deps) -> None:
@@ -177,10 +178,12 @@ def on_job_cancel(event: CloudEvent, deps: Deps) -> None:
     def change(cluster: Cluster, now: datetime) -> list[Action]:
         return cancel_job(cluster, ref.job_id, now)
 
-    reconcile_cluster(deps, event.workspace, job.cluster, change, event.id)
+    known_jobs = {job.id: job.model_copy(deep=True)}
+    reconcile_cluster(deps, event.workspace, job.cluster, change, event.id, known_jobs)
     # Not (or no longer) in the cluster's queue: cancel the document itself. Terminal states stay as they are.
     project_job(deps, event.workspace, JobUpdate(job_id=job.id, state=JobState.CANCELED,
-                                                 attempt=max(job.attempts, 1), reason="Canceled by the user"))
+                                                 attempt=max(job.attempts, 1), reason="Canceled by the user"),
+                known_jobs)
 
 
 def on_job_finished(event: CloudEvent, deps: Deps) -> None:

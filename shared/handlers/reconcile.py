@@ -14,7 +14,7 @@ from shared.domain.events import SCALE_REQUEST, new_event
 from shared.domain.job import JobState, JobUpdate
 from shared.domain.reconcile import reconcile
 from shared.handlers.deps import Deps
-from shared.handlers.jobs import project_job
+from shared.handlers.jobs import KnownJobs, project_job
 from shared.handlers.quota import open_booking
 from shared.handlers.retry import retry_on_conflict
 from shared.handlers.tombstones import bury_cluster
@@ -26,19 +26,21 @@ Change = Callable[[Cluster, datetime], list[Action]]
 
 
 def reconcile_cluster(deps: Deps, workspace: str, name: str, change: Change | None = None,
-                      event_id: str | None = None) -> Cluster | None:
-    """Apply ``change`` (once per ``event_id``), reconcile, save conditionally, then act.
+                      event_id: str | None = None, known: KnownJobs | None = None) -> Cluster | None:
+    """Apply ``change`` (once per ``event_id``), reconcile, save conditionally, then act. ``known``: job documents
+    the caller has read already (see ``project_job``).
 
     Returns the saved cluster, or None when there is no such cluster (any more)."""
-    actions, cluster = _decide_and_save(deps, workspace, name, change, event_id)
+    known = {} if known is None else known
+    actions, cluster = _decide_and_save(deps, workspace, name, change, event_id, known)
     if cluster is not None:
-        carry_out(deps, cluster, actions)
+        carry_out(deps, cluster, actions, known)
     return cluster
 
 
 @retry_on_conflict
 def _decide_and_save(deps: Deps, workspace: str, name: str, change: Change | None,
-                     event_id: str | None) -> tuple[list[Action], Cluster | None]:
+                     event_id: str | None, known: KnownJobs) -> tuple[list[Action], Cluster | None]:
     cluster = deps.store.get_cluster(workspace, name)
     if cluster is None:
         return [], None
@@ -55,7 +57,7 @@ def _decide_and_save(deps: Deps, workspace: str, name: str, change: Change | Non
     # A finished job is written down before the cluster forgets it; a crash in between repeats this, harmlessly.
     for action in actions:
         if isinstance(action, ProjectJob) and action.update.is_terminal:
-            project_job(deps, workspace, action.update)
+            project_job(deps, workspace, action.update, known)
     if booking is not None:
         booking.book_increase(len(cluster.nodes))
     if cluster.provisioning_state is ProvisioningState.DELETING and not cluster.nodes and not cluster.jobs:
@@ -68,12 +70,13 @@ def _decide_and_save(deps: Deps, workspace: str, name: str, change: Change | Non
     return actions, cluster
 
 
-def carry_out(deps: Deps, cluster: Cluster, actions: list[Action]) -> None:
+def carry_out(deps: Deps, cluster: Cluster, actions: list[Action], known: KnownJobs | None = None) -> None:
     """Do every action even if one fails, then raise the first failure so the message is redelivered."""
     failures: list[Exception] = []
+    known = {} if known is None else known
     for action in actions:
         try:
-            _carry_out_one(deps, cluster, action)
+            _carry_out_one(deps, cluster, action, known)
         except Exception as exc:
             log.exception("action %s on %s/%s failed", action, cluster.workspace, cluster.name)
             failures.append(exc)
@@ -81,7 +84,7 @@ def carry_out(deps: Deps, cluster: Cluster, actions: list[Action]) -> None:
         raise failures[0]
 
 
-def _carry_out_one(deps: Deps, cluster: Cluster, action: Action) -> None:
+def _carry_out_one(deps: Deps, cluster: Cluster, action: Action, known: KnownJobs) -> None:
     match action:
         case ProvisionNode(node_id):
             deps.provider.provision(cluster.workspace, cluster.name, node_id)
@@ -91,24 +94,25 @@ def _carry_out_one(deps: Deps, cluster: Cluster, action: Action) -> None:
             deps.provider.stop_run(job_id, attempt)
             deps.tokens.revoke_job(job_id)
         case StartRun():
-            _start_run(deps, cluster, action)
+            _start_run(deps, cluster, action, known)
         case ProjectJob(update) if not update.is_terminal:
-            project_job(deps, cluster.workspace, update)
+            project_job(deps, cluster.workspace, update, known)
         case WakeUpAt(at):
             deps.bus.publish(new_event(SCALE_REQUEST, cluster.workspace, cluster.name, {"reason": "wake-up"},
                                        event_id=f"wake-{cluster.uid}-{format_utc(at)}"), not_before=at)
 
 
-def _start_run(deps: Deps, cluster: Cluster, action: StartRun) -> None:
-    job = deps.store.get_job(cluster.workspace, action.job_id)
+def _start_run(deps: Deps, cluster: Cluster, action: StartRun, known: KnownJobs) -> None:
+    job = deps.store.get_job(cluster.workspace, action.job_id)  # read afresh: it may have been canceled meanwhile
     if job is None or job.state.is_terminal:
         return  # canceled meanwhile: the sweep takes the entry out of the cluster
+    known[job.id] = job
     problem = next((f"{resource}: {p}" for resource in job.spec.system_resources()
                     if (p := deps.tokens.check_access(cluster, resource))), None)
     if problem is not None:
         # Fail now with the cause, rather than later inside user code; the nodes go back to the queue.
         project_job(deps, cluster.workspace, JobUpdate(job_id=job.id, state=JobState.FAILED, attempt=action.attempt,
-                                                       reason=f"IdentityTokenError: {problem}"))
+                                                       reason=f"IdentityTokenError: {problem}"), known)
         reconcile_cluster(deps, cluster.workspace, cluster.name, lambda c, now: cancel_job(c, job.id, now))
         return
     environment = dict(job.spec.environment_variables) | {
@@ -121,4 +125,4 @@ def _start_run(deps: Deps, cluster: Cluster, action: StartRun) -> None:
         workspace=cluster.workspace, cluster=cluster.name, job_id=job.id, attempt=action.attempt,
         command=tuple(job.spec.command), environment=environment))
     project_job(deps, cluster.workspace, JobUpdate(job_id=job.id, state=JobState.RUNNING, attempt=action.attempt,
-                                                   nodes=list(action.node_ids)))
+                                                   nodes=list(action.node_ids)), known)
