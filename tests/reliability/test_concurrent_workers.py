@@ -63,7 +63,7 @@ def _submit_all(api: Worker) -> tuple[list[str], list[str]]:
     def submit(cluster: str) -> None:
         for n in range(JOBS_PER_CLUSTER):
             command = SLOW if n % 5 == 4 else QUICK
-            job = commands.submit_job(api.deps, WORKSPACE, cluster, JobSpec(command=command, max_retries=0))
+            job, _ = commands.submit_job(api.deps, WORKSPACE, cluster, JobSpec(command=command, max_retries=0))
             (slow if command is SLOW else quick).append(job.id)
 
     threads = [threading.Thread(target=submit, args=(c,)) for c in CLUSTERS]
