@@ -2,7 +2,8 @@
 
 Every scale-up writes the ledger (conditionally) BEFORE the cluster is saved, so two clusters scaling up at once
 cannot both take the last cores: one of the writes loses the race and decides again with fresh numbers. A crash in
-between leaves the ledger over-counting one cluster until its next reconcile, which is the safe direction.
+between leaves the ledger over-counting one cluster, which is the safe direction, until a later decision that saves
+the cluster gives the cores back (only such a decision may: see ``shared.handlers.quota``).
 """
 
 from __future__ import annotations

@@ -2,9 +2,17 @@
 
 More cores: the ledger is written first (conditional), so a lost race means deciding again with fresh numbers and
 the regional limit is never exceeded. Fewer cores: the ledger is written after the cluster, so a crash in between
-only over-counts (until the cluster's next reconcile). A decrease is skipped when another decision booked cores for
-this cluster after ours read the ledger (workers racing on one cluster): lowering it then could undo a booking whose
-cluster save is still on its way. See ``shared.domain.quota_ledger``.
+only over-counts (until the cluster's next saved decision). Workers racing on one cluster:
+
+- a decrease is skipped when another decision booked cores for this cluster after ours read the ledger: lowering it
+  then could undo a booking whose cluster save is still on its way;
+- a decrease is only made by a decision that saved the cluster itself. A booking made before ours read the ledger
+  carries the id we saw, so the id cannot tell whether its cluster save is done: the decision may have read the
+  cluster before that save (a stale version), or the save may still be on its way. Our own conditional save proves
+  the version we counted is the latest and makes any such pending save conflict (its decision then runs again and
+  books anew). A decision that writes nothing proves neither, and must not lower the ledger.
+
+See ``shared.domain.quota_ledger``.
 """
 
 from __future__ import annotations
@@ -43,11 +51,17 @@ class QuotaBooking:
                                  max(vcpus, self.ledger.held_by(self.cluster_key)), uuid.uuid4().hex)
             self.ledger = self.deps.store.save_quota_ledger(self.ledger)  # a conflict re-runs the whole decision
 
-    def release_decrease(self, nodes: int) -> None:
-        vcpus = nodes * self.vm_size.vcpus
-        if vcpus < self.ledger.held_by(self.cluster_key):
-            _lower_held(self.deps, self.ledger.region, self.cluster_key, self.vm_size, self.priority, vcpus,
-                        self.ledger.booking_of(self.cluster_key))
+    def over_counts(self, nodes: int) -> bool:
+        """The ledger (as this decision read or booked it) holds more cores for the cluster than ``nodes`` need."""
+        return nodes * self.vm_size.vcpus < self.ledger.held_by(self.cluster_key)
+
+    def release_decrease(self, nodes: int, *, saved: bool = False) -> None:
+        """Call after the cluster's save (or delete); ``saved`` says that this decision wrote the cluster. Without it,
+        only a decision that took nodes away is known to have written it (only reconcile changes the node list, and
+        a changed cluster is always saved)."""
+        if (saved or nodes < self.loaded_nodes) and self.over_counts(nodes):
+            _lower_held(self.deps, self.ledger.region, self.cluster_key, self.vm_size, self.priority,
+                        nodes * self.vm_size.vcpus, self.ledger.booking_of(self.cluster_key))
 
 
 def open_booking(deps: Deps, cluster: Cluster) -> QuotaBooking | None:

@@ -15,7 +15,7 @@ from shared.domain.job import JobState, JobUpdate
 from shared.domain.reconcile import reconcile
 from shared.handlers.deps import Deps
 from shared.handlers.jobs import KnownJobs, project_job
-from shared.handlers.quota import open_booking
+from shared.handlers.quota import QuotaBooking, open_booking
 from shared.handlers.retry import retry_on_conflict
 from shared.handlers.tombstones import bury_cluster
 from shared.ports import RunRequest
@@ -60,14 +60,25 @@ def _decide_and_save(deps: Deps, workspace: str, name: str, change: Change | Non
             project_job(deps, workspace, action.update, known)
     if booking is not None:
         booking.book_increase(len(cluster.nodes))
+    saved = True
     if cluster.provisioning_state is ProvisioningState.DELETING and not cluster.nodes and not cluster.jobs:
         bury_cluster(deps, cluster)
         deps.store.delete_cluster(cluster)
-    elif cluster.model_dump(exclude={"modified_at"}) != before:  # a no-op reconcile costs no write
+    elif cluster.model_dump(exclude={"modified_at"}) != before or _acts_on_its_version(cluster, actions, booking):
         cluster = deps.store.replace_cluster(cluster)
+    else:
+        saved = False  # a no-op reconcile costs no write
     if booking is not None:
-        booking.release_decrease(len(cluster.nodes))
+        booking.release_decrease(len(cluster.nodes), saved=saved)
     return actions, cluster
+
+
+def _acts_on_its_version(cluster: Cluster, actions: list[Action], booking: QuotaBooking | None) -> bool:
+    """Stopping a run, provisioning a node or giving cores back, decided on a version nobody changed: it is saved
+    anyway (one write, only then), so the conditional write proves it is still the latest. A stale version would
+    stop the run of a job another worker just placed, or give back cores whose booking's save is on its way."""
+    return any(isinstance(a, StopRun | ProvisionNode) for a in actions) or (
+        booking is not None and booking.over_counts(len(cluster.nodes)))
 
 
 def carry_out(deps: Deps, cluster: Cluster, actions: list[Action], known: KnownJobs | None = None) -> None:

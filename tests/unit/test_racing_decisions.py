@@ -1,0 +1,211 @@
+"""Two decisions racing on one cluster, interleaved by hand on the real handlers, SQLite store and local provider: the
+quota ledger never holds fewer cores for a cluster than the nodes its saved version lists, and a decision made on a
+stale version never acts against a newer one.
+
+Each test stops one decision at a chosen store call and runs the other decision to the end right there."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.adapters.clock import FakeClock
+from shared.bootstrap import Container, build
+from shared.config import Settings
+from shared.domain import events as ev
+from shared.domain.cluster import Cluster
+from shared.domain.errors import ConcurrencyConflict
+from shared.domain.job import JobState
+from shared.domain.quota_ledger import QuotaLedger
+from shared.handlers.deps import Deps
+from shared.handlers.messages import handle_message
+from shared.handlers.quota import QuotaBooking, open_booking
+from shared.handlers.reconcile import reconcile_cluster
+from shared.ports import Store
+
+WS, NAME, KEY, REGION = "ws", "cpu", "ws/cpu", "eastus"
+VCPUS = 2  # STANDARD_D2_V2
+
+
+class Interleave:
+    """Wraps the store: just before the first call of ``method``, runs ``meanwhile`` (the other decision)."""
+
+    def __init__(self, inner: Store, method: str, meanwhile: Callable[[], object]) -> None:
+        self.inner, self.method, self.meanwhile, self.ran = inner, method, meanwhile, False
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name != self.method or self.ran:
+            return attr
+
+        def call(*args: object, **kwargs: object) -> object:
+            if not self.ran:
+                self.ran = True
+                self.meanwhile()
+            return attr(*args, **kwargs)
+
+        return call
+
+
+@pytest.fixture
+def container(tmp_path: Path) -> Iterator[Container]:
+    built = build(Settings(data_dir=tmp_path, node_boot_seconds=5, workspace_location=REGION,
+                           extra={"COMPUTEPLANE_QUOTA_TOTAL_VCPUS": "8"}),
+                  clock=FakeClock(datetime(2026, 2, 1, tzinfo=UTC)))
+    try:
+        yield built
+    finally:
+        if built.provider is not None:
+            built.provider.stop_all()
+
+
+def submit(deps: Deps, job_id: str) -> None:
+    event = ev.new_event(ev.JOB_SUBMIT, WS, NAME, {"job_id": job_id, "command": ["true"]}, event_id=f"s-{job_id}")
+    handle_message(event.queue, event.id, event.to_json(), deps)
+
+
+def with_store(deps: Deps, store: object) -> Deps:
+    return dataclasses.replace(deps, store=store)  # type: ignore[arg-type]
+
+
+def two_nodes(container: Container) -> Deps:
+    deps = container.deps
+    event = ev.new_event(ev.CLUSTER_CREATE, WS, NAME, {"name": NAME, "vm_size": "STANDARD_D2_V2", "max_nodes": 3},
+                         event_id="create")
+    handle_message(event.queue, event.id, event.to_json(), deps)
+    submit(deps, "j1")
+    submit(deps, "j2")
+    assert held(deps) == 2 * VCPUS == nodes(deps) * VCPUS
+    return deps
+
+
+def ledger(deps: Deps) -> QuotaLedger:
+    found = deps.store.get_quota_ledger(REGION)
+    assert found is not None
+    return found
+
+
+def held(deps: Deps) -> int:
+    return ledger(deps).held_by(KEY)
+
+
+def nodes(deps: Deps) -> int:
+    cluster = deps.store.get_cluster(WS, NAME)
+    assert cluster is not None
+    return len(cluster.nodes)
+
+
+def test_an_unchanged_stale_version_does_not_release_cores_booked_before_it_read_the_ledger(
+        container: Container) -> None:
+    """A reads the cluster (2 nodes); B books a third node and saves; A reads the ledger (B's booking is what A
+    sees, so the booking id alone cannot tell), finds nothing to change in its stale version, writes nothing."""
+    deps = two_nodes(container)
+    racing = with_store(deps, Interleave(deps.store, "get_quota_ledger", lambda: submit(deps, "j3")))
+    reconcile_cluster(racing, WS, NAME)
+    assert nodes(deps) == 3
+    assert held(deps) >= 3 * VCPUS
+
+
+def test_an_unchanged_version_does_not_release_cores_whose_cluster_save_is_still_on_its_way(
+        container: Container) -> None:
+    """B books a third node; before B saves the cluster, A reads the cluster (2 nodes) and the ledger (B's booking),
+    changes nothing, writes nothing; then B's save succeeds (nothing was written in between)."""
+    deps = two_nodes(container)
+    racing = with_store(deps, Interleave(deps.store, "replace_cluster", lambda: reconcile_cluster(deps, WS, NAME)))
+    submit(racing, "j3")
+    assert nodes(deps) == 3
+    assert held(deps) >= 3 * VCPUS
+
+
+class LosesClusterWrites:
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def replace_cluster(self, cluster: Cluster) -> Cluster:
+        raise ConcurrencyConflict(f"cluster {cluster.name} changed meanwhile")
+
+
+def booking(deps: Deps) -> QuotaBooking:
+    cluster = deps.store.get_cluster(WS, NAME)
+    assert cluster is not None
+    opened = open_booking(deps, cluster)
+    assert opened is not None
+    return opened
+
+
+def test_a_booking_whose_cluster_save_lost_over_counts_until_a_decision_that_saves_releases_it(
+        container: Container) -> None:
+    """The decision books a third node, then loses the cluster write (and gives up): the ledger over-counts, the
+    safe direction. A decision that writes nothing leaves it; one that saved the cluster brings it back."""
+    deps = two_nodes(container)
+    with pytest.raises(ConcurrencyConflict):
+        submit(with_store(deps, LosesClusterWrites(deps.store)), "j3")
+    assert (held(deps), nodes(deps)) == (3 * VCPUS, 2)
+    unchanged = booking(deps)
+    assert unchanged.over_counts(2)
+    unchanged.release_decrease(2)
+    assert held(deps) == 3 * VCPUS
+    unchanged.release_decrease(2, saved=True)
+    assert held(deps) == 2 * VCPUS
+
+
+def test_a_decision_that_took_nodes_away_releases_their_cores(container: Container) -> None:
+    deps = two_nodes(container)
+    booking(deps).release_decrease(1)  # fewer nodes than the version it read: it wrote the cluster
+    assert held(deps) == 1 * VCPUS
+    booking(deps).release_decrease(0)
+    assert ledger(deps).allocations == {}
+
+
+def test_a_decrease_leaves_a_booking_made_after_it_read_the_ledger(container: Container) -> None:
+    deps = two_nodes(container)
+    stale = booking(deps)
+    submit(deps, "j3")  # booked anew, and saved
+    stale.release_decrease(1, saved=True)
+    assert held(deps) == 3 * VCPUS == nodes(deps) * VCPUS
+
+
+class StopsSeen:
+    """Wraps the provider: notes every run it is asked to stop."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner, self.stopped = inner, list[tuple[str, int]]()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def stop_run(self, job_id: str, attempt: int) -> None:
+        self.stopped.append((job_id, attempt))
+        self.inner.stop_run(job_id, attempt)  # type: ignore[attr-defined]
+
+
+def test_a_decision_on_an_unchanged_stale_version_does_not_stop_a_run_started_meanwhile(
+        container: Container) -> None:
+    """A reads the cluster (its node idle, no job); B places a new job there and starts its run; A observes that run,
+    which its version does not know (an orphan), so it stops it, and it changes nothing, so it writes nothing that
+    could have told it its version was stale. The job dies with "exited with code -15"."""
+    deps = container.deps
+    event = ev.new_event(ev.CLUSTER_CREATE, WS, NAME, {"name": NAME, "vm_size": "STANDARD_D2_V2", "max_nodes": 1,
+                                                       "min_nodes": 1, "idle_seconds_before_scaledown": 600},
+                         event_id="create")
+    handle_message(event.queue, event.id, event.to_json(), deps)
+    assert isinstance(deps.clock, FakeClock)
+    deps.clock.advance(10)
+    reconcile_cluster(deps, WS, NAME)  # the node is ready, and idle
+    job = ev.new_event(ev.JOB_SUBMIT, WS, NAME, {"job_id": "k", "command": ["sleep", "30"]}, event_id="s-k")
+    provider = StopsSeen(deps.provider)
+    racing = dataclasses.replace(deps, provider=provider, store=Interleave(
+        deps.store, "get_quota_ledger", lambda: handle_message(job.queue, job.id, job.to_json(), deps)))
+    reconcile_cluster(racing, WS, NAME)
+    cluster = deps.store.get_cluster(WS, NAME)
+    assert cluster is not None and [j.job_id for j in cluster.jobs] == ["k"]
+    assert [j.state for j in deps.store.list_jobs(WS)] == [JobState.RUNNING]
+    assert provider.stopped == []
