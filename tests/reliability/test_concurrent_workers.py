@@ -25,7 +25,7 @@ WORKSPACE = "default"
 CLUSTERS = ("alpha", "beta", "gamma")
 JOBS_PER_CLUSTER = 10
 QUICK = ["python", "-c", "pass"]
-SLOW = ["python", "-c", "import time; time.sleep(30)"]
+SLOW = ["python", "-c", "import time; time.sleep(120)"]  # canceled once running: long enough to outlast a busy CI
 
 
 class NodeCountMonitor:
@@ -99,9 +99,10 @@ def _cancel_once_running(api: Worker, slow: list[str]) -> Callable[[], bool]:
 
 
 @pytest.mark.parametrize(("store", "workers", "sessions"), [
-    ("sqlite", 2, True), ("sqlite", 4, True), ("sqlite", 2, False), ("sqlite", 4, False), ("cosmos", 2, False)],
+    ("sqlite", 2, True), ("sqlite", 4, True), ("sqlite", 2, False), ("sqlite", 4, False), ("cosmos", 2, False),
+    ("cosmos", 4, False)],
     ids=["sqlite-2-sessions", "sqlite-4-sessions", "sqlite-2-no-sessions", "sqlite-4-no-sessions",
-         "cosmos-2-no-sessions"])
+         "cosmos-2-no-sessions", "cosmos-4-no-sessions"])
 def test_workers_sharing_one_store_lose_no_update(tmp_path: Path, workers: int, sessions: bool, store: str,
                                                    request: pytest.FixtureRequest) -> None:
     applied: Counter[tuple[str, str]] = Counter()
