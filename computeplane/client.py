@@ -176,11 +176,9 @@ class ComputePlaneClient:
                               "environment_variables": environment_variables, "max_retries": max_retries})
         # One key for every attempt: when an answer is lost (timeout, 503), the next attempt gets the same job back.
         headers = {IDEMPOTENCY_KEY_HEADER: uuid.uuid4().hex}
-        for attempt in Retrying(retry=retry_if_exception(_answer_may_be_lost), stop=stop_after_attempt(SUBMIT_ATTEMPTS),
-                                wait=wait_exponential_jitter(initial=1, max=8), reraise=True):
-            with attempt:
-                return self._object("POST", self._ws(f"clusters/{cluster}/jobs"), json=body, headers=headers)
-        raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
+        retrying = Retrying(retry=retry_if_exception(_answer_may_be_lost), stop=stop_after_attempt(SUBMIT_ATTEMPTS),
+                            wait=wait_exponential_jitter(initial=1, max=8), reraise=True)
+        return retrying(self._object, "POST", self._ws(f"clusters/{cluster}/jobs"), json=body, headers=headers)
 
     def list_jobs(self, cluster: str | None = None) -> list[JsonObject]:
         path = f"clusters/{cluster}/jobs" if cluster else "jobs"

@@ -210,14 +210,7 @@ class CosmosStore:
         return quota_ledger_from_document(document) if document is not None else None
 
     def save_quota_ledger(self, ledger: QuotaLedger) -> QuotaLedger:
-        what = f"quota ledger {ledger.region}"
-        if ledger.etag is not None:
-            ledger.etag = self._replace(quota_ledger_document(ledger), ledger.etag, what)
-            return ledger
-        try:
-            ledger.etag = self._create(quota_ledger_document(ledger), what)
-        except AlreadyExists:  # two first scale-ups in a region: the loser decides again with the winner's ledger
-            raise ConcurrencyConflict(f"{what} was created meanwhile") from None
+        ledger.etag = self._save(quota_ledger_document(ledger), ledger.etag, f"quota ledger {ledger.region}")
         return ledger
 
     # --- what deleted clusters leave behind --------------------------------------------------------------------
@@ -226,14 +219,8 @@ class CosmosStore:
         return tombstone_from_document(document) if document is not None else None
 
     def save_tombstone(self, tombstone: ClusterTombstone) -> ClusterTombstone:
-        what = f"tombstone {tombstone.workspace}/{tombstone.name}"
-        if tombstone.etag is not None:
-            tombstone.etag = self._replace(tombstone_document(tombstone), tombstone.etag, what)
-            return tombstone
-        try:
-            tombstone.etag = self._create(tombstone_document(tombstone), what)
-        except AlreadyExists:
-            raise ConcurrencyConflict(f"{what} was created meanwhile") from None
+        tombstone.etag = self._save(tombstone_document(tombstone), tombstone.etag,
+                                    f"tombstone {tombstone.workspace}/{tombstone.name}")
         return tombstone
 
     # --- Cosmos ------------------------------------------------------------------------------------------------
@@ -263,6 +250,16 @@ class CosmosStore:
                 return None
 
         return retry_read(f"read {workspace}/{item_id}", read)
+
+    def _save(self, document: Document, etag: str | None, what: str) -> str:
+        """Create (no etag) or replace conditionally. A document created meanwhile is a conflict, not an error:
+        two first writers of a ledger or tombstone, and the loser decides again with the winner's document."""
+        if etag is not None:
+            return self._replace(document, etag, what)
+        try:
+            return self._create(document, what)
+        except AlreadyExists:
+            raise ConcurrencyConflict(f"{what} was created meanwhile") from None
 
     def _create(self, document: Document, what: str) -> str:
         documents = self._documents()

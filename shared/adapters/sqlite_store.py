@@ -22,6 +22,7 @@ from shared.domain.tombstone import ClusterTombstone
 from shared.ports import AlreadyExists
 
 _Doc = TypeVar("_Doc", Cluster, Job)
+_Keyed = TypeVar("_Keyed", QuotaLedger, ClusterTombstone)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (
@@ -148,60 +149,49 @@ class SqliteStore:
         yield from cursor
 
 
-    # --- quota -------------------------------------------------------------------------------------------------
+    # --- quota ledgers and tombstones: one versioned document per key ----------------------------------------
     def get_quota_ledger(self, region: str) -> QuotaLedger | None:
-        row = self._conn().execute("SELECT doc, version FROM quota_ledgers WHERE region=?", (region,)).fetchone()
-        if row is None:
-            return None
-        ledger = QuotaLedger.model_validate_json(row[0])
-        ledger.etag = str(row[1])
-        return ledger
+        return self._get_keyed(QuotaLedger, "quota_ledgers", {"region": region})
 
     def save_quota_ledger(self, ledger: QuotaLedger) -> QuotaLedger:
-        if ledger.etag is None:
-            try:
-                self._conn().execute("INSERT INTO quota_ledgers (region, version, doc) VALUES (?, 1, ?)",
-                                     (ledger.region, ledger.model_dump_json()))
-            except sqlite3.IntegrityError:
-                raise ConcurrencyConflict(f"quota ledger {ledger.region} was created meanwhile") from None
-            ledger.etag = "1"
-            return ledger
-        version = int(ledger.etag)
-        cursor = self._conn().execute("UPDATE quota_ledgers SET version=version+1, doc=? WHERE region=? AND version=?",
-                                      (ledger.model_dump_json(), ledger.region, version))
-        if cursor.rowcount != 1:
-            raise ConcurrencyConflict(f"quota ledger {ledger.region} changed since version {version}")
-        ledger.etag = str(version + 1)
-        return ledger
+        return self._save_keyed(ledger, "quota_ledgers", {"region": ledger.region}, f"quota ledger {ledger.region}")
 
-    # --- what deleted clusters leave behind --------------------------------------------------------------------
     def get_tombstone(self, workspace: str, name: str) -> ClusterTombstone | None:
-        row = self._conn().execute("SELECT doc, version FROM tombstones WHERE workspace=? AND name=?",
-                                   (workspace, name)).fetchone()
-        if row is None:
-            return None
-        tombstone = ClusterTombstone.model_validate_json(row[0])
-        tombstone.etag = str(row[1])
-        return tombstone
+        return self._get_keyed(ClusterTombstone, "tombstones", {"workspace": workspace, "name": name})
 
     def save_tombstone(self, tombstone: ClusterTombstone) -> ClusterTombstone:
-        what = f"tombstone {tombstone.workspace}/{tombstone.name}"
-        if tombstone.etag is None:
+        return self._save_keyed(tombstone, "tombstones", {"workspace": tombstone.workspace, "name": tombstone.name},
+                                f"tombstone {tombstone.workspace}/{tombstone.name}")
+
+    def _get_keyed(self, model: type[_Keyed], table: str, key: dict[str, str]) -> _Keyed | None:
+        where = " AND ".join(f"{column}=?" for column in key)
+        row = self._conn().execute(f"SELECT doc, version FROM {table} WHERE {where}", tuple(key.values())).fetchone()
+        if row is None:
+            return None
+        document = model.model_validate_json(row[0])
+        document.etag = str(row[1])
+        return document
+
+    def _save_keyed(self, document: _Keyed, table: str, key: dict[str, str], what: str) -> _Keyed:
+        """Create (no etag) or replace on the version read; ``ConcurrencyConflict`` when someone wrote first."""
+        if document.etag is None:
+            columns = ", ".join(key)
             try:
-                self._conn().execute("INSERT INTO tombstones (workspace, name, version, doc) VALUES (?, ?, 1, ?)",
-                                     (tombstone.workspace, tombstone.name, tombstone.model_dump_json()))
+                self._conn().execute(f"INSERT INTO {table} ({columns}, version, doc) VALUES "
+                                     f"({', '.join('?' for _ in key)}, 1, ?)",
+                                     (*key.values(), document.model_dump_json()))
             except sqlite3.IntegrityError:
                 raise ConcurrencyConflict(f"{what} was created meanwhile") from None
-            tombstone.etag = "1"
-            return tombstone
-        version = int(tombstone.etag)
-        cursor = self._conn().execute(
-            "UPDATE tombstones SET version=version+1, doc=? WHERE workspace=? AND name=? AND version=?",
-            (tombstone.model_dump_json(), tombstone.workspace, tombstone.name, version))
+            document.etag = "1"
+            return document
+        version = int(document.etag)
+        where = " AND ".join(f"{column}=?" for column in key)
+        cursor = self._conn().execute(f"UPDATE {table} SET version=version+1, doc=? WHERE {where} AND version=?",
+                                      (document.model_dump_json(), *key.values(), version))
         if cursor.rowcount != 1:
             raise ConcurrencyConflict(f"{what} changed since version {version}")
-        tombstone.etag = str(version + 1)
-        return tombstone
+        document.etag = str(version + 1)
+        return document
 
 
 def _due(cluster: Cluster) -> str | None:

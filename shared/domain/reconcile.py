@@ -42,9 +42,9 @@ def reconcile(cluster: Cluster, observed: Observation, now: datetime, policy: Re
             cluster.provisioning_state = ProvisioningState.SUCCEEDED
         actions += _apply_node_observations(cluster, observed, now, policy)
         actions += _apply_run_observations(cluster, observed, now)
-        actions += _stop_orphaned_runs(cluster, observed)
+        stops, occupied = _stop_orphaned_runs(cluster, observed)
+        actions += stops
         actions += _fail_jobs_that_no_longer_fit(cluster)
-        occupied = _occupied(cluster, observed)
         actions += _place_jobs(cluster, now, occupied)
         actions += _scale(cluster, now, quota, observed.lock, policy, occupied)
         actions += _project_waiting_jobs(cluster, now)
@@ -133,20 +133,14 @@ def _apply_run_observations(cluster: Cluster, observed: Observation, now: dateti
     return actions
 
 
-def _stop_orphaned_runs(cluster: Cluster, observed: Observation) -> list[Action]:
+def _stop_orphaned_runs(cluster: Cluster, observed: Observation) -> tuple[list[Action], frozenset[str]]:
     """Level-triggered stop: a run still going on our nodes that is not the current attempt of a running job (its
-    cancel or requeue was saved, then the process died before the stop) is stopped now."""
-    return [StopRun(job_id, attempt) for job_id, attempt in sorted(_orphans(cluster, observed))]
-
-
-def _orphans(cluster: Cluster, observed: Observation) -> dict[tuple[str, int], frozenset[str]]:
+    cancel or requeue was saved, then the process died before the stop) is stopped now. Also returns the nodes such
+    runs still occupy: neither offered to a job nor released until the run is gone."""
     current = {(j.job_id, j.attempt) for j in cluster.jobs if j.phase is JobPhase.RUNNING}
-    return {key: nodes for key, nodes in observed.unfinished_runs.items() if key not in current}
-
-
-def _occupied(cluster: Cluster, observed: Observation) -> frozenset[str]:
-    """Nodes that still run a run being stopped: neither offered to a job nor released until it is gone."""
-    return frozenset(n for nodes in _orphans(cluster, observed).values() for n in nodes)
+    orphans = {key: nodes for key, nodes in observed.unfinished_runs.items() if key not in current}
+    return ([StopRun(job_id, attempt) for job_id, attempt in sorted(orphans)],
+            frozenset(n for nodes in orphans.values() for n in nodes))
 
 
 def _requeue(cluster: Cluster, entry: JobEntry, code: str, reason: str, now: datetime) -> list[Action]:
@@ -287,8 +281,8 @@ def _tear_down(cluster: Cluster, observed: Observation, now: datetime) -> list[A
         actions.append(ProjectJob(JobUpdate(job_id=entry.job_id, state=JobState.CANCELED, attempt=entry.attempt,
                                             reason="ClusterDeleted: the cluster was deleted")))
         cluster.jobs.remove(entry)
-    actions += _stop_orphaned_runs(cluster, observed)
-    occupied = _occupied(cluster, observed)
+    stops, occupied = _stop_orphaned_runs(cluster, observed)
+    actions += stops
     for node in list(cluster.nodes):
         if observed.node(node.node_id).status is NodeStatus.GONE:
             cluster.nodes.remove(node)

@@ -3,7 +3,6 @@ something else (redelivered)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -44,7 +43,6 @@ from shared.handlers.tombstones import meant_for_a_deleted_cluster
 from shared.ports import AlreadyExists
 
 _Body = TypeVar("_Body", bound=BaseModel)
-log = logging.getLogger(__name__)
 
 
 def handle_event(event: CloudEvent, deps: Deps) -> None:
@@ -77,19 +75,20 @@ def on_cluster_create(event: CloudEvent, deps: Deps) -> None:
     if body.name != event.cluster:
         raise InvalidEvent(f"data.name {body.name!r} does not match the subject's cluster {event.cluster!r}")
     existing = deps.store.get_cluster(event.workspace, event.cluster)
-    if existing is None or not existing.has_applied(event.id):
-        if _meant_for_a_deleted_cluster(deps, event):
+    if existing is None and meant_for_a_deleted_cluster(deps, event):
+        return
+    if existing is None:
+        try:
+            deps.store.create_cluster(prepare_cluster(deps, event.workspace, body, event.id))
+        except AlreadyExists:
+            existing = deps.store.get_cluster(event.workspace, event.cluster)
+    if existing is not None and not existing.has_applied(event.id):  # another cluster of that name
+        if meant_for_a_deleted_cluster(deps, event):
             return
-        if existing is None:
-            try:
-                deps.store.create_cluster(prepare_cluster(deps, event.workspace, body, event.id))
-            except AlreadyExists:
-                existing = deps.store.get_cluster(event.workspace, event.cluster)
-        if existing is not None and not existing.has_applied(event.id):
-            if existing.provisioning_state is ProvisioningState.DELETING:
-                raise ClusterStillDeleting(f"cluster {event.workspace}/{event.cluster} is still being deleted; "
-                                           f"the create is retried until it is gone")
-            check_same_request(existing, body, check_cluster_create(body, deps.workspace_location).spec)
+        if existing.provisioning_state is ProvisioningState.DELETING:
+            raise ClusterStillDeleting(f"cluster {event.workspace}/{event.cluster} is still being deleted; "
+                                       f"the create is retried until it is gone")
+        check_same_request(existing, body, check_cluster_create(body, deps.workspace_location).spec)
     reconcile_cluster(deps, event.workspace, event.cluster)
 
 
@@ -100,7 +99,7 @@ def on_cluster_update(event: CloudEvent, deps: Deps) -> None:
         update_scale_settings(cluster, update, now, as_of=event.time)
         return []
 
-    if not _meant_for_a_deleted_cluster(deps, event):
+    if not meant_for_a_deleted_cluster(deps, event):
         _reconcile_existing(deps, event, change)
 
 
@@ -109,7 +108,7 @@ def on_cluster_delete(event: CloudEvent, deps: Deps) -> None:
         mark_deleting(cluster, now)
         return []
 
-    if _meant_for_a_deleted_cluster(deps, event):
+    if meant_for_a_deleted_cluster(deps, event):
         return
     cluster = reconcile_cluster(deps, event.workspace, event.cluster, change, event.id)  # gone: nothing to do
     if cluster is not None:
@@ -118,22 +117,14 @@ def on_cluster_delete(event: CloudEvent, deps: Deps) -> None:
 
 def on_cluster_identity_add(event: CloudEvent, deps: Deps) -> None:
     body = _data(IdentityAssignment, event)
-    if not _meant_for_a_deleted_cluster(deps, event):
+    if not meant_for_a_deleted_cluster(deps, event):
         on_identity_add(event, deps, body)
 
 
 def on_cluster_identity_remove(event: CloudEvent, deps: Deps) -> None:
     body = _data(IdentityRemoval, event)
-    if not _meant_for_a_deleted_cluster(deps, event):
+    if not meant_for_a_deleted_cluster(deps, event):
         on_identity_remove(event, deps, body)
-
-
-def _meant_for_a_deleted_cluster(deps: Deps, event: CloudEvent) -> bool:
-    if meant_for_a_deleted_cluster(deps, event):
-        log.info("%s %s was applied by a deleted cluster %s/%s: dropped", event.type, event.id, event.workspace,
-                 event.cluster)
-        return True
-    return False
 
 
 # --- job-events ----------------------------------------------------------------------------------------------------

@@ -55,11 +55,10 @@ class QuotaBooking:
         """The ledger (as this decision read or booked it) holds more cores for the cluster than ``nodes`` need."""
         return nodes * self.vm_size.vcpus < self.ledger.held_by(self.cluster_key)
 
-    def release_decrease(self, nodes: int, *, saved: bool = False) -> None:
-        """Call after the cluster's save (or delete); ``saved`` says that this decision wrote the cluster. Without it,
-        only a decision that took nodes away is known to have written it (only reconcile changes the node list, and
-        a changed cluster is always saved)."""
-        if (saved or nodes < self.loaded_nodes) and self.over_counts(nodes):
+    def release_decrease(self, nodes: int, *, saved: bool) -> None:
+        """Call after the cluster's save (or delete); ``saved`` says that this decision wrote the cluster, the only
+        proof that ``nodes`` is the latest count (see the module docstring)."""
+        if saved and self.over_counts(nodes):
             _lower_held(self.deps, self.ledger.region, self.cluster_key, self.vm_size, self.priority,
                         nodes * self.vm_size.vcpus, self.ledger.booking_of(self.cluster_key))
 

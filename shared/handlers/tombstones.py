@@ -5,11 +5,15 @@ tombstone; a crash between the two writes leaves the cluster in Deleting, and th
 
 from __future__ import annotations
 
+import logging
+
 from shared.domain.cluster import Cluster
 from shared.domain.events import CloudEvent
 from shared.domain.tombstone import bury
 from shared.handlers.deps import Deps
 from shared.handlers.retry import retry_on_conflict
+
+log = logging.getLogger(__name__)
 
 
 @retry_on_conflict
@@ -23,4 +27,8 @@ def meant_for_a_deleted_cluster(deps: Deps, event: CloudEvent) -> bool:
     """Whether a deleted cluster of the event's name already applied it: a late copy, to be dropped. Only cluster
     events ask (they are rare); job and node events are bound to their job document or node instead."""
     tombstone = deps.store.get_tombstone(event.workspace, event.cluster)
-    return tombstone is not None and tombstone.knows(event.id, deps.clock.now())
+    if tombstone is None or not tombstone.knows(event.id, deps.clock.now()):
+        return False
+    log.info("%s %s was applied by a deleted cluster %s/%s: dropped", event.type, event.id, event.workspace,
+             event.cluster)
+    return True

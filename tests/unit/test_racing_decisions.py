@@ -151,7 +151,7 @@ def test_a_booking_whose_cluster_save_lost_over_counts_until_a_decision_that_sav
     assert (held(deps), nodes(deps)) == (3 * VCPUS, 2)
     unchanged = booking(deps)
     assert unchanged.over_counts(2)
-    unchanged.release_decrease(2)
+    unchanged.release_decrease(2, saved=False)
     assert held(deps) == 3 * VCPUS
     unchanged.release_decrease(2, saved=True)
     assert held(deps) == 2 * VCPUS
@@ -159,9 +159,9 @@ def test_a_booking_whose_cluster_save_lost_over_counts_until_a_decision_that_sav
 
 def test_a_decision_that_took_nodes_away_releases_their_cores(container: Container) -> None:
     deps = two_nodes(container)
-    booking(deps).release_decrease(1)  # fewer nodes than the version it read: it wrote the cluster
+    booking(deps).release_decrease(1, saved=True)  # it took a node away, so it wrote the cluster
     assert held(deps) == 1 * VCPUS
-    booking(deps).release_decrease(0)
+    booking(deps).release_decrease(0, saved=True)
     assert ledger(deps).allocations == {}
 
 
