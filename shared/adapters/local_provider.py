@@ -196,7 +196,7 @@ class LocalNodeProvider:
         row = self._conn().execute("SELECT processes FROM runs WHERE job_id=? AND attempt=?",
                                    (job_id, attempt)).fetchone()
         for pid, started in json.loads(row[0]) if row and row[0] else []:
-            if _same_process(pid, started):
+            if same_process(pid, started):
                 _signal_group(pid, signal.SIGTERM)
                 killer = threading.Timer(KILL_GRACE_SECONDS, _signal_group, args=(pid, signal.SIGKILL))
                 killer.daemon = True  # never keeps the control plane from exiting
@@ -314,10 +314,10 @@ def _run_status(row: tuple[str, str | None, int | None] | None) -> ObservedRun:
     owner, processes, exit_code = row
     if exit_code is not None:
         return ObservedRun(RunStatus.FINISHED, exit_code)
-    if any(_same_process(pid, started) for pid, started in json.loads(processes or "[]")):
+    if any(same_process(pid, started) for pid, started in json.loads(processes or "[]")):
         return ObservedRun(RunStatus.RUNNING)
     pid, _, started = owner.partition(":")
-    if _same_process(int(pid), started):
+    if same_process(int(pid), started):
         return ObservedRun(RunStatus.RUNNING)  # its owner is still spawning it, or about to record the exit code
     return ObservedRun(RunStatus.LOST)
 
@@ -357,7 +357,8 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def _same_process(pid: int, started: str) -> bool:
+def same_process(pid: int, started: str) -> bool:
+    """Whether ``pid`` is still the process that started at ``started`` (and not a zombie)."""
     current = _start_time(pid)
     return current is not None and current == started and not _is_zombie(pid)
 

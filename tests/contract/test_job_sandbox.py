@@ -28,3 +28,10 @@ def test_an_automatic_sandbox_that_cannot_run_jobs_here_is_skipped_with_one_warn
         assert choose_sandbox("auto", HIDING_THE_INTERPRETER) is None
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "NOT isolated" in warnings[0].getMessage()
+
+
+def test_a_sandbox_turned_off_is_never_probed_and_warns_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="shared.adapters.job_sandbox"):
+        assert choose_sandbox("off", HIDING_THE_INTERPRETER) is None  # a probe here would fail: none was made
+    assert [r.levelno for r in caplog.records] == [logging.INFO]
+    assert "not isolated" in caplog.records[0].getMessage()

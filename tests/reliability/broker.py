@@ -28,10 +28,6 @@ class DeliveryChaos:
     respect_sessions: bool = True  # never hand out a session's message while an older one of it is visible or locked
     lock_seconds: float = 30.0  # a message taken by a process that died is offered again after this
 
-    @classmethod
-    def hostile(cls) -> DeliveryChaos:
-        return cls(copies=(2, 3), duplicate_delay=(0.0, 45.0), late_scheduled=(0.0, 20.0), shuffle=True)
-
 
 @dataclass
 class Message:
@@ -59,12 +55,9 @@ class DeadLetter:
 @dataclass
 class BrokerStats:
     published: int = 0
-    copies_added: int = 0
     deliveries: int = 0
     duplicate_deliveries: int = 0
-    completed: int = 0
     abandoned: int = 0
-    published_by_type: Counter[str] = field(default_factory=Counter)
 
 
 class DuplicatingBus:
@@ -82,8 +75,7 @@ class DuplicatingBus:
 
     # --- EventBus ----------------------------------------------------------------------------------------------
     def publish(self, event: CloudEvent, *, not_before: datetime | None = None) -> None:
-        self.send(event.queue, event.id, event.to_json(), session=event.session_id, not_before=not_before,
-                  event_type=event.type)
+        self.send(event.queue, event.id, event.to_json(), session=event.session_id, not_before=not_before)
 
     def dead_letter(self, queue: str, message_id: str, body: bytes, reason: str) -> None:
         with self._lock:
@@ -91,11 +83,10 @@ class DuplicatingBus:
 
     # --- sending -----------------------------------------------------------------------------------------------
     def send(self, queue: str, message_id: str, body: bytes, *, session: str | None = None,
-             not_before: datetime | None = None, event_type: str = "") -> None:
+             not_before: datetime | None = None) -> None:
         with self._lock:
             now = self._clock.now()
             self.stats.published += 1
-            self.stats.published_by_type[event_type] += 1
             self.bodies.setdefault(message_id, body)
             visible = max(not_before, now) if not_before else now
             if not_before is not None:
@@ -106,7 +97,6 @@ class DuplicatingBus:
                 self._seq += 1
                 self._groups.setdefault((queue, session), []).append(
                     Message(self._seq, queue, message_id, session, body, visible + late, copy=n))
-            self.stats.copies_added += copies - 1
 
     # --- receiving ---------------------------------------------------------------------------------------------
     def take(self) -> Message | None:
@@ -148,16 +138,12 @@ class DuplicatingBus:
             self._remove(message)
             self.finished.append(message)
             self.completed_ids[message.message_id] += 1
-            self.stats.completed += 1
 
     def abandon(self, message: Message, reason: str) -> None:
         """The handler failed: offer it again after the host's back-off, or dead-letter it after the last try."""
         with self._lock:
             if message.delivery_count >= MAX_DELIVERY_COUNT:
-                self._remove(message)
-                self.finished.append(message)
-                self.dead_letters.append(DeadLetter(message.queue, message.message_id, message.body,
-                                                    f"MaxDeliveryCountExceeded: {reason}", message.delivery_count))
+                self._dead_letter(message, reason)
                 return
             message.locked_until = None
             message.visible_at = self._clock.now() + redelivery_delay(message.delivery_count)
@@ -167,10 +153,13 @@ class DuplicatingBus:
         """The process holding the message died: the lock runs out and the message is offered again."""
         with self._lock:
             if message.delivery_count >= MAX_DELIVERY_COUNT:
-                self._remove(message)
-                self.dead_letters.append(DeadLetter(message.queue, message.message_id, message.body,
-                                                    "MaxDeliveryCountExceeded: the process died each time",
-                                                    message.delivery_count))
+                self._dead_letter(message, "the process died each time")
+
+    def _dead_letter(self, message: Message, reason: str) -> None:
+        self._remove(message)
+        self.finished.append(message)
+        self.dead_letters.append(DeadLetter(message.queue, message.message_id, message.body,
+                                            f"MaxDeliveryCountExceeded: {reason}", message.delivery_count))
 
     def next_visible_at(self) -> datetime | None:
         """When a message may next be handed out (later than now: what is visible now waits for a session lock)."""
@@ -181,11 +170,3 @@ class DuplicatingBus:
 
     def _messages(self) -> list[Message]:
         return [m for group in self._groups.values() for m in group]
-
-    def pending(self) -> int:
-        with self._lock:
-            return sum(len(group) for group in self._groups.values())
-
-    def pending_messages(self) -> list[Message]:
-        with self._lock:
-            return self._messages()

@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shared.adapters.local_provider import Publish
 from shared.domain.cluster import Cluster, JobPhase
-from shared.domain.events import JOB_FINISHED, NODE_FAILED, NODE_PREEMPTED, NODE_READY, CloudEvent, new_event
+from shared.domain.events import JOB_FINISHED, NODE_FAILED, NODE_PREEMPTED, NODE_READY, new_event
 from shared.domain.observation import (
     LockLevel,
     NodeStatus,
@@ -29,7 +30,6 @@ from shared.domain.observation import (
 )
 from shared.ports import Clock, RunRequest
 
-Publish = Callable[[CloudEvent, datetime | None], None]
 MaxNodesOf = Callable[[str, str], int | None]
 KILLED = -9
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from shared.adapters.local_provider import same_process
 from shared.domain.autoscale import ACTIVE_NODE_STATES
 from shared.domain.cluster import Cluster, JobPhase, NodeState
 from shared.domain.job import Job, JobState
@@ -186,7 +187,7 @@ class LocalProviderView:
     def _unfinished(self) -> list[tuple[str, int, list[str]]]:
         rows = self._rows("SELECT job_id, attempt, node_ids, processes FROM runs WHERE exit_code IS NULL")
         return [(str(j), int(str(a)), json.loads(str(n))) for j, a, n, p in rows
-                if any(_alive(pid, started) for pid, started in json.loads(str(p or "[]")))]
+                if any(same_process(pid, started) for pid, started in json.loads(str(p or "[]")))]
 
     def unfinished_attempts(self) -> dict[str, list[int]]:
         found: dict[str, list[int]] = {}
@@ -196,11 +197,3 @@ class LocalProviderView:
 
     def busy_nodes(self) -> dict[str, str]:
         return {node_id: job_id for job_id, _, node_ids in self._unfinished() for node_id in node_ids}
-
-
-def _alive(pid: int, started: str) -> bool:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return False
-    return fields[0] != "Z" and fields[19] == started

@@ -118,18 +118,6 @@ def test_a_crash_between_saving_a_cancel_or_delete_and_stopping_the_run_still_st
     assert not failed, _report(failed)
 
 
-STALE_RUNNING_REASON = (
-    "BUG: a crash between provider.start_run and the job document's Running projection (a non-terminal ProjectJob, "
-    "carried out after the save) leaves the document at Preparing while the job runs. The redelivered event finds "
-    "the run RUNNING and emits nothing, so only the sweep's resync_job_documents heals it, and the sweep only visits "
-    "clusters whose next_reconcile_at is due: every reconcile slides next_reconcile_at another resync_interval "
-    "ahead, so it takes up to two periods on a quiet cluster and never happens (until the job ends) on a cluster "
-    "that gets an event more often than once a period. Fix: heal job documents on the level-triggered path: have "
-    "reconcile emit ProjectJob(RUNNING) for every RUNNING entry whose run is observed RUNNING (project_job already "
-    "writes only when the document differs), or call resync_job_documents from reconcile_cluster; and do not slide "
-    "the safety net (keep an earlier future next_reconcile_at instead of replacing it with now + resync_interval).")
-
-
 def test_a_crash_between_starting_a_run_and_saying_so_is_healed_within_one_period(
         crash_matrix: CrashMatrix) -> None:
     window = [o for o in crash_matrix.outcomes if crash_matrix.between_a_start_and_its_projection(o)]

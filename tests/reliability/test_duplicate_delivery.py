@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from shared.domain import events as ev
 from shared.domain.cluster import APPLIED_EVENTS_KEPT
 from tests.reliability.broker import DeliveryChaos
 from tests.reliability.scenarios import BUSY_DAY, play
@@ -42,7 +41,7 @@ def test_a_late_copy_of_an_older_update_does_not_undo_a_newer_one(tmp_path: Path
     world.settle(30)
     world.update("cpuone", "update-2", min_nodes=1)
     world.settle(30)
-    world.broker.send(ev.CLUSTER_EVENTS, "update-1", world.sent["update-1"], session="ws/cpuone")  # redelivered late
+    world.redeliver("update-1")  # late
     world.settle(30)
     cluster = world.store.get_cluster("ws", "cpuone")
     assert cluster is not None and cluster.spec.min_nodes == 1
@@ -70,7 +69,7 @@ def test_a_late_copy_of_a_submit_after_the_job_ended_does_not_run_it_again(tmp_p
     world.submit("cpuone", "once", seconds=2)
     world.settle(60)
     assert world.jobs()["once"].state.value == "Completed"
-    world.broker.send(ev.JOB_EVENTS, "submit-once", world.sent["submit-once"], session="ws/cpuone")
+    world.redeliver("submit-once")
     world.settle(60)
     assert world.provider.runs_started == 1
     assert world.jobs()["once"].state.value == "Completed"
@@ -84,7 +83,7 @@ def test_a_late_node_ready_for_a_released_node_changes_nothing(tmp_path: Path) -
     node_ready = [m for m in world.broker.bodies if m.startswith("node-ready-")]
     assert node_ready and world.provider.released == 1
     before = world.outcome()
-    world.broker.send(ev.SCALE_EVENTS, node_ready[0], world.broker.bodies[node_ready[0]], session="ws/cpuone")
+    world.redeliver(node_ready[0])
     world.settle(60)
     assert world.outcome() == before
     assert world.broken_promises(settled=True, scaled_down=True) == []

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.server import TEST_API_KEY, Server, start_server, wait_for
+from tests.e2e.server import TEST_API_KEY, Server, running_server, wait_for
 from tests.reliability.http import client, create_cluster, job, logs, submit
 
 # Built at run time so that the repository's secret scan does not trip on the test's own fakes.
@@ -33,13 +33,10 @@ PRINT_ENVIRONMENT = ["python", "-c",
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, httpx.Client]]:
     sandbox = {"COMPUTEPLANE_JOB_SANDBOX": "required" if LINUX else "auto"}  # required: fail at start, saying why
-    server = start_server(tmp_path_factory.mktemp("isolation") / "data", extra_env=SECRETS | sandbox)
-    try:
-        with client(server) as http:
-            assert create_cluster(http, "guarded", max_nodes=2).status_code == 202
-            yield server, http
-    finally:
-        server.stop()
+    with running_server(tmp_path_factory.mktemp("isolation") / "data", SECRETS | sandbox) as server, \
+            client(server) as http:
+        assert create_cluster(http, "guarded", max_nodes=2).status_code == 202
+        yield server, http
 
 
 def _run(http: httpx.Client, command: list[str]) -> tuple[str, dict[str, Any]]:

@@ -4,7 +4,6 @@ a node lost under a running job. After the boot timeout a node is unusable and r
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -145,7 +144,7 @@ def test_the_local_provider_failing_every_node_shows_on_the_cluster(tmp_path: Pa
     clock = FakeClock()
     container = build(Settings(data_dir=tmp_path, fail_provisioning=True, boot_timeout_seconds=BOOT_TIMEOUT),
                       clock=clock)
-    deps = dataclasses.replace(container.deps, clock=clock)
+    deps = container.deps
     queue = container.queue
     assert queue is not None
     queue.publish(new_event(ev.CLUSTER_CREATE, WORKSPACE, "broken", {

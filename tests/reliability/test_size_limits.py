@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,23 +13,18 @@ import pytest
 
 from shared.adapters.clock import SystemClock
 from shared.adapters.sqlite_queue import SqliteQueue
+from shared.api.limits import MAX_BODY_BYTES
 from shared.domain.events import MAX_EVENT_BYTES
 from shared.domain.requests import MAX_COMMAND_ARGS, MAX_COMMAND_BYTES, MAX_ENV_BYTES, MAX_ENV_VARS
-from tests.e2e.server import Server, start_server
+from tests.e2e.server import Server, running_server
 from tests.reliability.http import client, create_cluster, submit
-
-MAX_REQUEST_BYTES = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, httpx.Client]]:
-    server = start_server(tmp_path_factory.mktemp("limits") / "data")
-    try:
-        with client(server) as http:
-            assert create_cluster(http, "limited", max_nodes=1).status_code == 202
-            yield server, http
-    finally:
-        server.stop()
+    with running_server(tmp_path_factory.mktemp("limits") / "data") as server, client(server) as http:
+        assert create_cluster(http, "limited", max_nodes=1).status_code == 202
+        yield server, http
 
 
 def _names_field(response: httpx.Response, field: str) -> None:
@@ -85,7 +79,7 @@ def test_an_event_just_under_256_kb_is_accepted(limited: tuple[Server, httpx.Cli
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_a_request_body_over_1_mb_is_refused_with_413(limited: tuple[Server, httpx.Client], chunked: bool) -> None:
     payload = json.dumps({"name": "huge", "vm_size": "STANDARD_D2_V2", "max_nodes": 1,
-                          "description": "x" * MAX_REQUEST_BYTES}).encode()
+                          "description": "x" * MAX_BODY_BYTES}).encode()
     content: bytes | Iterator[bytes] = payload
     if chunked:
         content = iter([payload[i:i + 65536] for i in range(0, len(payload), 65536)])
@@ -116,4 +110,3 @@ def test_the_server_survived_every_refusal(limited: tuple[Server, httpx.Client])
     server, http = limited
     assert http.get("/api/health").status_code == 200
     assert server.process.poll() is None
-    assert isinstance(server.data_dir, Path)

@@ -80,10 +80,8 @@ class ControlPlaneMachine(RuleBasedStateMachine):
         self.world.settle(0)
 
     def _losable_nodes(self) -> list[str]:
-        """Nodes not running a multi-node job: losing one node of a gang is a known bug, tested on its own in
-        test_provider_faults (the surviving ranks are not stopped)."""
-        gangs = {n for r in self.world.provider.unfinished_runs() if len(r.node_ids) > 1 for n in r.node_ids}
-        return sorted(n for n, node in self.world.provider.nodes.items() if not node.lost and n not in gangs)
+        """Any node still there, gang members included (the surviving ranks are stopped, see test_provider_faults)."""
+        return sorted(n for n, node in self.world.provider.nodes.items() if not node.lost)
 
     @precondition(lambda self: self._losable_nodes())
     @rule(data=st.data(), how=st.sampled_from(["preempt", "fail_node"]))
@@ -93,9 +91,9 @@ class ControlPlaneMachine(RuleBasedStateMachine):
 
     # --- what the broker and the clock do ----------------------------------------------------------------------
     def _redeliverable(self) -> list[str]:
-        """Copies of create/delete reaching another incarnation of a cluster are a known bug, tested on their own
-        in test_duplicate_delivery."""
-        return sorted(e for e in self.world.sent if not e.startswith(("create-", "delete-")))
+        """Any event sent, creates and deletes included (a copy reaching a later incarnation is dropped, see
+        test_duplicate_delivery)."""
+        return sorted(self.world.sent)
 
     @precondition(lambda self: self._redeliverable())
     @rule(data=st.data())
@@ -129,7 +127,7 @@ class ControlPlaneMachine(RuleBasedStateMachine):
         waiting = [j for j in world.jobs().values() if not j.state.is_terminal]
         blocked = {j.cluster for j in waiting if (c := world.store.get_cluster(WORKSPACE, j.cluster)) is not None
                    and j.spec.node_count > c.spec.max_nodes}
-        for job in waiting:  # only a job that can never fit (and the known bug: jobs behind it) may wait, saying so
+        for job in waiting:  # only a job that can never fit may wait, saying so
             assert job.cluster in blocked, (job.id, job.state, job.reason)
             assert job.state.value == "Queued" and job.reason
         assert world.broken_promises(settled=True) == []

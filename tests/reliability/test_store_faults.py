@@ -78,8 +78,10 @@ def test_work_accepted_over_http_survives_an_outage_longer_than_the_retry_budget
     world = World(tmp_path)
     world.http_create("durable")
     jobs = [world.http_submit("durable", seconds=3) for _ in range(3)]
-    world.use_plan(_outage(world.clock, start=0, seconds=120))
+    # Longer than the 10 deliveries' back-off (0.5 s doubling to 120 s: about 250 s): the events are dead-lettered.
+    world.use_plan(_outage(world.clock, start=0, seconds=400))
     world.settle(900)
+    assert world.broker.dead_letters
     assert all(d.reason.startswith("MaxDeliveryCountExceeded") for d in world.broker.dead_letters)
     assert all(d.body == world.broker.bodies[d.message_id] for d in world.broker.dead_letters)
     assert {world.jobs()[j].state.value for j in jobs} == {"Completed"}  # the sweep found them again

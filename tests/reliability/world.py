@@ -66,7 +66,7 @@ class World:
         provider: NodeProvider = self.provider if wrap_provider is None else wrap_provider(self.provider)
         self.deps: Deps = dataclasses.replace(
             container.deps, store=FaultyStore(self.ledger, self.plan), bus=FaultyBus(self.broker, self.plan),
-            provider=FaultyProvider(provider, self.plan), clock=self.clock)
+            provider=FaultyProvider(provider, self.plan))
         self.sent: dict[str, bytes] = {}
         self.sent_at: dict[str, datetime] = {}
         self.recorded: list[str] = []
@@ -118,8 +118,9 @@ class World:
         self.send(ev.CLUSTER_DELETE, cluster, {}, event_id or f"delete-{cluster}")
 
     def redeliver(self, event_id: str) -> None:
-        """Send an event again, as a producer retrying or a broker redelivering would."""
-        event = CloudEvent.model_validate_json(self.sent[event_id])
+        """Send an event again (ours, or one the control plane or the cloud published), as a producer retrying or a
+        broker redelivering would."""
+        event = CloudEvent.model_validate_json(self.broker.bodies[event_id])
         self.broker.publish(event)
 
     # --- what people send through the HTTP API (the command handlers behind it) ------------------------------------

@@ -21,6 +21,13 @@ def test_burying_the_same_incarnation_twice_writes_nothing_the_second_time() -> 
     assert bury(first, incarnation("a", "delete-a"), T0) is None
 
 
+def test_burying_an_incarnation_again_with_more_events_updates_its_entry() -> None:
+    first = bury(None, incarnation("a", "delete-a"), T0)
+    again = bury(first, incarnation("a", "delete-a", "late-update"), T0)
+    assert again is not None and [i.uid for i in again.incarnations] == ["a"]
+    assert again.knows("late-update", T0) and again.knows("delete-a", T0)
+
+
 def test_the_create_event_is_remembered_even_after_many_newer_events() -> None:
     busy = incarnation("a", *(f"submit-{n}" for n in range(APPLIED_EVENTS_KEPT)), "delete-a")
     assert "create-a" not in busy.applied_events
