@@ -1,8 +1,8 @@
 """Autoscaling policies side by side on a workload trace, and the cost-versus-wait frontier of fixed idle timeouts.
 
     python -m bench.autoscale                     # Philly runtimes, 2 simulated days of arrivals
-    python -m bench.autoscale --workload ../shared/data/workloads/openb_pod_list_default.csv --start-day 115 --days 10
-    python -m bench.autoscale --preemption ../shared/data/preemption/aws-04-22-2023_us-east-1c_v100_1.json
+    python -m bench.autoscale --workload shared/data/workloads/openb_pod_list_default.csv --start-day 115 --days 10
+    python -m bench.autoscale --preemption shared/data/preemption/aws-04-22-2023_us-east-1c_v100_1.json
 
 Every policy runs the same workload with the same seed; the simulator drives ComputePlane's real reconcile
 (``shared.sim``). Traces: cite alibaba/clusterdata and skypilot-org/spot-traces when publishing figures.

@@ -10,8 +10,8 @@ Formats
 - ``csv``: any CSV with a header ``submit_time,duration,node_count`` (``node_count`` optional, default 1).
   ``submit_time`` is seconds or an ISO-8601 timestamp (made relative to the earliest); ``duration`` is seconds.
 
-Paths: ``data_dir()`` finds ``shared/data`` beside the repository root (a clean clone has ``../shared`` next to it);
-every loader also takes an explicit path.
+Paths: ``data_dir()`` is ``shared/data`` inside this package (the public traces ship with the repository, cited in
+``shared/data/README.md``); every loader also takes an explicit path.
 """
 
 from __future__ import annotations
@@ -37,10 +37,8 @@ OPENB_GPUS = "num_gpu"
 
 
 def data_dir() -> Path:
-    """``<repo>/../shared/data``; falls back to ``<repo>/shared/data`` when the data sits inside the repository."""
-    repo_root = Path(__file__).resolve().parents[2]
-    candidates = [(repo_root.parent / "shared" / "data").resolve(), (repo_root / "shared" / "data").resolve()]
-    return next((c for c in candidates if c.is_dir()), candidates[0])
+    """The traces shipped inside the repository: ``shared/data`` (sources in its README)."""
+    return Path(__file__).resolve().parents[1] / "data"
 
 
 def shipped_workload(name: str) -> Path:

@@ -28,7 +28,8 @@ OPENB = shipped_workload("openb_pod_list_default.csv")
 PHILLY = shipped_workload("philly_runtime.csv")
 
 
-def test_the_data_directory_is_found_beside_the_repository() -> None:
+def test_the_traces_ship_inside_the_repository() -> None:
+    assert data_dir().is_relative_to(Path(__file__).resolve().parents[2])
     assert (data_dir() / "workloads").is_dir()
     assert sorted(p.name for p in (data_dir() / "preemption").glob("*.json"))
 
