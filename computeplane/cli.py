@@ -15,6 +15,7 @@ from computeplane.cli_context import ENDPOINT_ENV, WORKSPACE_ENV, CliSettings, G
 from computeplane.cli_errors import ErrorReportingGroup
 from computeplane.cli_jobs import job_app
 from computeplane.cli_simulate import simulate
+from computeplane.cli_token import token_app
 from computeplane.client import API_KEY_ENV, DEFAULT_ENDPOINT, DEFAULT_WORKSPACE
 
 app = typer.Typer(help="ComputePlane: ML compute clusters with AmlCompute semantics.", no_args_is_help=True,
@@ -23,6 +24,7 @@ app.add_typer(cluster_app, name="cluster")
 app.add_typer(job_app, name="job")
 app.add_typer(vm_sizes_app, name="vm-sizes")
 app.add_typer(quota_app, name="quota")
+app.add_typer(token_app, name="token")
 app.command("simulate", cls=GlobalOptionsCommand)(simulate)
 
 
@@ -60,6 +62,9 @@ def serve(
     store: Annotated[str | None, typer.Option(
         help="sqlite (embedded, the default) or cosmos (COSMOS_ENDPOINT, e.g. the local @vercel/cosmosdb-server).",
         envvar="COMPUTEPLANE_STORE")] = None,
+    tls: Annotated[bool, typer.Option(
+        "--tls", help="Serve HTTPS with a local CA kept in the data directory (needed by the Azure SDKs and az).")]
+        = False,
 ) -> None:
     """Run the control plane locally: embedded SQLite store and queue, local nodes, local token endpoint."""
     from shared.adapters.job_sandbox import JobSandboxUnavailable
@@ -73,7 +78,7 @@ def serve(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     try:
-        run(settings, host, port, sweep_seconds=sweep_seconds)
+        run(settings, host, port, sweep_seconds=sweep_seconds, tls=tls)
     except JobSandboxUnavailable as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(1) from None

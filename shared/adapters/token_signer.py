@@ -83,6 +83,10 @@ class TokenSigner:
         token = jwt.encode(claims, self._private_key(), algorithm="RS256", headers={"kid": self.key_id})
         return IssuedToken(access_token=token, not_before=now, expires_on=expires_on)
 
+    def sign(self, claims: dict[str, object]) -> str:
+        """Any claims, signed with the same key (ComputePlane's own tokens for its ARM-shaped API)."""
+        return jwt.encode(claims, self._private_key(), algorithm="RS256", headers={"kid": self.key_id})
+
     def public_key(self) -> rsa.RSAPublicKey:
         return self._private_key().public_key()
 

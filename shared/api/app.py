@@ -8,6 +8,9 @@ from fastapi import APIRouter, FastAPI, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from shared.api import catalogue, locks
+from shared.api.arm import cloud as arm_cloud
+from shared.api.arm import routes as arm_routes
+from shared.api.arm.paths import ArmPathCasing
 from shared.api.auth import ApiKeyMiddleware, ApiKeys
 from shared.api.deps import DepsDep
 from shared.api.errors import install_error_handlers
@@ -164,8 +167,11 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(ApiKeyMiddleware, keys=_api_keys)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(ArmPathCasing)
     app.include_router(workspace_routes)
     app.include_router(system_routes)
     app.include_router(catalogue.routes)
     app.include_router(locks.routes)
+    app.include_router(arm_routes.routes)  # the ARM-shaped API (shared/api/arm), next to /api
+    app.include_router(arm_cloud.routes)
     return app

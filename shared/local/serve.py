@@ -19,6 +19,7 @@ from shared.api.auth import load_or_create_keys
 from shared.config import Settings
 from shared.handlers.sweep import sweep
 from shared.local.host import LocalFunctionsHost, QueueReceiver
+from shared.local.tls import ensure_tls_files
 
 log = logging.getLogger("computeplane")
 
@@ -72,9 +73,10 @@ def service_bus_receiver(settings: Settings) -> QueueReceiver:
 
 
 def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | None = None,
-          announce: bool = True) -> None:
+          announce: bool = True, tls: bool = False) -> None:
     _not_dumpable()
-    base_url = f"http://{host}:{port}"
+    tls_files = ensure_tls_files(settings.data_dir, host) if tls else None
+    base_url = f"{'https' if tls else 'http'}://{host}:{port}"
     settings = replace(settings, identity_endpoint=settings.identity_endpoint or f"{base_url}/identity")
     container = bootstrap.build(settings)
     # Probed now rather than at the first job: the warning shows at start, and `required` refuses to start.
@@ -99,7 +101,15 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
         print(f"API keys:          {key_file.resolve()} (send one as the x-functions-key header)", flush=True)
         print(f"Functions:         {', '.join(f.name for f in functions_host.queue_functions)} (queues), "
               f"{', '.join(f.name for f in functions_host.timer_functions)} (timer)", flush=True)
-    server = uvicorn.Server(uvicorn.Config(http_app, host=host, port=port, log_level="warning", lifespan="off"))
+        print(f"ARM endpoint:      {base_url}/ (cloud metadata: {base_url}/metadata/endpoints)", flush=True)
+        if tls_files is not None:
+            print("HTTPS with a local CA; for the Azure SDKs and az, export:", flush=True)
+            for line in tls_files.exports():
+                print(f"  {line}", flush=True)
+    server = uvicorn.Server(uvicorn.Config(
+        http_app, host=host, port=port, log_level="warning", lifespan="off",
+        ssl_certfile=tls_files.server_certificate if tls_files else None,
+        ssl_keyfile=tls_files.server_key if tls_files else None))
     try:
         server.run()
     finally:

@@ -1,0 +1,35 @@
+"""ARM matches the keywords of a resource path without regard to case (clients send both ``resourceGroups`` and
+``resourcegroups``); the router matches exactly, so the keywords are put in one casing before routing."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+KEYWORDS = {k.lower(): k for k in (
+    "subscriptions", "resourceGroups", "providers", "Microsoft.MachineLearningServices", "workspaces", "computes",
+    "locations", "vmSizes", "usages", "listNodes", "computeOperationsStatus", "rp")}
+ARM_ROOTS = ("/subscriptions", "/rp/")
+
+
+class ArmPathCasing:
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.lower().startswith(ARM_ROOTS):
+            # Keywords sit at even depths after the root (name, value, name, value...); only they are touched.
+            parts = path.split("/")
+            start = 3 if parts[1].lower() == "rp" else 1
+            for index in range(start, len(parts), 2):
+                parts[index] = KEYWORDS.get(parts[index].lower(), parts[index])
+            if start == 3:
+                parts[1], parts[2] = "rp", "workspaces"
+            # "providers/<namespace>" breaks the name/value rhythm: the namespace's casing is fixed wherever it is.
+            parts = [KEYWORDS.get(p.lower(), p) if p.lower() == "microsoft.machinelearningservices" else p
+                     for p in parts]
+            new_path = "/".join(parts)
+            if new_path.endswith("/listnodes"):
+                new_path = new_path[:-len("listnodes")] + "listNodes"
+            scope = dict(scope, path=new_path, raw_path=new_path.encode())
+        await self._app(scope, receive, send)
