@@ -119,6 +119,7 @@ def discovery(request: Request) -> JSONResponse:
 
 
 @routes.get(TOKEN_PATH)
+@routes.get(TOKEN_PATH + "/")  # msrestazure (azureml-core) appends a slash to MSI_ENDPOINT
 def local_token(request: Request, resource: Annotated[str | None, Query()] = None,
                 api_version: ApiVersion = None,
                 identity_header: Annotated[str | None, Header(alias="X-IDENTITY-HEADER")] = None,

@@ -1,5 +1,6 @@
 """ARM matches the keywords of a resource path without regard to case (clients send both ``resourceGroups`` and
-``resourcegroups``); the router matches exactly, so the keywords are put in one casing before routing."""
+``resourcegroups``) and takes a doubled leading slash; the router matches exactly, so paths are put in one form
+before routing."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ class ArmPathCasing:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith("//"):  # azureml-core joins "https://host/" and "/subscriptions/...": ARM takes both
+            path = "/" + path.lstrip("/")
+            scope = dict(scope, path=path, raw_path=path.encode())
         if path.lower().startswith(ARM_ROOTS):
             # Keywords sit at even depths after the root (name, value, name, value...); only they are touched.
             parts = path.split("/")

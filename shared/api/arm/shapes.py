@@ -143,9 +143,10 @@ def compute_resource(cluster: Cluster, workspace: ArmWorkspace, tenant_id: str) 
                         f"/providers/Microsoft.Network/virtualNetworks/{s.vnet_name}/subnets/{s.subnet_name}"}
     errors = [{"error": {"code": e.code, "message": e.message}} for e in cluster.errors] or None
     provisioning_errors = errors if cluster.provisioning_state.value == "Failed" else None
+    identity = identity_view(cluster, tenant_id)
     return {
         "id": workspace.compute_id(cluster.name), "name": cluster.name, "type": COMPUTE_TYPE, "location": location,
-        "tags": s.tags, "identity": identity_view(cluster, tenant_id),
+        "tags": s.tags, **({"identity": identity} if identity else {}),  # ARM leaves the key out when there is none
         "properties": {
             "createdOn": _time(cluster.created_at), "modifiedOn": _time(cluster.modified_at),
             "disableLocalAuth": False, "description": s.description, "resourceId": None,
@@ -156,9 +157,9 @@ def compute_resource(cluster: Cluster, workspace: ArmWorkspace, tenant_id: str) 
                 "vmSize": s.vm_size, "vmPriority": _PRIORITY_TO_ARM[s.vm_priority],
                 "scaleSettings": {"maxNodeCount": s.max_nodes, "minNodeCount": s.min_nodes,
                                   "nodeIdleTimeBeforeScaleDown": format_duration(s.idle_seconds_before_scaledown)},
+                # Always an object (azureml-core indexes into it); the password is never stored nor shown.
                 "userAccountCredentials": {"adminUserName": s.admin_username, "adminUserPassword": None,
-                                           "adminUserSshPublicKey": s.admin_user_ssh_key}
-                if s.admin_username else None,
+                                           "adminUserSshPublicKey": s.admin_user_ssh_key},
                 "subnet": subnet, "currentNodeCount": cluster.current_node_count,
                 "targetNodeCount": cluster.target_node_count,
                 "nodeStateCounts": {f"{state}NodeCount": counts[state] for state in
