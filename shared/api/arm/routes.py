@@ -22,6 +22,7 @@ from shared.api.arm.scope import PROVIDER, ArmWorkspace
 from shared.api.arm.shapes import (
     cluster_create_of,
     compute_resource,
+    identity_patch_of,
     identity_request_of,
     node_view,
     scale_update_of,
@@ -143,17 +144,20 @@ def set_identity(deps: Deps, cluster: Cluster, identity_type: str | None, identi
 @arm_errors
 def patch_compute(request: Request, subscription: str, resource_group: str, workspace: str, name: str,
                   deps: DepsDep, body: ArmBody = None, api_version: ApiVersion = None) -> Response:
-    """ARM's ClusterUpdateParameters: scale settings; an ``identity`` object replaces the compute's identity."""
+    """ARM's ClusterUpdateParameters (scale settings, as ``update()`` sends them) and an ``identity`` merge patch
+    (as ``add_identity`` / ``remove_identity`` send it)."""
     scope = workspace_of(request, api_version, subscription, resource_group, workspace)
     assert api_version is not None
     update = scale_update_of(body)
     cluster = commands.update_cluster(deps, scope.workspace, name, update) if update.model_dump(exclude_none=True) \
         else commands.get_cluster(deps, scope.workspace, name)
     if isinstance(body, dict) and "identity" in body:
-        wanted = identity_request_of(body["identity"])
-        ids = wanted.identity_id if wanted else None
-        if not same_identity_request(cluster.identity, wanted.identity_type if wanted else None, ids):
-            cluster = set_identity(deps, cluster, wanted.identity_type if wanted else None, ids)
+        patch = identity_patch_of(body["identity"])
+        if (patch.remove_all and cluster.identity.type is not None) or patch.remove:
+            cluster = identity.unassign_identity(deps, scope.workspace, name, IdentityRemoval(
+                identity_id=None if patch.remove_all else patch.remove))
+        if patch.add is not None:
+            cluster = identity.assign_identity(deps, scope.workspace, name, patch.add)
     location = cluster.spec.location or normalize_location(deps.workspace_location)
     headers = operation_headers(request, scope, Operation("update", scope.workspace, name, cluster.uid), location,
                                 api_version)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -105,6 +106,29 @@ def identity_request_of(value: object) -> IdentityAssignment | None:
                                             f"assigned identity or user-assigned ones, never both), got {kind!r}")
     ids = list(_object(identity.get("userAssignedIdentities"), "identity.userAssignedIdentities"))
     return validated(IdentityAssignment, {"identity_type": kind, "identity_id": ids or None})
+
+
+@dataclass(frozen=True)
+class IdentityPatch:
+    """A PATCH's ``identity``, read as ARM's merge patch: type None removes every identity; a user-assigned id
+    mapped to null is removed, one mapped to an object is added; SystemAssigned adds the system identity."""
+
+    remove_all: bool
+    add: IdentityAssignment | None
+    remove: list[str]
+
+
+def identity_patch_of(value: object) -> IdentityPatch:
+    identity = _object(value, "identity")
+    kind = identity.get("type")
+    if kind in (None, "None"):
+        return IdentityPatch(remove_all=True, add=None, remove=[])
+    listed = _object(identity.get("userAssignedIdentities"), "identity.userAssignedIdentities")
+    removed = [i for i, v in listed.items() if v is None]
+    added = {i: v for i, v in listed.items() if v is not None}
+    wanted = identity_request_of({"type": kind, "userAssignedIdentities": added}) \
+        if kind == "SystemAssigned" or added else None
+    return IdentityPatch(remove_all=False, add=wanted, remove=removed)
 
 
 def scale_update_of(body: object) -> ScaleSettingsUpdate:
