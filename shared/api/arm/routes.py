@@ -9,6 +9,7 @@ Computes are also served under ``/rp/workspaces`` + the workspace id, the prefix
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
@@ -42,7 +43,7 @@ WORKSPACE = ("/subscriptions/{subscription}/resourceGroups/{resource_group}/prov
              f"{PROVIDER}/workspaces/{{workspace}}")
 LOCATION = f"/subscriptions/{{subscription}}/providers/{PROVIDER}/locations/{{location}}"
 ApiVersion = Annotated[str | None, Query(alias="api-version")]
-ArmBody = Annotated[dict[str, Any] | None, Body()]
+ArmBody = Annotated[Any, Body()]
 SCALE_FIELDS = frozenset({"min_nodes", "max_nodes", "idle_seconds_before_scaledown"})
 
 routes = APIRouter(include_in_schema=False)
@@ -88,7 +89,7 @@ def list_computes(request: Request, subscription: str, resource_group: str, work
     scope = workspace_of(request, api_version, subscription, resource_group, workspace)
     tenant = arm_context().tenant_id
     return JSONResponse({"value": [compute_resource(c, scope, tenant) for c in deps.store.list_clusters(
-        scope.workspace)], "nextLink": None})
+        scope.workspace)]})  # no nextLink key at all: azureml-core follows one even when it is null
 
 
 @arm_errors
@@ -103,7 +104,7 @@ def put_compute(request: Request, subscription: str, resource_group: str, worksp
                 deps: DepsDep, body: ArmBody = None, api_version: ApiVersion = None) -> Response:
     scope = workspace_of(request, api_version, subscription, resource_group, workspace)
     assert api_version is not None
-    create = cluster_create_of(name, body)
+    create = cluster_create_of(name, decoded(body))
     existing = deps.store.get_cluster(scope.workspace, name)
     kind: OperationKind = "create"
     if existing is None or existing.provisioning_state is ProvisioningState.DELETING:
@@ -114,6 +115,16 @@ def put_compute(request: Request, subscription: str, resource_group: str, worksp
     headers = operation_headers(request, scope, Operation(kind, scope.workspace, name, cluster.uid), location,
                                 api_version)
     return resource(cluster, scope, 201 if created else 200, headers)
+
+
+def decoded(body: Any) -> Any:
+    """azureml-core's remove_identity sends its JSON document JSON-encoded again (a string); ARM takes it."""
+    if isinstance(body, str):
+        try:
+            return json.loads(body)
+        except json.JSONDecodeError:
+            raise InvalidField("body", "must be a JSON object") from None
+    return body
 
 
 def update_in_place(deps: Deps, existing: Cluster, create: Any) -> Cluster:
@@ -148,6 +159,7 @@ def patch_compute(request: Request, subscription: str, resource_group: str, work
     (as ``add_identity`` / ``remove_identity`` send it)."""
     scope = workspace_of(request, api_version, subscription, resource_group, workspace)
     assert api_version is not None
+    body = decoded(body)
     update = scale_update_of(body)
     cluster = commands.update_cluster(deps, scope.workspace, name, update) if update.model_dump(exclude_none=True) \
         else commands.get_cluster(deps, scope.workspace, name)
@@ -171,7 +183,7 @@ def delete_compute(request: Request, subscription: str, resource_group: str, wor
                    ) -> Response:
     scope = workspace_of(request, api_version, subscription, resource_group, workspace)
     assert api_version is not None
-    if underlying_resource_action not in (None, "Delete"):
+    if (underlying_resource_action or "delete").lower() != "delete":  # azureml-core sends "delete"
         raise InvalidField("underlyingResourceAction", "must be Delete: an AmlCompute cluster belongs to the "
                                                        "workspace and cannot be detached")
     if deps.store.get_cluster(scope.workspace, name) is None:
@@ -187,7 +199,7 @@ def delete_compute(request: Request, subscription: str, resource_group: str, wor
 def list_nodes(request: Request, subscription: str, resource_group: str, workspace: str, name: str,
                deps: DepsDep, api_version: ApiVersion = None) -> Response:
     scope = workspace_of(request, api_version, subscription, resource_group, workspace)
-    return JSONResponse({"nodes": node_view(commands.get_cluster(deps, scope.workspace, name)), "nextLink": None})
+    return JSONResponse({"nodes": node_view(commands.get_cluster(deps, scope.workspace, name))})
 
 
 for prefix in (WORKSPACE, "/rp/workspaces" + WORKSPACE):
@@ -250,4 +262,4 @@ def usages(request: Request, subscription: str, location: str, deps: DepsDep,
              usage("TotalLowPriorityCores", "Total Regional Low-priority vCPUs", "totalCores", low["current"],
                    low["limit"])]
     value += [usage(f["name"], f["name"], "vmFamily", f["current"], f["limit"]) for f in today["families"]]
-    return JSONResponse({"value": value, "nextLink": None})
+    return JSONResponse({"value": value})

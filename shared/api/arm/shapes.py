@@ -167,10 +167,9 @@ def compute_resource(cluster: Cluster, workspace: ArmWorkspace, tenant_id: str) 
                         f"/providers/Microsoft.Network/virtualNetworks/{s.vnet_name}/subnets/{s.subnet_name}"}
     errors = [{"error": {"code": e.code, "message": e.message}} for e in cluster.errors] or None
     provisioning_errors = errors if cluster.provisioning_state.value == "Failed" else None
-    identity = identity_view(cluster, tenant_id)
     return {
         "id": workspace.compute_id(cluster.name), "name": cluster.name, "type": COMPUTE_TYPE, "location": location,
-        "tags": s.tags, **({"identity": identity} if identity else {}),  # ARM leaves the key out when there is none
+        "tags": s.tags, "identity": identity_view(cluster, tenant_id),
         "properties": {
             "createdOn": _time(cluster.created_at), "modifiedOn": _time(cluster.modified_at),
             "disableLocalAuth": False, "description": s.description, "resourceId": None,
@@ -198,10 +197,11 @@ def compute_resource(cluster: Cluster, workspace: ArmWorkspace, tenant_id: str) 
     }
 
 
-def identity_view(cluster: Cluster, tenant_id: str) -> dict[str, Any] | None:
+def identity_view(cluster: Cluster, tenant_id: str) -> dict[str, Any]:
+    """Always an object: ``{"type": "None"}`` without identity, which azureml-core's remove_identity reads back."""
     ids = cluster.identity.identities
     if not ids:
-        return None
+        return {"type": "None"}
     if cluster.identity.type == "SystemAssigned":
         return {"type": "SystemAssigned", "principalId": ids[0].principal_id, "tenantId": tenant_id}
     return {"type": "UserAssigned", "tenantId": tenant_id,
