@@ -17,6 +17,7 @@ Entra publishes for the tenant (``PyJWKClient``), with issuer (v1 or v2 form of 
 from __future__ import annotations
 
 import secrets
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -82,6 +83,8 @@ class EntraTokens:
     tenant_id: str
     audience: str
     authority: str = "https://login.microsoftonline.com"
+    jwks_url: str | None = None  # default: the tenant's published keys under ``authority``
+    ssl_context: ssl.SSLContext | None = None
     _keys: jwt.PyJWKClient | None = field(default=None, init=False, repr=False)
 
     @property
@@ -91,8 +94,8 @@ class EntraTokens:
     def check(self, token: str, audience: str) -> Caller:
         del audience  # in Azure the audience is configured, never taken from the request
         if self._keys is None:
-            self._keys = jwt.PyJWKClient(f"{self.authority}/{self.tenant_id}/discovery/v2.0/keys",
-                                         cache_keys=True, lifespan=3600)
+            self._keys = jwt.PyJWKClient(self.jwks_url or f"{self.authority}/{self.tenant_id}/discovery/v2.0/keys",
+                                         cache_keys=True, lifespan=3600, ssl_context=self.ssl_context)
         try:
             key = self._keys.get_signing_key_from_jwt(token).key
         except jwt.PyJWTError as error:
