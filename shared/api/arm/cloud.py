@@ -89,7 +89,8 @@ def get_subscription(request: Request, subscription_id: str, api_version: ApiVer
 def get_workspace(request: Request, subscription: str, resource_group: str, workspace: str, deps: DepsDep,
                   api_version: ApiVersion = None) -> Response:
     """A workspace always exists here (ComputePlane's workspaces are names); only what compute clients read is
-    filled in: location, discoveryUrl, tenant. The storage, key vault and registry ids are null: there are none."""
+    filled in: location, discoveryUrl, tenant. Every key a real answer has is here; what ComputePlane has no
+    counterpart for (storage, key vault, registry, notebooks, telemetry) is null."""
     scope = workspace_of(request, api_version, subscription, resource_group, workspace)
     tenant = arm_context().tenant_id
     return JSONResponse({
@@ -100,8 +101,10 @@ def get_workspace(request: Request, subscription: str, resource_group: str, work
                        "containerRegistry": None, "hbiWorkspace": False, "tenantId": tenant,
                        "imageBuildCompute": None, "provisioningState": "Succeeded", "storageHnsEnabled": False,
                        "workspaceId": scope.workspace, "privateLinkCount": 0, "publicNetworkAccess": "Enabled",
-                       "discoveryUrl": f"{origin(request)}/discovery", "mlFlowTrackingUri": None},
-        "identity": None, "sku": {"name": "Basic", "tier": "Basic"},
+                       "discoveryUrl": f"{origin(request)}/discovery", "mlFlowTrackingUri": None,
+                       "notebookInfo": None, "linkedModelInventoryArmId": None, "sdkTelemetryAppInsightsKey": None,
+                       "sasGetterUri": ""},
+        "identity": None, "sku": {"name": "Basic", "tier": "Basic"}, "systemData": None,
     })
 
 

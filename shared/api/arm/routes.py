@@ -108,13 +108,13 @@ def put_compute(request: Request, subscription: str, resource_group: str, worksp
     existing = deps.store.get_cluster(scope.workspace, name)
     kind: OperationKind = "create"
     if existing is None or existing.provisioning_state is ProvisioningState.DELETING:
-        cluster, created = commands.create_cluster(deps, scope.workspace, create)
+        cluster, _ = commands.create_cluster(deps, scope.workspace, create)
     else:
-        cluster, created, kind = update_in_place(deps, existing, create), False, "update"
+        cluster, kind = update_in_place(deps, existing, create), "update"
     location = cluster.spec.location or normalize_location(deps.workspace_location)
     headers = operation_headers(request, scope, Operation(kind, scope.workspace, name, cluster.uid), location,
                                 api_version)
-    return resource(cluster, scope, 201 if created else 200, headers)
+    return resource(cluster, scope, 201, headers)  # AmlCompute answers 201 to an update too (see tests/data/arm)
 
 
 def decoded(body: Any) -> Any:
