@@ -5,6 +5,11 @@ STAMP := $(VENV)/.installed
 # checkov pins packaging<24 and an old pycep-parser, which clash with pytest 9: it gets a venv of its own.
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
+# The real Azure clients the ARM-shaped API is tested with (tests/arm): their pins clash with ours and each other's.
+AZUREML_CORE_VENV ?= .venv-azureml-v1
+AZURE_AI_ML_VENV ?= .venv-azure-ai-ml
+AZURE_CLI_VENV ?= .venv-azure-cli
+ARM_CLIENTS := $(AZUREML_CORE_VENV)/.installed $(AZURE_AI_ML_VENV)/.installed $(AZURE_CLI_VENV)/.installed
 
 .PHONY: run test lint typecheck
 
@@ -19,6 +24,21 @@ $(CHECKOV):
 	test -x $(CHECKOV_VENV)/bin/python || python3 -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==3.3.30
 
+$(AZUREML_CORE_VENV)/.installed:
+	test -x $(AZUREML_CORE_VENV)/bin/python || python3 -m venv $(AZUREML_CORE_VENV)
+	$(AZUREML_CORE_VENV)/bin/python -m pip install --quiet azureml-core==1.61.0
+	touch $@
+
+$(AZURE_AI_ML_VENV)/.installed:
+	test -x $(AZURE_AI_ML_VENV)/bin/python || python3 -m venv $(AZURE_AI_ML_VENV)
+	$(AZURE_AI_ML_VENV)/bin/python -m pip install --quiet azure-ai-ml==1.35.0 azure-identity==1.27.0
+	touch $@
+
+$(AZURE_CLI_VENV)/.installed:
+	test -x $(AZURE_CLI_VENV)/bin/python || python3 -m venv $(AZURE_CLI_VENV)
+	$(AZURE_CLI_VENV)/bin/python -m pip install --quiet azure-cli==2.91.0
+	touch $@
+
 run: $(STAMP)
 	$(VENV)/bin/computeplane serve
 
@@ -28,5 +48,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy shared functions function_app.py
 
-test: lint typecheck $(CHECKOV)
-	CHECKOV=$(abspath $(CHECKOV)) $(PY) -m pytest
+test: lint typecheck $(CHECKOV) $(ARM_CLIENTS)
+	CHECKOV=$(abspath $(CHECKOV)) AZUREML_CORE_PYTHON=$(abspath $(AZUREML_CORE_VENV))/bin/python \
+	AZURE_AI_ML_PYTHON=$(abspath $(AZURE_AI_ML_VENV))/bin/python AZURE_CLI_AZ=$(abspath $(AZURE_CLI_VENV))/bin/az \
+	$(PY) -m pytest
