@@ -19,7 +19,7 @@ from tests.arm.harness import (
 )
 
 V2_LIFECYCLE = """
-import json, sys
+import json, sys, time
 from azure.ai.ml import MLClient
 from azure.ai.ml.entities import AmlCompute
 from azure.core.exceptions import HttpResponseError
@@ -27,9 +27,11 @@ from azure.identity import ManagedIdentityCredential
 
 ml_client = MLClient(ManagedIdentityCredential(), sys.argv[1], sys.argv[2], sys.argv[3])
 found = {}
+started = time.monotonic()
 cluster = ml_client.compute.begin_create_or_update(AmlCompute(
     name="v2-cluster", size="STANDARD_D2_V2", min_instances=0, max_instances=3,
     idle_time_before_scale_down=300, tier="low_priority")).result()
+found["create_seconds"] = time.monotonic() - started
 found["created"] = [cluster.provisioning_state, cluster.size, cluster.max_instances,
                     cluster.idle_time_before_scale_down, cluster.tier]
 got = ml_client.compute.get("v2-cluster")
@@ -68,6 +70,7 @@ def test_azure_ai_ml_runs_the_compute_lifecycle_and_sees_computeplane_errors(tls
     found = last_json_line(done.stdout)
 
     assert found["created"] == ["Succeeded", "Standard_D2_v2", 3, 300, "low_priority"]
+    assert found["create_seconds"] < 20  # the poller follows Retry-After, not its 30 s default  # type: ignore
     assert found["got"] == ["Succeeded", 0, 3]
     assert found["listed"] == ["v2-cluster"]
     assert found["nodes"] == []

@@ -222,7 +222,10 @@ def operation_status(request: Request, subscription: str, location: str, operati
     operation = Operation.parse(operation_id)
     if not caller.allows(operation.workspace):
         raise PermissionError(f"this token is not valid for workspace '{operation.workspace}'")
-    return JSONResponse(operation.status(deps.store.get_cluster(operation.workspace, operation.cluster)))
+    status = operation.status(deps.store.get_cluster(operation.workspace, operation.cluster))
+    # Without Retry-After, azure-core's poller waits its own default (30 s in azure-ai-ml) between polls.
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status["status"] == "InProgress" else None
+    return JSONResponse(status, headers=headers)
 
 
 @routes.get(LOCATION + "/vmSizes")
