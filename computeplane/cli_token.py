@@ -1,11 +1,16 @@
-"""``computeplane token issue``: a bearer token for ComputePlane's ARM-shaped API, signed with the local server's key.
+"""``computeplane token issue`` and ``computeplane token env``: what the real Azure clients need to reach a local
+ComputePlane's ARM-shaped API.
 
-For scripts and ``az rest --headers``; the SDKs get theirs themselves through the token route (see the README).
-It needs the data directory (the signing key lives there), so it works on the machine that runs ``serve``.
+``issue`` prints a bearer token signed with the local server's key (for scripts and ``az rest --headers``);
+``env`` prints the variables that point azureml-core, azure-ai-ml and ``az`` at the server, to ``eval`` in the shell
+that runs them (the SDKs then get their tokens themselves through the token route). Both read the data
+directory, so they work on the machine that runs ``serve``.
 """
 
 from __future__ import annotations
 
+import json
+import shlex
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -39,3 +44,35 @@ def issue_token(
     token, _ = LocalTokens(TokenSigner(data_dir / "keys")).issue(audience, workspace, datetime.now(UTC),
                                                                  timedelta(minutes=minutes))
     typer.echo(token)
+
+
+@token_app.command("env", cls=GlobalOptionsCommand)
+def sdk_environment(
+    ctx: typer.Context,
+    data_dir: Annotated[Path, typer.Option(help="The server's data directory (its CA and API keys are there).",
+                                           envvar="COMPUTEPLANE_DATA_DIR")] = Path(".computeplane"),
+) -> None:
+    """Print `export` lines for azureml-core, azure-ai-ml and az: run `eval "$(computeplane --endpoint
+    https://127.0.0.1:7071 token env)"` in the shell that runs them."""
+    endpoint = settings_of(ctx).endpoint.rstrip("/")
+    if not endpoint.startswith("https://"):
+        raise typer.BadParameter("the Azure SDKs send tokens over HTTPS only: start `computeplane serve --tls` and "
+                                 "pass its https:// address", param_hint="--endpoint")
+    ca = (data_dir / "tls" / "ca.pem").resolve()
+    keys = data_dir / "api-keys.json"
+    if not ca.exists() or not keys.exists():
+        raise typer.BadParameter(f"{data_dir} holds no local CA or API keys: start `computeplane serve --tls "
+                                 f"--data-dir {data_dir}` once, or pass the data directory it uses",
+                                 param_hint="--data-dir")
+    key = settings_of(ctx).api_key or json.loads(keys.read_text())["keys"][0]["key"]
+    token_route = f"{endpoint}/arm-identity/token"
+    variables = {
+        "REQUESTS_CA_BUNDLE": str(ca), "SSL_CERT_FILE": str(ca),  # requests (v1, az) and ssl (azure-core)
+        "ARM_CLOUD_METADATA_URL": f"{endpoint}/metadata/endpoints?api-version=2019-05-01",  # v1 and v2
+        "AZUREML_CURRENT_CLOUD": "ComputePlane",  # v1: take the cloud from that URL without asking Azure
+        "IDENTITY_ENDPOINT": token_route, "IDENTITY_HEADER": key,  # ManagedIdentityCredential, az login --identity
+        "MSI_ENDPOINT": token_route, "MSI_SECRET": key,  # v1's MsiAuthentication (msrestazure) ...
+        "APPSETTING_WEBSITE_SITE_NAME": "computeplane",  # ... which sends MSI_SECRET only "on App Service"
+    }
+    for name, value in variables.items():
+        typer.echo(f"export {name}={shlex.quote(value)}")

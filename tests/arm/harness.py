@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -54,18 +55,17 @@ class TlsServer:
                 f"Microsoft.MachineLearningServices/workspaces/{workspace}")
 
     def client_environment(self, home: Path) -> dict[str, str]:
-        """What the README tells a user to export, plus a home of its own (the clients cache clouds there)."""
+        """What ``eval "$(computeplane token env)"`` exports (the README's way), plus a home of its own: the
+        clients cache clouds and logins there."""
+        done = subprocess.run([sys.executable, "-m", "computeplane", "--endpoint", self.url, "--api-key",
+                               TEST_API_KEY, "token", "env", "--data-dir", str(self.server.data_dir)],
+                              capture_output=True, text=True, timeout=60, check=True)
+        exported = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1)
+                        for line in done.stdout.splitlines())
         home.mkdir(parents=True, exist_ok=True)
         keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR")}
-        return keep | {
+        return keep | exported | {
             "HOME": str(home), "AZURE_CONFIG_DIR": str(home / ".azure"),
-            "REQUESTS_CA_BUNDLE": str(self.ca), "SSL_CERT_FILE": str(self.ca),
-            "ARM_CLOUD_METADATA_URL": f"{self.url}/metadata/endpoints?api-version=2019-05-01",
-            "AZUREML_CURRENT_CLOUD": "ComputePlane",
-            # ManagedIdentityCredential (v2, az) and msrestazure (v1) reach the token route with the API key:
-            "IDENTITY_ENDPOINT": f"{self.url}/arm-identity/token", "IDENTITY_HEADER": TEST_API_KEY,
-            "MSI_ENDPOINT": f"{self.url}/arm-identity/token", "MSI_SECRET": TEST_API_KEY,
-            "APPSETTING_WEBSITE_SITE_NAME": "computeplane",  # msrestazure uses MSI_SECRET only "on App Service"
             "AZURE_CORE_COLLECT_TELEMETRY": "false", "AZUREML_LOG_DEPRECATION_WARNING_ENABLED": "False",
         }
 
