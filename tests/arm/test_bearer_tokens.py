@@ -150,3 +150,16 @@ def test_entra_tokens_are_checked_against_the_published_keys_issuer_and_audience
     with pytest.raises(TokenRefused, match="signing key"):
         entra.check(foreign.sign({"aud": audience, "iss": signer.issuer, "tid": LOCAL_TENANT_ID,
                                   "exp": int((now + timedelta(minutes=5)).timestamp())}), "ignored")
+
+
+def test_arm_paths_match_without_regard_to_keyword_case_or_a_doubled_slash(tls_server: TlsServer) -> None:
+    """As ARM does: clients write resourcegroups or resourceGroups, and azureml-core joins "https://host/" with
+    "/subscriptions/..."."""
+    lowered = computes(tls_server, "team-a").replace("resourceGroups", "resourcegroups").replace(
+        "Microsoft.MachineLearningServices", "microsoft.machinelearningservices").replace("/computes", "/COMPUTES")
+    with tls_server.http(tls_server.token()) as api:
+        assert api.get(lowered, params=API).json() == {"value": []}
+        doubled = f"{tls_server.url}/{computes(tls_server, 'team-a')}"  # a full URL: "//x" alone is a host
+        assert api.get(doubled, params=API).json() == {"value": []}
+        rp = api.post(f"/rp/workspaces{tls_server.workspace_url('team-a')}/computes/nothere/listnodes", params=API)
+    assert rp.status_code == 404 and rp.json()["error"]["code"] == "ComputeTargetNotFound"

@@ -33,7 +33,5 @@ class ArmPathCasing:
             parts = [KEYWORDS.get(p.lower(), p) if p.lower() == "microsoft.machinelearningservices" else p
                      for p in parts]
             new_path = "/".join(parts)
-            if new_path.endswith("/listnodes"):
-                new_path = new_path[:-len("listnodes")] + "listNodes"
             scope = dict(scope, path=new_path, raw_path=new_path.encode())
         await self._app(scope, receive, send)
