@@ -44,7 +44,8 @@ class ArmContext:
 
 
 def origin(request: Request) -> str:
-    return f"{request.url.scheme}://{request.url.netloc}"
+    """Where the client reached the ARM API: ``https://127.0.0.1:7071`` locally, ``https://<app>/api/arm`` in Azure."""
+    return f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}"
 
 
 _built: tuple[object, ArmContext] | None = None

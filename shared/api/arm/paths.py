@@ -10,6 +10,7 @@ KEYWORDS = {k.lower(): k for k in (
     "subscriptions", "resourceGroups", "providers", "Microsoft.MachineLearningServices", "workspaces", "computes",
     "locations", "vmSizes", "usages", "listNodes", "computeOperationsStatus", "rp")}
 ARM_ROOTS = ("/subscriptions", "/rp/")
+FUNCTIONS_PREFIX = "/api/arm"  # the Functions host's /api + functions/arm.py's route
 
 
 class ArmPathCasing:
@@ -18,6 +19,12 @@ class ArmPathCasing:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path == FUNCTIONS_PREFIX or path.startswith(FUNCTIONS_PREFIX + "/"):
+            # In Azure the ARM paths arrive under the anonymous function's route (functions/arm.py): the prefix
+            # becomes the root path, so the URLs the app writes (operations, discovery, metadata) keep it.
+            path = path[len(FUNCTIONS_PREFIX):] or "/"
+            scope = dict(scope, path=path, raw_path=path.encode(), root_path=scope.get("root_path", "") +
+                         FUNCTIONS_PREFIX)
         if path.startswith("//"):  # azureml-core joins "https://host/" and "/subscriptions/...": ARM takes both
             path = "/" + path.lstrip("/")
             scope = dict(scope, path=path, raw_path=path.encode())
