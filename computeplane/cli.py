@@ -68,6 +68,7 @@ def serve(
 ) -> None:
     """Run the control plane locally: embedded SQLite store and queue, local nodes, local token endpoint."""
     from shared.adapters.job_sandbox import JobSandboxUnavailable
+    from shared.api.arm.context import InvalidArmSetting
     from shared.config import Settings
     from shared.local.serve import serve as run
 
@@ -79,6 +80,8 @@ def serve(
         raise typer.BadParameter(str(exc)) from None
     try:
         run(settings, host, port, sweep_seconds=sweep_seconds, tls=tls)
+    except InvalidArmSetting as exc:  # a setting, as those Settings.from_env refuses: bad input
+        raise typer.BadParameter(str(exc)) from None
     except JobSandboxUnavailable as exc:
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared import bootstrap
 from shared.adapters.job_sandbox import JobSandbox
+from shared.api.arm.context import arm_context
 from shared.api.auth import load_or_create_keys
 from shared.config import Settings
 from shared.handlers.sweep import sweep
@@ -83,6 +84,7 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
     sandbox = container.provider.job_sandbox() if container.provider is not None else None
     container.api_keys, key_file = load_or_create_keys(settings.data_dir, settings.extra.get("COMPUTEPLANE_API_KEY"))
     bootstrap.use_container(container)
+    arm_context()  # reads the COMPUTEPLANE_ARM_* settings now: a bad one stops the start, not the first request
     function_app = importlib.import_module("function_app")
     functions_host = LocalFunctionsHost(function_app.app, container.queue, sweep_seconds=sweep_seconds,
                                         external_receiver=None if container.queue else service_bus_receiver(settings))

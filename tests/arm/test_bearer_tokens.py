@@ -5,6 +5,7 @@ validation against a published key set, and ARM's error shape with today's codes
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 from shared.adapters.token_signer import LOCAL_TENANT_ID, TokenSigner
 from shared.api.arm.tokens import EntraTokens, LocalTokens, TokenRefused
 from shared.domain.identity import ManagedIdentity
-from tests.arm.harness import TlsServer, running_tls_server
+from tests.arm.harness import SUBSCRIPTION, TlsServer, running_tls_server
 
 TEAM_A_KEY = "a-key-for-team-a-only"
 API = {"api-version": "2024-04-01"}
@@ -30,7 +31,8 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
     (data_dir / "api-keys.json").write_text(json.dumps({"keys": [
         {"name": "default", "key": "unused-default-key", "workspaces": None},
         {"name": "team-a", "key": TEAM_A_KEY, "workspaces": ["team-a"]}]}))
-    with running_tls_server(data_dir) as server:
+    mapping = {f"{SUBSCRIPTION}/Team-RG/ml-workspace": "team-mapped"}
+    with running_tls_server(data_dir, {"COMPUTEPLANE_ARM_WORKSPACES": json.dumps(mapping)}) as server:
         yield server
 
 
@@ -163,3 +165,30 @@ def test_arm_paths_match_without_regard_to_keyword_case_or_a_doubled_slash(tls_s
         assert api.get(doubled, params=API).json() == {"value": []}
         rp = api.post(f"/rp/workspaces{tls_server.workspace_url('team-a')}/computes/nothere/listnodes", params=API)
     assert rp.status_code == 404 and rp.json()["error"]["code"] == "ComputeTargetNotFound"
+
+
+def test_a_mapped_arm_workspace_is_the_computeplane_workspace_it_names(tls_server: TlsServer) -> None:
+    """COMPUTEPLANE_ARM_WORKSPACES maps sub/rg/workspace (any case) to a ComputePlane workspace; a token limited to
+    another workspace does not reach it through the ARM name."""
+    mapped = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/team-rg/providers/Microsoft.MachineLearningServices/"
+              "workspaces/ML-Workspace/computes/mapped-cluster")
+    body = {"location": "eastus", "properties": {"computeType": "AmlCompute", "properties": {
+        "vmSize": "STANDARD_D2_V2", "scaleSettings": {"minNodeCount": 0, "maxNodeCount": 1}}}}
+    with tls_server.http() as api:
+        team_a = api.get("/arm-identity/token", params={"api-version": "2019-08-01", "resource": tls_server.url},
+                         headers={"X-IDENTITY-HEADER": TEAM_A_KEY}).json()["access_token"]
+    with tls_server.http(team_a) as api:
+        assert api.put(mapped, params=API, json=body).status_code == 403
+    with tls_server.http(tls_server.token()) as api:
+        created = api.put(mapped, params=API, json=body)
+    assert created.status_code == 201 and created.json()["id"].endswith("/workspaces/ML-Workspace/computes/"
+                                                                          "mapped-cluster")
+    with tls_server.http() as api:
+        assert [c["name"] for c in api.get("/api/workspaces/team-mapped/clusters").json()] == ["mapped-cluster"]
+
+
+def test_serve_refuses_to_start_with_a_mapping_it_cannot_read(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "computeplane", "serve", "--port", "1", "--data-dir",
+                           str(tmp_path / "data")], env={**os.environ, "COMPUTEPLANE_ARM_WORKSPACES": '{"a/b": "x"}'},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "COMPUTEPLANE_ARM_WORKSPACES" in done.stderr and "Traceback" not in done.stderr

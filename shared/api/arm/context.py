@@ -23,6 +23,10 @@ from shared.api.auth import ApiKeys
 from shared.config import Settings
 
 
+class InvalidArmSetting(ValueError):
+    """A COMPUTEPLANE_ARM_* setting that cannot work; ``serve`` reports it at start."""
+
+
 @dataclass(frozen=True)
 class ArmContext:
     mapping: WorkspaceMapping
@@ -67,7 +71,7 @@ def _build(settings: Settings, api_keys: ApiKeys | None) -> ArmContext:
     extra = settings.extra
     mode = extra.get("COMPUTEPLANE_ARM_AUTH") or ("local" if api_keys is not None else "entra")
     if mode not in ("local", "entra"):
-        raise ValueError(f"COMPUTEPLANE_ARM_AUTH: must be local or entra, got {mode!r}")
+        raise InvalidArmSetting(f"COMPUTEPLANE_ARM_AUTH: must be local or entra, got {mode!r}")
     audience = extra.get("COMPUTEPLANE_ARM_AUDIENCE") or None
     tenant = extra.get("COMPUTEPLANE_ARM_TENANT_ID") or None
     local = entra = None
@@ -75,5 +79,9 @@ def _build(settings: Settings, api_keys: ApiKeys | None) -> ArmContext:
         local = LocalTokens(TokenSigner(settings.data_dir / "keys"))
     elif tenant and audience:
         entra = EntraTokens(tenant_id=tenant, audience=audience)
-    return ArmContext(mapping=WorkspaceMapping.from_settings(extra), local=local, entra=entra, api_keys=api_keys,
+    try:
+        mapping = WorkspaceMapping.from_settings(extra)
+    except ValueError as error:
+        raise InvalidArmSetting(str(error)) from None
+    return ArmContext(mapping=mapping, local=local, entra=entra, api_keys=api_keys,
                       tenant_id=tenant or LOCAL_TENANT_ID, configured_audience=audience)
