@@ -34,7 +34,7 @@ from shared.domain.cluster import Cluster, ProvisioningState
 from shared.domain.cluster_identity import same_identity_request
 from shared.domain.commands import ScaleSettingsUpdate
 from shared.domain.errors import ClusterSpecConflict, InvalidField
-from shared.domain.requests import IdentityRemoval, check_cluster_create
+from shared.domain.requests import ClusterCreate, IdentityRemoval, check_cluster_create
 from shared.domain.vm_sizes import load_catalogue, normalize_location
 from shared.handlers import commands, identity
 from shared.handlers.deps import Deps
@@ -127,7 +127,7 @@ def decoded(body: Any) -> Any:
     return body
 
 
-def update_in_place(deps: Deps, existing: Cluster, create: Any) -> Cluster:
+def update_in_place(deps: Deps, existing: Cluster, create: ClusterCreate) -> Cluster:
     """A PUT on a live compute: today's create checks, then update() and the identity calls for what differs."""
     spec = check_cluster_create(create, deps.workspace_location).spec
     differing = {k: v for k, v in existing.spec.differences(spec).items() if k not in SCALE_FIELDS}
