@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -11,6 +12,7 @@ from computeplane.cli_output import emit, job_detail, job_table, print_json
 from computeplane.cli_progress import ProgressLines, job_progress_line
 from computeplane.cli_values import parse_key_values
 from computeplane.client import ComputePlaneClient
+from computeplane.snapshot_archive import SnapshotRejected
 from computeplane.waiting import DEFAULT_WAIT_TIMEOUT_SECONDS, OutputCallback, wait_for_job
 
 job_app = typer.Typer(help="Submit jobs to a cluster and follow them.", no_args_is_help=True)
@@ -30,6 +32,10 @@ def submit(
                                                   show_default=False)] = None,
     max_retries: Annotated[int | None, typer.Option("--max-retries", help="Retries after a lost node \\[default: 3].",
                                                     show_default=False)] = None,
+    code: Annotated[Path | None, typer.Option(
+        "--code", help="Project directory: snapshotted (minus .amlignore/.gitignore), uploaded once, and the working "
+                       "directory of every node.", show_default=False, exists=True, file_okay=False,
+        dir_okay=True)] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the job, showing its state and output.")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait with --wait.")] =
         DEFAULT_WAIT_TIMEOUT_SECONDS,
@@ -38,8 +44,11 @@ def submit(
     settings = settings_of(ctx)
     environment = parse_key_values(env or [], "--env") or None
     with settings.client() as client:
-        job = client.submit_job(cluster, command, node_count=node_count, environment_variables=environment,
-                                max_retries=max_retries)
+        try:
+            job = client.submit_job(cluster, command, node_count=node_count, environment_variables=environment,
+                                    max_retries=max_retries, code=code)
+        except SnapshotRejected as exc:
+            raise typer.BadParameter(str(exc), param_hint="--code") from None
         if not settings.json:
             typer.echo(f"Submitted job {job['id']} to cluster '{cluster}'.", err=True)
         if wait:

@@ -168,12 +168,29 @@ class ComputePlaneClient:
         return self._object("DELETE", self._ws(f"clusters/{name}/identity"), params=params)
 
     # --- jobs ------------------------------------------------------------------------------------------------------
+    def upload_code(self, directory: str | os.PathLike[str]) -> str:
+        """Snapshot ``directory`` (honouring .amlignore / .gitignore) and upload it unless the workspace has it
+        already; returns its digest, which ``submit_job(code=...)`` also accepts."""
+        from computeplane.code_snapshot import snapshot_directory  # pathspec is needed only for code snapshots
+
+        snapshot = snapshot_directory(directory)
+        path = self._ws(f"snapshots/{snapshot.digest}")
+        try:
+            self._object("GET", path)
+        except NotFoundError:
+            self._object("PUT", path, content=snapshot.archive, headers={"content-type": "application/gzip"})
+        return snapshot.digest
+
     def submit_job(self, cluster: str, command: list[str], *, node_count: int | None = None,
                    environment_variables: dict[str, str] | None = None,
-                   max_retries: int | None = None) -> JsonObject:
-        """Queue ``command`` (an argument list, never passed to a shell) on ``cluster``; returns the job (``id``)."""
+                   max_retries: int | None = None, code: str | os.PathLike[str] | None = None) -> JsonObject:
+        """Queue ``command`` (an argument list, never passed to a shell) on ``cluster``; returns the job (``id``).
+        ``code``: a project directory (snapshotted and uploaded, see ``upload_code``) or the digest of one already
+        uploaded; every node runs ``command`` in its own unpacked copy."""
+        digest = None if code is None else str(code) if _is_digest(code) else self.upload_code(code)
         body = _without_none({"command": list(command), "node_count": node_count,
-                              "environment_variables": environment_variables, "max_retries": max_retries})
+                              "environment_variables": environment_variables, "max_retries": max_retries,
+                              "code": digest})
         # One key for every attempt: when an answer is lost (timeout, 503), the next attempt gets the same job back.
         headers = {IDEMPOTENCY_KEY_HEADER: uuid.uuid4().hex}
         retrying = Retrying(retry=retry_if_exception(_answer_may_be_lost), stop=stop_after_attempt(SUBMIT_ATTEMPTS),
@@ -275,6 +292,11 @@ def _describe_transport_error(exc: httpx.TransportError) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
     return type(exc).__name__
+
+
+def _is_digest(code: str | os.PathLike[str]) -> bool:
+    return isinstance(code, str) and len(code) == 64 and all(c in "0123456789abcdef" for c in code) \
+        and not Path(code).exists()
 
 
 def _without_none(fields: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from shared.api import catalogue, locks
+from shared.api import catalogue, locks, snapshots
 from shared.api.auth import ApiKeyMiddleware, ApiKeys
 from shared.api.deps import DepsDep
 from shared.api.errors import install_error_handlers
@@ -168,4 +168,5 @@ def create_app() -> FastAPI:
     app.include_router(system_routes)
     app.include_router(catalogue.routes)
     app.include_router(locks.routes)
+    app.include_router(snapshots.routes)
     return app

@@ -109,6 +109,7 @@ class JobView(BaseModel):
     node_count: int
     environment_variables: dict[str, str]
     max_retries: int
+    code: str | None = None
     submitted_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -119,8 +120,8 @@ class JobView(BaseModel):
         return cls(id=j.id, workspace=j.workspace, cluster=j.cluster, state=j.state.value, reason=j.reason,
                    attempts=j.attempts, nodes=j.nodes, exit_code=j.exit_code, command=j.spec.command,
                    node_count=j.spec.node_count, environment_variables=j.spec.environment_variables,
-                   max_retries=j.spec.max_retries, submitted_at=j.submitted_at, started_at=j.started_at,
-                   finished_at=j.finished_at, history=j.history)
+                   max_retries=j.spec.max_retries, code=j.spec.code, submitted_at=j.submitted_at,
+                   started_at=j.started_at, finished_at=j.finished_at, history=j.history)
 
 
 class JobLogs(BaseModel):

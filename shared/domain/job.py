@@ -37,6 +37,9 @@ class JobSpec(BaseModel):
     # mounts, datastores, container registry), e.g. "https://storage.azure.com/".
     datastores: list[str] = Field(default_factory=list)
     registry: str | None = None
+    # The job's code: the SHA-256 of a snapshot uploaded to the workspace, unpacked as every node's working
+    # directory (ScriptRunConfig's source_directory).
+    code: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     def system_resources(self) -> list[str]:
         return [*self.datastores, *([REGISTRY_RESOURCE] if self.registry else [])]
