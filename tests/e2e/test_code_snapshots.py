@@ -131,3 +131,23 @@ def test_a_hostile_archive_that_reached_the_store_is_still_refused_by_the_node(s
     logs = http.get(f"{server.api()}/jobs/{done['id']}/logs").json()["logs"]
     assert "cannot unpack code snapshot" in logs and "'..' is not allowed" in logs
     assert not list(server.runs_dir.parent.rglob("escaped.py"))
+
+
+def test_v1_script_run_config_runs_the_source_directory_on_every_node(server: Server, tmp_path: Path) -> None:
+    from computeplane.azureml import Workspace
+    from computeplane.azureml.core import Experiment, ScriptRunConfig
+    from computeplane.azureml.core.compute import ComputeTarget
+    from computeplane.azureml.core.runconfig import PyTorchConfiguration
+
+    assert create_cluster(server, "vonecode", max_nodes=2).status_code == 202
+    code = project(tmp_path / "project")
+    (code / "args.py").write_text("import sys, os; print('args', sys.argv[1:], os.environ['STAGE'])\n")
+    ws = Workspace(endpoint=server.url, name="default")
+    cluster = ComputeTarget(workspace=ws, name="vonecode")
+    config = ScriptRunConfig(source_directory=str(code), script="args.py", arguments=["--lr", 0.5],
+                             compute_target=cluster, distributed_job_config=PyTorchConfiguration(node_count=2))
+    config.run_config.environment_variables = {"STAGE": "dev"}
+    run = Experiment(ws, "snapshots").submit(config)
+    details = run.wait_for_completion(show_output=True)
+    assert details["status"] == "Completed" and run.get_status() == "Completed"
+    assert run.get_logs().count("args ['--lr', '0.5'] dev") == 2  # both nodes
