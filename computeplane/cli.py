@@ -11,9 +11,17 @@ import typer
 
 from computeplane.cli_capacity import quota_app, vm_sizes_app
 from computeplane.cli_clusters import cluster_app
-from computeplane.cli_context import ENDPOINT_ENV, WORKSPACE_ENV, CliSettings, GlobalOptionsCommand, OutputFormat
+from computeplane.cli_context import (
+    ENDPOINT_ENV,
+    OUTPUT_META_KEY,
+    WORKSPACE_ENV,
+    CliSettings,
+    GlobalOptionsCommand,
+    OutputFormat,
+)
 from computeplane.cli_errors import ErrorReportingGroup
 from computeplane.cli_jobs import job_app
+from computeplane.cli_keys import keys_app
 from computeplane.cli_simulate import simulate
 from computeplane.client import API_KEY_ENV, DEFAULT_ENDPOINT, DEFAULT_WORKSPACE
 
@@ -23,6 +31,7 @@ app.add_typer(cluster_app, name="cluster")
 app.add_typer(job_app, name="job")
 app.add_typer(vm_sizes_app, name="vm-sizes")
 app.add_typer(quota_app, name="quota")
+app.add_typer(keys_app, name="keys")
 app.command("simulate", cls=GlobalOptionsCommand)(simulate)
 
 
@@ -45,6 +54,7 @@ def cli(
     2 bad input; 3 the server cannot be reached.
     """
     ctx.obj = CliSettings(endpoint=endpoint, workspace=workspace, output=output, api_key=api_key)
+    ctx.meta[OUTPUT_META_KEY] = output
 
 
 @app.command()

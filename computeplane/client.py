@@ -15,7 +15,6 @@ Every method returns the API's JSON body as it is (plain dicts and lists), and r
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from computeplane.errors import (
     ServerUnreachable,
     WaitTimeout,
 )
+from computeplane.local_servers import discover_key
 from computeplane.waiting import wait_for_cluster, wait_for_cluster_deletion, wait_for_job
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:7071"
@@ -64,23 +64,19 @@ class ClusterCreateResult:
 
 
 def local_server_key(endpoint: str) -> str | None:
-    """The first key of a local ``computeplane serve``, read from its data directory, if this is one."""
-    if httpx.URL(endpoint).host not in ("127.0.0.1", "localhost", "::1"):
-        return None
-    key_file = Path(os.environ.get("COMPUTEPLANE_DATA_DIR", ".computeplane")) / "api-keys.json"
-    try:
-        keys = json.loads(key_file.read_text())["keys"]
-        return str(keys[0]["key"]) if keys else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    """The first key of a local ``computeplane serve`` on that port, wherever its data directory is (see
+    computeplane/local_servers.py), if this is one."""
+    found = discover_key(endpoint)
+    return found.key if found else None
 
 
 class ComputePlaneClient:
     """Typed calls for every endpoint of one workspace of a ComputePlane server.
 
     ``api_key`` is sent as the ``x-functions-key`` header; when None, COMPUTEPLANE_API_KEY is used if set, and
-    for a server on this machine the key ``computeplane serve`` created in its data directory
-    (COMPUTEPLANE_DATA_DIR, default ``.computeplane``), as ``func`` does with local keys. Pass ``""`` to send none.
+    for a server on this machine the key ``computeplane serve`` created in its data directory (found through the
+    per-user record ``serve`` keeps, else COMPUTEPLANE_DATA_DIR or ``.computeplane``), as ``func`` does with local
+    keys. Pass ``""`` to send none.
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, workspace: str = DEFAULT_WORKSPACE,

@@ -13,6 +13,7 @@ import azure.functions as func
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from computeplane.local_servers import forget_server, record_server
 from shared import bootstrap
 from shared.adapters.job_sandbox import JobSandbox
 from shared.api.auth import load_or_create_keys
@@ -80,6 +81,7 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
     # Probed now rather than at the first job: the warning shows at start, and `required` refuses to start.
     sandbox = container.provider.job_sandbox() if container.provider is not None else None
     container.api_keys, key_file = load_or_create_keys(settings.data_dir, settings.extra.get("COMPUTEPLANE_API_KEY"))
+    record_server(port, settings.data_dir, key_file)  # so `computeplane keys show` finds it from anywhere
     bootstrap.use_container(container)
     function_app = importlib.import_module("function_app")
     functions_host = LocalFunctionsHost(function_app.app, container.queue, sweep_seconds=sweep_seconds,
@@ -96,7 +98,8 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
         print(f"Data directory:    {settings.data_dir.resolve()}", flush=True)
         print(f"Job directories:   {settings.runs_root}", flush=True)
         print(f"Local jobs:        {job_isolation(sandbox, settings)}", flush=True)
-        print(f"API keys:          {key_file.resolve()} (send one as the x-functions-key header)", flush=True)
+        print(f"API keys:          {key_file.resolve()} (send one as the x-functions-key header; "
+              "`computeplane keys show` prints it; edits apply without a restart)", flush=True)
         print(f"Functions:         {', '.join(f.name for f in functions_host.queue_functions)} (queues), "
               f"{', '.join(f.name for f in functions_host.timer_functions)} (timer)", flush=True)
     server = uvicorn.Server(uvicorn.Config(http_app, host=host, port=port, log_level="warning", lifespan="off"))
@@ -108,4 +111,5 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
         functions_host.stop()
         if container.provider is not None:
             container.provider.stop_all()
+        forget_server(port)
         print("ComputePlane stopped.", flush=True)
