@@ -5,6 +5,9 @@ STAMP := $(VENV)/.installed
 # checkov pins packaging<24 and an old pycep-parser, which clash with pytest 9: it gets a venv of its own.
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
+# `make run PORT=7072 DATA_DIR=/tmp/cp`: another port or data directory (COMPUTEPLANE_DATA_DIR is honoured too).
+PORT ?= 7071
+DATA_DIR ?= $(or $(COMPUTEPLANE_DATA_DIR),.computeplane)
 
 .PHONY: run test lint typecheck
 
@@ -20,7 +23,7 @@ $(CHECKOV):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov==3.3.30
 
 run: $(STAMP)
-	$(VENV)/bin/computeplane serve
+	$(VENV)/bin/computeplane serve --port $(PORT) --data-dir $(DATA_DIR)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check shared functions function_app.py computeplane tests bench
