@@ -112,9 +112,12 @@ class ComputePlaneClient:
                        admin_username: str | None = None, admin_user_password: str | None = None,
                        admin_user_ssh_key: str | None = None, remote_login_port_public_access: str | None = None,
                        enable_node_public_ip: bool | None = None,
-                       inter_node_communication: bool | None = None) -> ClusterCreateResult:
+                       inter_node_communication: bool | str | None = None) -> ClusterCreateResult:
         """Get-or-create: the same spec again is a no-op (``created`` False), a different spec a ConflictError.
-        Only the fields given (not None) are sent; the server applies the AmlCompute defaults to the rest."""
+        Only the fields given (not None) are sent; the server applies the AmlCompute defaults to the rest.
+        ``inter_node_communication``: True/False or the API's own "Enabled"/"Disabled"."""
+        if isinstance(inter_node_communication, bool):
+            inter_node_communication = "Enabled" if inter_node_communication else "Disabled"
         fields: dict[str, Any] = {
             "name": name, "vm_size": vm_size, "max_nodes": max_nodes, "min_nodes": min_nodes,
             "vm_priority": vm_priority, "idle_seconds_before_scaledown": idle_seconds_before_scaledown,

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from shared.domain.cluster import Cluster
 from shared.domain.job import Job, JobHistoryEntry
+from shared.domain.validation import scale_settings_warnings
 
 
 class ScaleSettings(BaseModel):
@@ -81,7 +82,7 @@ class ClusterView(BaseModel):
             scale_settings=ScaleSettings(min_nodes=s.min_nodes, max_nodes=s.max_nodes,
                                          idle_seconds_before_scaledown=s.idle_seconds_before_scaledown),
             errors=[ErrorView(code=e.code, message=e.message, time=e.time) for e in c.errors],
-            warnings=c.warnings, identity=IdentityView.of(c),
+            warnings=[*c.warnings, *scale_settings_warnings(s.max_nodes)], identity=IdentityView.of(c),
             vnet={"resource_group": s.vnet_resourcegroup_name, "vnet_name": s.vnet_name, "subnet_name": s.subnet_name}
             if s.vnet_name else None,
             admin_username=s.admin_username, remote_login_port_public_access=s.remote_login_port_public_access,
