@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated
 
@@ -35,6 +36,12 @@ app.add_typer(keys_app, name="keys")
 app.command("simulate", cls=GlobalOptionsCommand)(simulate)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"computeplane {package_version('computeplane')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def cli(
     ctx: typer.Context,
@@ -47,6 +54,8 @@ def cli(
     api_key: Annotated[str | None, typer.Option(envvar=API_KEY_ENV, show_default=False,
                                                 help="Key for a server that requires one (x-functions-key).")] =
         None,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
 ) -> None:
     """ComputePlane: ML compute clusters with AmlCompute semantics.
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -92,7 +91,7 @@ class ErrorReportingGroup(TyperGroup):
             else:
                 report_error(error)
             raise typer.Exit(exit_code_for(error)) from None
-        except click.UsageError as error:
+        except typer.BadParameter as error:  # typer's own usage errors (bad or missing option values)
             if not wants_json(ctx):
                 raise
             report_error_as_json("UsageError", error.format_message())

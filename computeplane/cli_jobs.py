@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +14,7 @@ from computeplane.cli_output import emit, job_detail, job_table, print_json
 from computeplane.cli_progress import ProgressLines, job_progress_line
 from computeplane.cli_values import parse_key_values
 from computeplane.client import ComputePlaneClient
+from computeplane.errors import NotFoundError
 from computeplane.snapshot_archive import SnapshotRejected
 from computeplane.waiting import DEFAULT_WAIT_TIMEOUT_SECONDS, OutputCallback, wait_for_job
 
@@ -52,7 +55,8 @@ def submit(
         if not settings.json:
             typer.echo(f"Submitted job {job['id']} to cluster '{cluster}'.", err=True)
         if wait:
-            job = _follow(client, job["id"], timeout, stream_output=not settings.json)
+            with still_running_on_interrupt(job["id"]):
+                job = _follow(client, job["id"], timeout, stream_output=not settings.json)
     if settings.json or not wait:
         emit(settings, job, job_detail)
 
@@ -66,6 +70,20 @@ def _follow(client: ComputePlaneClient, job_id: str, timeout: float, stream_outp
                              on_output=_print_output(progress) if stream_output else None)
         progress.note(f"Job {job_id} {final.get('state')} (exit code {final.get('exit_code')}).")
     return final
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
+@contextmanager
+def still_running_on_interrupt(job_id: str) -> Iterator[None]:
+    """Ctrl-C stops the waiting, not the job: say so, and how to follow or cancel it."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        typer.echo(f"\nStopped waiting. Job {job_id} goes on: follow it with `computeplane job logs {job_id} "
+                   f"--follow`, cancel it with `computeplane job cancel {job_id}`.", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _print_output(progress: ProgressLines) -> OutputCallback:
@@ -95,7 +113,15 @@ def list_jobs(ctx: typer.Context, cluster: Annotated[str | None, typer.Option(
     """The jobs of the workspace (or of one cluster)."""
     settings = settings_of(ctx)
     with settings.client() as client:
-        emit(settings, client.list_jobs(cluster), job_table)
+        try:
+            jobs = client.list_jobs(cluster)
+        except NotFoundError as error:
+            if cluster is None:
+                raise
+            # A deleted cluster's jobs stay in the workspace's list; --cluster names a cluster that exists now.
+            raise NotFoundError(error.status, error.code, f"{error.message}; `computeplane job list` without "
+                                "--cluster lists every job of the workspace, those of deleted clusters too") from None
+        emit(settings, jobs, job_table)
 
 
 @job_app.command("logs", cls=GlobalOptionsCommand)
@@ -110,10 +136,12 @@ def logs(
     settings = settings_of(ctx)
     with settings.client() as client:
         if follow and not settings.json:
-            _follow(client, job_id, float("inf"), stream_output=True, first_attempt=attempt or 1)
+            with still_running_on_interrupt(job_id):
+                _follow(client, job_id, float("inf"), stream_output=True, first_attempt=attempt or 1)
             return
         if follow:
-            wait_for_job(client, job_id, timeout=float("inf"), raise_on_error=False)
+            with still_running_on_interrupt(job_id):
+                wait_for_job(client, job_id, timeout=float("inf"), raise_on_error=False)
         body = client.job_logs(job_id, attempt)
     if settings.json:
         print_json(body)
@@ -126,4 +154,8 @@ def cancel(ctx: typer.Context, job_id: JobIdArgument) -> None:
     """Cancel a queued or running job (a finished job cannot be canceled: exit code 1)."""
     settings = settings_of(ctx)
     with settings.client() as client:
-        emit(settings, client.cancel_job(job_id), job_detail)
+        job = client.cancel_job(job_id)
+    if not settings.json:
+        typer.echo(f"Cancel requested for job {job_id} (state {job.get('state')}); it shows Canceled once its run "
+                   "has stopped (`computeplane job show`).", err=True)
+    emit(settings, job, job_detail)

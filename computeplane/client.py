@@ -16,6 +16,7 @@ Every method returns the API's JSON body as it is (plain dicts and lists), and r
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ API_KEY_HEADER = "x-functions-key"
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 SUBMIT_ATTEMPTS = 4
 API_KEY_ENV = "COMPUTEPLANE_API_KEY"
+WORKSPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # as the API's path rule
 
 JsonObject = dict[str, Any]
 
@@ -83,6 +85,10 @@ class ComputePlaneClient:
                  api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT_SECONDS,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.endpoint = endpoint.rstrip("/")
+        if not WORKSPACE_NAME.fullmatch(workspace):
+            raise InvalidInputError(None, "InvalidWorkspaceName",
+                                    f"workspace {workspace!r}: a workspace name is 1 to 64 letters, digits, '-' or "
+                                    "'_', starting with a letter or digit")
         self.workspace = workspace
         key = (os.environ.get(API_KEY_ENV) or local_server_key(self.endpoint)) if api_key is None else api_key
         headers = {API_KEY_HEADER: key} if key else {}
@@ -261,8 +267,8 @@ def error_from_response(response: httpx.Response) -> ComputePlaneError:
     message = str(error.get("message") or response.text or response.reason_phrase)
     details = error.get("details") if isinstance(error.get("details"), list) else None
     if status == 404 and code == "NotFound":
-        message = (f"{response.request.method} {response.request.url.path}: this server has no such endpoint "
-                   "(is it an older ComputePlane?)")
+        message = (f"{response.request.method} {response.request.url.path}: no such endpoint on this server; check "
+                   "the endpoint address and the names in the path (workspace, cluster, job)")
     kind: type[ComputePlaneError]
     if status in (401, 403):
         kind = AccessDeniedError

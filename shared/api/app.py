@@ -129,7 +129,8 @@ def job_logs(workspace: Workspace, job_id: JobId, deps: DepsDep,
 
 @workspace_routes.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobView)
 def cancel_job(workspace: Workspace, job_id: JobId, deps: DepsDep) -> JobView:
-    return JobView.of(commands.cancel_job(deps, workspace, job_id))
+    """202 with the job as it is now and ``cancel_requested: true``; its state becomes Canceled shortly after."""
+    return JobView.of(commands.cancel_job(deps, workspace, job_id)).model_copy(update={"cancel_requested": True})
 
 
 system_routes = APIRouter(prefix="/api")
