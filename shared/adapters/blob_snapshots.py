@@ -8,6 +8,7 @@ Data Contributor" on the container (infra/app/snapshots-rbac.bicep); nodes read 
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -34,6 +35,11 @@ class BlobSnapshotStore:
     @staticmethod
     def blob_name(workspace: str, digest: str) -> str:
         return f"{workspace}/{digest}.tar.gz"
+
+    def create_container(self) -> None:
+        """For a fresh account (Azurite, tests): in Azure the container comes with the infrastructure."""
+        with contextlib.suppress(ResourceExistsError):
+            self._container.create_container()
 
     def put(self, workspace: str, digest: str, archive: bytes) -> bool:
         try:
