@@ -6,16 +6,28 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from computeplane.cli import app
 from computeplane.client import ComputePlaneClient
 from computeplane.snapshot_archive import digest_of
-from tests.e2e.server import Server, http, wait_for
+from tests.e2e.server import Server, http, start_server, wait_for
 from tests.e2e.test_lifecycle import create_cluster, finished
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for the module (each test has its own cluster and project)."""
+    srv = start_server(tmp_path_factory.mktemp("code") / "data")
+    try:
+        yield srv
+    finally:
+        srv.stop()
 
 TRAIN = """\
 import os, json
@@ -55,11 +67,12 @@ def test_a_two_node_job_runs_a_multi_file_project_that_imports_its_own_modules(s
         assert not (code / "result.json").exists()  # the project itself is never touched
 
         # The same project again: the same snapshot, not uploaded a second time (stored once per content hash).
+        stored = server.data_dir / "snapshots" / "default" / f"{digest}.tar.gz"
+        before = (sorted((server.data_dir / "snapshots").rglob("*")), stored.stat().st_mtime_ns)
         again = client.submit_job("codecluster", ["python", "-c", "import trainer.model as m; print(m.describe())"],
                                   code=code)
         assert again["code"] == digest
-        stored = list((server.data_dir / "snapshots" / "default").glob("*.tar.gz"))
-        assert [p.name for p in stored] == [f"{digest}.tar.gz"]
+        assert (sorted((server.data_dir / "snapshots").rglob("*")), stored.stat().st_mtime_ns) == before
         wait_for(lambda: finished(server, again["id"]), timeout=60, what="the second job")
         assert client.job_logs(again["id"])["logs"] == "mlp-2x\n"
 

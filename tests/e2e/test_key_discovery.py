@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from computeplane.client import ComputePlaneClient
 from computeplane.local_servers import state_dir
@@ -23,8 +24,8 @@ def keys_show(endpoint: str, cwd: Path, *extra: str) -> subprocess.CompletedProc
                           capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_keys_show_finds_a_server_started_with_another_data_dir_from_any_directory(tmp_path: Path,
-                                                                                   monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_keys_show_finds_a_server_started_with_another_data_dir_from_any_directory_and_key_edits_apply_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COMPUTEPLANE_API_KEY")
     elsewhere, somewhere_else = tmp_path / "elsewhere", tmp_path / "unrelated-cwd"
     elsewhere.mkdir()
@@ -48,6 +49,9 @@ def test_keys_show_finds_a_server_started_with_another_data_dir_from_any_directo
         assert stat.S_IMODE(registry.stat().st_mode) == 0o600
         assert stat.S_IMODE(registry.parent.stat().st_mode) == 0o700
         assert file_key not in registry.read_text()  # paths only
+
+        key_file = elsewhere / "my-data" / "api-keys.json"
+        check_that_key_file_edits_apply_without_a_restart(server.api(), key_file)
     finally:
         server.stop()
     assert str(server.url.rsplit(":", 1)[1]) not in json.loads((state_dir() / "servers.json").read_text())
@@ -63,24 +67,19 @@ def test_keys_show_without_a_server_fails_with_exit_2_and_prints_no_key(tmp_path
     assert json.loads(remote.stderr)["error"]["code"] == "NoApiKeyFound"
 
 
-def test_a_key_added_or_revoked_in_the_key_file_applies_without_a_restart(tmp_path: Path) -> None:
-    server = start_server(tmp_path / "data")
-    try:
-        key_file = tmp_path / "data" / "api-keys.json"
-        document = json.loads(key_file.read_text())
-        clusters = f"{server.api()}/clusters"
+def check_that_key_file_edits_apply_without_a_restart(api: str, key_file: Path) -> None:
+    """A key added, then revoked, in the file of a running server; a half-written file keeps the keys read last."""
+    document = json.loads(key_file.read_text())
 
-        def status_with(key: str) -> int:
-            return httpx.get(clusters, headers={"x-functions-key": key}).status_code
+    def status_with(key: str) -> int:
+        return httpx.get(f"{api}/clusters", headers={"x-functions-key": key}).status_code
 
-        assert status_with("team-key-1234") == 401
-        document["keys"].append({"name": "team", "key": "team-key-1234", "workspaces": ["default"]})
-        key_file.write_text(json.dumps(document))
-        wait_for(lambda: status_with("team-key-1234") == 200, timeout=10, what="the new key to be accepted")
-        document["keys"].pop()
-        key_file.write_text(json.dumps(document))
-        wait_for(lambda: status_with("team-key-1234") == 401, timeout=10, what="the revoked key to be refused")
-        key_file.write_text('{"keys": [')  # half-written: the keys read last stay
-        assert status_with(document["keys"][0]["key"]) == 200
-    finally:
-        server.stop()
+    assert status_with("team-key-1234") == 401
+    document["keys"].append({"name": "team", "key": "team-key-1234", "workspaces": ["default"]})
+    key_file.write_text(json.dumps(document))
+    wait_for(lambda: status_with("team-key-1234") == 200, timeout=10, what="the new key to be accepted")
+    document["keys"].pop()
+    key_file.write_text(json.dumps(document))
+    wait_for(lambda: status_with("team-key-1234") == 401, timeout=10, what="the revoked key to be refused")
+    key_file.write_text('{"keys": [')
+    assert status_with(document["keys"][0]["key"]) == 200
