@@ -30,7 +30,7 @@ class CodeSnapshot:
     files: tuple[str, ...]
 
 
-def _ignore_spec(directory: Path) -> pathspec.PathSpec | None:
+def _ignore_spec(directory: Path) -> pathspec.GitIgnoreSpec | None:
     """The rules of this directory's .amlignore, else its .gitignore, as Azure ML reads them."""
     for name in IGNORE_FILES:
         path = directory / name
@@ -44,7 +44,7 @@ def snapshot_files(root: Path) -> list[str]:
     if not root.is_dir():
         raise SnapshotRejected(f"{root}: not a directory")
     root = root.resolve()
-    rules: list[tuple[Path, pathspec.PathSpec]] = []
+    rules: list[tuple[Path, pathspec.GitIgnoreSpec]] = []
     chosen: list[str] = []
 
     def ignored(path: Path, is_dir: bool) -> bool:
