@@ -23,6 +23,7 @@ import posixpath
 import shutil
 import stat
 import tarfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -183,7 +184,9 @@ def _members(archive: bytes) -> Iterator[tuple[tarfile.TarFile, tarfile.TarInfo,
                                            "(no devices or FIFOs)")
                 seen[name] = entry.kind
                 yield tar, member, entry
-    except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as exc:
+    except SnapshotRejected:
+        raise
+    except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as exc:  # whatever a crafted stream does
         raise SnapshotRejected(f"not a gzipped tar archive ({exc})") from None
 
 

@@ -161,3 +161,10 @@ class _Zeros(io.RawIOBase):
         buffer[:n] = bytes(n)
         self._left -= n
         return n
+
+
+def test_a_corrupt_compressed_stream_is_refused_not_an_internal_error() -> None:
+    archive = bytearray(hostile(member("a.py", size=1), content=b"x" * 4096))
+    archive[20:40] = b"\xff" * 20  # inside the deflate stream
+    with pytest.raises(SnapshotRejected, match="not a gzipped tar archive"):
+        check_archive(bytes(archive))
