@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import logging
+import socket
 import sys
 from dataclasses import replace
 from datetime import timedelta
@@ -64,6 +65,16 @@ def job_isolation(sandbox: JobSandbox | None, settings: Settings) -> str:
     return "NOT isolated: the job sandbox cannot work here (see the warning above); jobs can read the data directory"
 
 
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def service_bus_receiver(settings: Settings) -> QueueReceiver:
     """Feed the queue triggers from a real namespace (or the official emulator) with peek-lock sessions."""
     from shared.adapters.servicebus_bus import ServiceBusPump, service_bus_client_factory
@@ -81,7 +92,8 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
     # Probed now rather than at the first job: the warning shows at start, and `required` refuses to start.
     sandbox = container.provider.job_sandbox() if container.provider is not None else None
     container.api_keys, key_file = load_or_create_keys(settings.data_dir, settings.extra.get("COMPUTEPLANE_API_KEY"))
-    record_server(port, settings.data_dir, key_file)  # so `computeplane keys show` finds it from anywhere
+    if port_is_free(host, port):  # else uvicorn fails to start: the server holding the port keeps its record
+        record_server(port, settings.data_dir, key_file)  # so `computeplane keys show` finds it from anywhere
     bootstrap.use_container(container)
     function_app = importlib.import_module("function_app")
     functions_host = LocalFunctionsHost(function_app.app, container.queue, sweep_seconds=sweep_seconds,

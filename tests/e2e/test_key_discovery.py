@@ -83,3 +83,17 @@ def check_that_key_file_edits_apply_without_a_restart(api: str, key_file: Path) 
     wait_for(lambda: status_with("team-key-1234") == 401, timeout=10, what="the revoked key to be refused")
     key_file.write_text('{"keys": [')
     assert status_with(document["keys"][0]["key"]) == 200
+
+
+def test_a_second_server_on_a_taken_port_does_not_take_over_the_record(tmp_path: Path) -> None:
+    first = start_server(tmp_path / "first")
+    try:
+        port = first.url.rsplit(":", 1)[1]
+        env = {k: v for k, v in os.environ.items() if k != "COMPUTEPLANE_DATA_DIR"}
+        second = subprocess.run([*console_script(), "serve", "--port", port, "--data-dir", str(tmp_path / "second")],
+                                env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert second.returncode != 0  # the port is taken
+        recorded = json.loads((state_dir() / "servers.json").read_text())[port]
+        assert recorded["data_dir"] == str((tmp_path / "first").resolve())
+    finally:
+        first.stop()
