@@ -183,7 +183,7 @@ class ComputePlaneClient:
         try:
             self._object("GET", path)
         except NotFoundError:
-            self._object("PUT", path, content=snapshot.archive, headers={"content-type": "application/gzip"})
+            self._object("PUT", path, content=snapshot.archive, headers={"content-type": "application/octet-stream"})
         return snapshot.digest
 
     def submit_job(self, cluster: str, command: list[str], *, node_count: int | None = None,

@@ -52,11 +52,12 @@ def snapshot_store(deps: Deps) -> SnapshotStore:
 @routes.put("/snapshots/{digest}", status_code=201, response_model=SnapshotView,
             responses={200: {"model": SnapshotView}, 413: {}, 422: {}},
             openapi_extra={"requestBody": {"required": True, "content": {
-                "application/gzip": {"schema": {"type": "string", "format": "binary"}}}}})
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
 async def upload_snapshot(workspace: Workspace, digest: Digest, request: Request, response: Response,
                           deps: DepsDep) -> SnapshotView:
-    """A gzipped tar of the project (the client builds it). Checked entry by entry before it is stored: relative
-    names only, no '..', no links leading outside, no devices, size limits. The same archive again is 200."""
+    """A gzipped tar of the project (the client builds it), sent as application/octet-stream. Checked entry by
+    entry before it is stored: relative names only, no '..', no links leading outside, no devices, size limits.
+    The same archive again is 200."""
     store = snapshot_store(deps)
     archive = await request.body()
     if digest_of(archive) != digest:

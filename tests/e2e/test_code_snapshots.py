@@ -108,7 +108,7 @@ def test_hostile_uploads_and_unknown_snapshots_are_refused_naming_the_rule(serve
     archive = evil_archive()
     digest = digest_of(archive)
     answer = http.put(f"{server.api()}/snapshots/{digest}", content=archive,
-                      headers={"content-type": "application/gzip"})
+                      headers={"content-type": "application/octet-stream"})
     assert answer.status_code == 422
     assert answer.json()["error"]["details"] == [
         {"field": "code", "rule": "../../escaped.py: '..' is not allowed in a snapshot (the path would escape its "
