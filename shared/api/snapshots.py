@@ -39,7 +39,7 @@ class SnapshotNotFound(DomainError):
 
 class SnapshotView(BaseModel):
     digest: str
-    bytes: int
+    bytes: int | None = None  # of the archive, in the answer to an upload
     files: int | None = None
 
 
@@ -74,11 +74,10 @@ async def upload_snapshot(workspace: Workspace, digest: Digest, request: Request
 
 @routes.get("/snapshots/{digest}", response_model=SnapshotView)
 def show_snapshot(workspace: Workspace, digest: Digest, deps: DepsDep) -> SnapshotView:
-    """Whether the snapshot is stored (a client checks before it uploads)."""
-    archive = snapshot_store(deps).get(workspace, digest)
-    if archive is None:
+    """Whether the snapshot is stored (a client checks before it uploads; the archive itself is not read)."""
+    if not snapshot_store(deps).exists(workspace, digest):
         raise SnapshotNotFound(f"no snapshot {digest} in workspace '{workspace}'")
-    return SnapshotView(digest=digest, bytes=len(archive))
+    return SnapshotView(digest=digest)
 
 
 __all__ = ["MAX_ARCHIVE_BYTES", "routes"]
