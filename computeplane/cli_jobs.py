@@ -53,7 +53,8 @@ def submit(
         except SnapshotRejected as exc:
             raise typer.BadParameter(str(exc), param_hint="--code") from None
         if not settings.json:
-            typer.echo(f"Submitted job {job['id']} to cluster '{cluster}'.", err=True)
+            with_code = f" with code snapshot {job['code'][:12]} of {code}" if job.get("code") else ""
+            typer.echo(f"Submitted job {job['id']} to cluster '{cluster}'{with_code}.", err=True)
         if wait:
             with still_running_on_interrupt(job["id"]):
                 job = _follow(client, job["id"], timeout, stream_output=not settings.json)
