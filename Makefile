@@ -10,6 +10,13 @@ AZUREML_CORE_VENV ?= .venv-azureml-v1
 AZURE_AI_ML_VENV ?= .venv-azure-ai-ml
 AZURE_CLI_VENV ?= .venv-azure-cli
 ARM_CLIENTS := $(AZUREML_CORE_VENV)/.installed $(AZURE_AI_ML_VENV)/.installed $(AZURE_CLI_VENV)/.installed
+# Azurite (the Azure Storage emulator) for the Blob snapshot store's contract test, beside the npm peers of
+# package.json so their lock file stays as it is.
+AZURITE_DIR ?= .azurite
+AZURITE := $(AZURITE_DIR)/node_modules/.bin/azurite-blob
+# `make run PORT=7072 DATA_DIR=/tmp/cp`: another port or data directory (COMPUTEPLANE_DATA_DIR is honoured too).
+PORT ?= 7071
+DATA_DIR ?= $(or $(COMPUTEPLANE_DATA_DIR),.computeplane)
 
 .PHONY: run test lint typecheck
 
@@ -19,6 +26,9 @@ $(STAMP): pyproject.toml requirements.txt package.json package-lock.json
 	$(PY) -m pip install --quiet -e '.[dev]'
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
+
+$(AZURITE):
+	npm install --prefix $(AZURITE_DIR) --no-save --no-audit --no-fund --loglevel=error azurite@3.37.0
 
 $(CHECKOV):
 	test -x $(CHECKOV_VENV)/bin/python || python3 -m venv $(CHECKOV_VENV)
@@ -40,7 +50,7 @@ $(AZURE_CLI_VENV)/.installed:
 	touch $@
 
 run: $(STAMP)
-	$(VENV)/bin/computeplane serve
+	$(VENV)/bin/computeplane serve --port $(PORT) --data-dir $(DATA_DIR)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check shared functions function_app.py computeplane tests bench
@@ -48,7 +58,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy shared functions function_app.py
 
-test: lint typecheck $(CHECKOV) $(ARM_CLIENTS)
+test: lint typecheck $(CHECKOV) $(ARM_CLIENTS) $(AZURITE)
 	CHECKOV=$(abspath $(CHECKOV)) AZUREML_CORE_PYTHON=$(abspath $(AZUREML_CORE_VENV))/bin/python \
 	AZURE_AI_ML_PYTHON=$(abspath $(AZURE_AI_ML_VENV))/bin/python AZURE_CLI_AZ=$(abspath $(AZURE_CLI_VENV))/bin/az \
-	$(PY) -m pytest
+	AZURITE_BLOB=$(abspath $(AZURITE)) $(PY) -m pytest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated
 
@@ -11,9 +12,17 @@ import typer
 
 from computeplane.cli_capacity import quota_app, vm_sizes_app
 from computeplane.cli_clusters import cluster_app
-from computeplane.cli_context import ENDPOINT_ENV, WORKSPACE_ENV, CliSettings, GlobalOptionsCommand, OutputFormat
+from computeplane.cli_context import (
+    ENDPOINT_ENV,
+    OUTPUT_META_KEY,
+    WORKSPACE_ENV,
+    CliSettings,
+    GlobalOptionsCommand,
+    OutputFormat,
+)
 from computeplane.cli_errors import ErrorReportingGroup
 from computeplane.cli_jobs import job_app
+from computeplane.cli_keys import keys_app
 from computeplane.cli_simulate import simulate
 from computeplane.cli_token import token_app
 from computeplane.client import API_KEY_ENV, DEFAULT_ENDPOINT, DEFAULT_WORKSPACE
@@ -25,7 +34,14 @@ app.add_typer(job_app, name="job")
 app.add_typer(vm_sizes_app, name="vm-sizes")
 app.add_typer(quota_app, name="quota")
 app.add_typer(token_app, name="token")
+app.add_typer(keys_app, name="keys")
 app.command("simulate", cls=GlobalOptionsCommand)(simulate)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"computeplane {package_version('computeplane')}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -40,6 +56,8 @@ def cli(
     api_key: Annotated[str | None, typer.Option(envvar=API_KEY_ENV, show_default=False,
                                                 help="Key for a server that requires one (x-functions-key).")] =
         None,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
 ) -> None:
     """ComputePlane: ML compute clusters with AmlCompute semantics.
 
@@ -47,6 +65,7 @@ def cli(
     2 bad input; 3 the server cannot be reached.
     """
     ctx.obj = CliSettings(endpoint=endpoint, workspace=workspace, output=output, api_key=api_key)
+    ctx.meta[OUTPUT_META_KEY] = output
 
 
 @app.command()

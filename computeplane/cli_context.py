@@ -39,6 +39,13 @@ class CliSettings:
         return ComputePlaneClient(self.endpoint, self.workspace, api_key=self.api_key)
 
 
+OUTPUT_META_KEY = "computeplane.output"  # ctx.meta is shared by a command and its group: the error handler reads it
+
+
+def wants_json(ctx: typer.Context) -> bool:
+    return ctx.meta.get(OUTPUT_META_KEY) is OutputFormat.JSON
+
+
 def settings_of(ctx: typer.Context) -> CliSettings:
     return ctx.obj if isinstance(ctx.obj, CliSettings) else CliSettings()
 
@@ -60,6 +67,7 @@ class GlobalOptionsCommand(TyperCommand):
         if overrides:
             if "output" in overrides:
                 overrides["output"] = _output_format(overrides["output"])
+                ctx.meta[OUTPUT_META_KEY] = overrides["output"]
             ctx.obj = replace(settings_of(ctx), **overrides)
         return super().parse_args(ctx, remaining)
 

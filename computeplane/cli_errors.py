@@ -7,6 +7,7 @@ reached (the message names the address tried).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import typer
@@ -14,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from computeplane.cli_context import wants_json
 from computeplane.errors import (
     AccessDeniedError,
     ComputePlaneError,
@@ -68,12 +70,29 @@ def _hint_for(error: ComputePlaneError) -> str | None:
     return None
 
 
+def report_error_as_json(code: str, message: str, details: list[dict[str, Any]] | None = None) -> None:
+    """Under ``-o json`` an error is one JSON object on stderr (the API's shape), so a script can parse it too."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    typer.echo(json.dumps({"error": body}, ensure_ascii=False), err=True)
+
+
 class ErrorReportingGroup(TyperGroup):
-    """The root command group: runs the command, and turns a ComputePlaneError into a message and an exit code."""
+    """The root command group: runs the command, and turns a ComputePlaneError into a message and an exit code
+    (under ``-o json``, usage errors and refusals alike are a JSON object on stderr)."""
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except ComputePlaneError as error:
-            report_error(error)
+            if wants_json(ctx):
+                report_error_as_json(error.code, error.message, error.details)
+            else:
+                report_error(error)
             raise typer.Exit(exit_code_for(error)) from None
+        except typer.BadParameter as error:  # typer's own usage errors (bad or missing option values)
+            if not wants_json(ctx):
+                raise
+            report_error_as_json("UsageError", error.format_message())
+            raise typer.Exit(EXIT_BAD_INPUT) from None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -11,6 +14,8 @@ from computeplane.cli_output import emit, job_detail, job_table, print_json
 from computeplane.cli_progress import ProgressLines, job_progress_line
 from computeplane.cli_values import parse_key_values
 from computeplane.client import ComputePlaneClient
+from computeplane.errors import NotFoundError
+from computeplane.snapshot_archive import SnapshotRejected
 from computeplane.waiting import DEFAULT_WAIT_TIMEOUT_SECONDS, OutputCallback, wait_for_job
 
 job_app = typer.Typer(help="Submit jobs to a cluster and follow them.", no_args_is_help=True)
@@ -30,6 +35,10 @@ def submit(
                                                   show_default=False)] = None,
     max_retries: Annotated[int | None, typer.Option("--max-retries", help="Retries after a lost node \\[default: 3].",
                                                     show_default=False)] = None,
+    code: Annotated[Path | None, typer.Option(
+        "--code", help="Project directory: snapshotted (minus .amlignore/.gitignore), uploaded once, and the working "
+                       "directory of every node.", show_default=False, exists=True, file_okay=False,
+        dir_okay=True)] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the job, showing its state and output.")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait with --wait.")] =
         DEFAULT_WAIT_TIMEOUT_SECONDS,
@@ -38,12 +47,17 @@ def submit(
     settings = settings_of(ctx)
     environment = parse_key_values(env or [], "--env") or None
     with settings.client() as client:
-        job = client.submit_job(cluster, command, node_count=node_count, environment_variables=environment,
-                                max_retries=max_retries)
+        try:
+            job = client.submit_job(cluster, command, node_count=node_count, environment_variables=environment,
+                                    max_retries=max_retries, code=code)
+        except SnapshotRejected as exc:
+            raise typer.BadParameter(str(exc), param_hint="--code") from None
         if not settings.json:
-            typer.echo(f"Submitted job {job['id']} to cluster '{cluster}'.", err=True)
+            with_code = f" with code snapshot {job['code'][:12]} of {code}" if job.get("code") else ""
+            typer.echo(f"Submitted job {job['id']} to cluster '{cluster}'{with_code}.", err=True)
         if wait:
-            job = _follow(client, job["id"], timeout, stream_output=not settings.json)
+            with still_running_on_interrupt(job["id"]):
+                job = _follow(client, job["id"], timeout, stream_output=not settings.json)
     if settings.json or not wait:
         emit(settings, job, job_detail)
 
@@ -57,6 +71,20 @@ def _follow(client: ComputePlaneClient, job_id: str, timeout: float, stream_outp
                              on_output=_print_output(progress) if stream_output else None)
         progress.note(f"Job {job_id} {final.get('state')} (exit code {final.get('exit_code')}).")
     return final
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
+@contextmanager
+def still_running_on_interrupt(job_id: str) -> Iterator[None]:
+    """Ctrl-C stops the waiting, not the job: say so, and how to follow or cancel it."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        typer.echo(f"\nStopped waiting. Job {job_id} goes on: follow it with `computeplane job logs {job_id} "
+                   f"--follow`, cancel it with `computeplane job cancel {job_id}`.", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _print_output(progress: ProgressLines) -> OutputCallback:
@@ -86,7 +114,15 @@ def list_jobs(ctx: typer.Context, cluster: Annotated[str | None, typer.Option(
     """The jobs of the workspace (or of one cluster)."""
     settings = settings_of(ctx)
     with settings.client() as client:
-        emit(settings, client.list_jobs(cluster), job_table)
+        try:
+            jobs = client.list_jobs(cluster)
+        except NotFoundError as error:
+            if cluster is None:
+                raise
+            # A deleted cluster's jobs stay in the workspace's list; --cluster names a cluster that exists now.
+            raise NotFoundError(error.status, error.code, f"{error.message}; `computeplane job list` without "
+                                "--cluster lists every job of the workspace, those of deleted clusters too") from None
+        emit(settings, jobs, job_table)
 
 
 @job_app.command("logs", cls=GlobalOptionsCommand)
@@ -101,10 +137,12 @@ def logs(
     settings = settings_of(ctx)
     with settings.client() as client:
         if follow and not settings.json:
-            _follow(client, job_id, float("inf"), stream_output=True, first_attempt=attempt or 1)
+            with still_running_on_interrupt(job_id):
+                _follow(client, job_id, float("inf"), stream_output=True, first_attempt=attempt or 1)
             return
         if follow:
-            wait_for_job(client, job_id, timeout=float("inf"), raise_on_error=False)
+            with still_running_on_interrupt(job_id):
+                wait_for_job(client, job_id, timeout=float("inf"), raise_on_error=False)
         body = client.job_logs(job_id, attempt)
     if settings.json:
         print_json(body)
@@ -117,4 +155,8 @@ def cancel(ctx: typer.Context, job_id: JobIdArgument) -> None:
     """Cancel a queued or running job (a finished job cannot be canceled: exit code 1)."""
     settings = settings_of(ctx)
     with settings.client() as client:
-        emit(settings, client.cancel_job(job_id), job_detail)
+        job = client.cancel_job(job_id)
+    if not settings.json:
+        typer.echo(f"Cancel requested for job {job_id} (state {job.get('state')}); it shows Canceled once its run "
+                   "has stopped (`computeplane job show`).", err=True)
+    emit(settings, job, job_detail)

@@ -15,8 +15,8 @@ Every method returns the API's JSON body as it is (plain dicts and lists), and r
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,7 @@ from computeplane.errors import (
     ServerUnreachable,
     WaitTimeout,
 )
+from computeplane.local_servers import discover_key
 from computeplane.waiting import wait_for_cluster, wait_for_cluster_deletion, wait_for_job
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:7071"
@@ -46,6 +47,7 @@ API_KEY_HEADER = "x-functions-key"
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 SUBMIT_ATTEMPTS = 4
 API_KEY_ENV = "COMPUTEPLANE_API_KEY"
+WORKSPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # as the API's path rule
 
 JsonObject = dict[str, Any]
 
@@ -64,29 +66,29 @@ class ClusterCreateResult:
 
 
 def local_server_key(endpoint: str) -> str | None:
-    """The first key of a local ``computeplane serve``, read from its data directory, if this is one."""
-    if httpx.URL(endpoint).host not in ("127.0.0.1", "localhost", "::1"):
-        return None
-    key_file = Path(os.environ.get("COMPUTEPLANE_DATA_DIR", ".computeplane")) / "api-keys.json"
-    try:
-        keys = json.loads(key_file.read_text())["keys"]
-        return str(keys[0]["key"]) if keys else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    """The first key of a local ``computeplane serve`` on that port, wherever its data directory is (see
+    computeplane/local_servers.py), if this is one."""
+    found = discover_key(endpoint)
+    return found.key if found else None
 
 
 class ComputePlaneClient:
     """Typed calls for every endpoint of one workspace of a ComputePlane server.
 
     ``api_key`` is sent as the ``x-functions-key`` header; when None, COMPUTEPLANE_API_KEY is used if set, and
-    for a server on this machine the key ``computeplane serve`` created in its data directory
-    (COMPUTEPLANE_DATA_DIR, default ``.computeplane``), as ``func`` does with local keys. Pass ``""`` to send none.
+    for a server on this machine the key ``computeplane serve`` created in its data directory (found through the
+    per-user record ``serve`` keeps, else COMPUTEPLANE_DATA_DIR or ``.computeplane``), as ``func`` does with local
+    keys. Pass ``""`` to send none.
     """
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, workspace: str = DEFAULT_WORKSPACE,
                  api_key: str | None = None, timeout: float = DEFAULT_TIMEOUT_SECONDS,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.endpoint = endpoint.rstrip("/")
+        if not WORKSPACE_NAME.fullmatch(workspace):
+            raise InvalidInputError(None, "InvalidWorkspaceName",
+                                    f"workspace {workspace!r}: a workspace name is 1 to 64 letters, digits, '-' or "
+                                    "'_', starting with a letter or digit")
         self.workspace = workspace
         key = (os.environ.get(API_KEY_ENV) or local_server_key(self.endpoint)) if api_key is None else api_key
         headers = {API_KEY_HEADER: key} if key else {}
@@ -116,9 +118,12 @@ class ComputePlaneClient:
                        admin_username: str | None = None, admin_user_password: str | None = None,
                        admin_user_ssh_key: str | None = None, remote_login_port_public_access: str | None = None,
                        enable_node_public_ip: bool | None = None,
-                       inter_node_communication: bool | None = None) -> ClusterCreateResult:
+                       inter_node_communication: bool | str | None = None) -> ClusterCreateResult:
         """Get-or-create: the same spec again is a no-op (``created`` False), a different spec a ConflictError.
-        Only the fields given (not None) are sent; the server applies the AmlCompute defaults to the rest."""
+        Only the fields given (not None) are sent; the server applies the AmlCompute defaults to the rest.
+        ``inter_node_communication``: True/False or the API's own "Enabled"/"Disabled"."""
+        if isinstance(inter_node_communication, bool):
+            inter_node_communication = "Enabled" if inter_node_communication else "Disabled"
         fields: dict[str, Any] = {
             "name": name, "vm_size": vm_size, "max_nodes": max_nodes, "min_nodes": min_nodes,
             "vm_priority": vm_priority, "idle_seconds_before_scaledown": idle_seconds_before_scaledown,
@@ -168,12 +173,29 @@ class ComputePlaneClient:
         return self._object("DELETE", self._ws(f"clusters/{name}/identity"), params=params)
 
     # --- jobs ------------------------------------------------------------------------------------------------------
+    def upload_code(self, directory: str | os.PathLike[str]) -> str:
+        """Snapshot ``directory`` (honouring .amlignore / .gitignore) and upload it unless the workspace has it
+        already; returns its digest, which ``submit_job(code=...)`` also accepts."""
+        from computeplane.code_snapshot import snapshot_directory  # pathspec is needed only for code snapshots
+
+        snapshot = snapshot_directory(directory)
+        path = self._ws(f"snapshots/{snapshot.digest}")
+        try:
+            self._object("GET", path)
+        except NotFoundError:
+            self._object("PUT", path, content=snapshot.archive, headers={"content-type": "application/octet-stream"})
+        return snapshot.digest
+
     def submit_job(self, cluster: str, command: list[str], *, node_count: int | None = None,
                    environment_variables: dict[str, str] | None = None,
-                   max_retries: int | None = None) -> JsonObject:
-        """Queue ``command`` (an argument list, never passed to a shell) on ``cluster``; returns the job (``id``)."""
+                   max_retries: int | None = None, code: str | os.PathLike[str] | None = None) -> JsonObject:
+        """Queue ``command`` (an argument list, never passed to a shell) on ``cluster``; returns the job (``id``).
+        ``code``: a project directory (snapshotted and uploaded, see ``upload_code``) or the digest of one already
+        uploaded; every node runs ``command`` in its own unpacked copy."""
+        digest = None if code is None else str(code) if _is_digest(code) else self.upload_code(code)
         body = _without_none({"command": list(command), "node_count": node_count,
-                              "environment_variables": environment_variables, "max_retries": max_retries})
+                              "environment_variables": environment_variables, "max_retries": max_retries,
+                              "code": digest})
         # One key for every attempt: when an answer is lost (timeout, 503), the next attempt gets the same job back.
         headers = {IDEMPOTENCY_KEY_HEADER: uuid.uuid4().hex}
         retrying = Retrying(retry=retry_if_exception(_answer_may_be_lost), stop=stop_after_attempt(SUBMIT_ATTEMPTS),
@@ -245,8 +267,8 @@ def error_from_response(response: httpx.Response) -> ComputePlaneError:
     message = str(error.get("message") or response.text or response.reason_phrase)
     details = error.get("details") if isinstance(error.get("details"), list) else None
     if status == 404 and code == "NotFound":
-        message = (f"{response.request.method} {response.request.url.path}: this server has no such endpoint "
-                   "(is it an older ComputePlane?)")
+        message = (f"{response.request.method} {response.request.url.path}: no such endpoint on this server; check "
+                   "the endpoint address and the names in the path (workspace, cluster, job)")
     kind: type[ComputePlaneError]
     if status in (401, 403):
         kind = AccessDeniedError
@@ -275,6 +297,11 @@ def _describe_transport_error(exc: httpx.TransportError) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "timed out"
     return type(exc).__name__
+
+
+def _is_digest(code: str | os.PathLike[str]) -> bool:
+    return isinstance(code, str) and len(code) == 64 and all(c in "0123456789abcdef" for c in code) \
+        and not Path(code).exists()
 
 
 def _without_none(fields: dict[str, Any]) -> dict[str, Any]:

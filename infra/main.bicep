@@ -154,6 +154,7 @@ module api 'app/api.bicep' = {
     identityClientId: appIdentity.properties.clientId
     storageAccountName: storage.outputs.name
     deploymentContainerName: storage.outputs.deploymentContainerName
+    snapshotContainerName: storage.outputs.snapshotContainerName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
     cosmosEndpoint: db.outputs.endpoint

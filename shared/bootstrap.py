@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from starlette.types import ASGIApp
 
 from shared.adapters.clock import SystemClock
+from shared.adapters.file_snapshots import FileSnapshotStore
 from shared.adapters.identity_grants import SqliteIdentityGrants
 from shared.adapters.local_provider import LocalNodeProvider
 from shared.adapters.local_tokens import LocalTokens
@@ -22,7 +23,7 @@ from shared.config import Settings
 from shared.domain.events import CloudEvent
 from shared.domain.quota import limits_from_settings
 from shared.handlers.deps import Deps
-from shared.ports import Clock, EventBus, Store, TokenProvider
+from shared.ports import Clock, EventBus, SnapshotStore, Store, TokenProvider
 
 
 @dataclass
@@ -47,12 +48,13 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     def publish(event: CloudEvent, not_before: datetime | None) -> None:
         bus.publish(event, not_before=not_before)
 
+    snapshots = _snapshot_store(settings)
     provider = LocalNodeProvider(settings.data_dir, settings.runs_root, clock, publish,
                                  timedelta(seconds=settings.node_boot_seconds),
                                  fail_provisioning=settings.fail_provisioning,
                                  preemption_rate_per_node_hour=float(
                                      settings.extra.get("COMPUTEPLANE_PREEMPTION_RATE_PER_NODE_HOUR", "0") or 0),
-                                 job_sandbox=settings.job_sandbox)
+                                 job_sandbox=settings.job_sandbox, snapshots=snapshots)
     tokens: TokenProvider = NoIdentityTokens()
     identity_app: ASGIApp | None = None
     if settings.identity_endpoint:
@@ -62,7 +64,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         tokens = LocalTokens(grants, settings.identity_endpoint, signer, clock, denied)
         identity_app = create_token_endpoint_app(grants, signer, clock)
     deps = Deps(store=store, bus=bus, provider=provider, tokens=tokens, clock=clock, policy=settings.policy,
-                workspace_location=settings.workspace_location, quota_limits=limits_from_settings(settings.extra))
+                workspace_location=settings.workspace_location, quota_limits=limits_from_settings(settings.extra),
+                snapshots=snapshots)
     return Container(settings=settings, deps=deps, queue=queue, provider=provider, identity_app=identity_app)
 
 
@@ -73,6 +76,17 @@ def _store(settings: Settings) -> Store:
     from shared.adapters.cosmos_store import CosmosStore
 
     return CosmosStore.from_settings(settings)
+
+
+def _snapshot_store(settings: Settings) -> SnapshotStore:
+    """Jobs' code: in Blob Storage when COMPUTEPLANE_SNAPSHOT_ACCOUNT_URL is set, else in the data directory."""
+    account_url = settings.extra.get("COMPUTEPLANE_SNAPSHOT_ACCOUNT_URL")
+    if not account_url:
+        return FileSnapshotStore(settings.data_dir / "snapshots")
+    from shared.adapters.blob_snapshots import BlobSnapshotStore  # the embedded runtime never loads the SDK
+
+    return BlobSnapshotStore.from_settings(account_url, settings.extra.get("COMPUTEPLANE_SNAPSHOT_CONTAINER", ""),
+                                           settings.azure_client_id)
 
 
 def _service_bus(settings: Settings) -> EventBus:

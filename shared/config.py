@@ -28,6 +28,7 @@ SETTING_NAMES = (
     # The ARM-shaped API (shared/api/arm/context.py), read from ``extra``.
     "COMPUTEPLANE_ARM_AUTH", "COMPUTEPLANE_ARM_TENANT_ID", "COMPUTEPLANE_ARM_AUDIENCE", "COMPUTEPLANE_ARM_WORKSPACES",
     "COMPUTEPLANE_ARM_SUBSCRIPTION",
+    "COMPUTEPLANE_SNAPSHOT_ACCOUNT_URL", "COMPUTEPLANE_SNAPSHOT_CONTAINER",
 )
 JobSandboxMode = Literal["auto", "required", "off"]
 JOB_SANDBOX_MODES: tuple[str, ...] = get_args(JobSandboxMode)

@@ -77,6 +77,19 @@ class RunRequest:
     attempt: int
     command: tuple[str, ...]
     environment: dict[str, str]
+    code: str | None = None  # the job's code snapshot (SHA-256 of its archive, see SnapshotStore): the nodes' cwd
+
+
+class SnapshotStore(Protocol):
+    """Code snapshots of a workspace, stored once per content hash (the SHA-256 of the archive's bytes). The
+    archive is checked before ``put`` (computeplane/snapshot_archive.py) and again wherever it is unpacked."""
+
+    def put(self, workspace: str, digest: str, archive: bytes) -> bool:
+        """Store the archive under its digest; False when it was there already (nothing written)."""
+        ...
+
+    def get(self, workspace: str, digest: str) -> bytes | None: ...
+    def exists(self, workspace: str, digest: str) -> bool: ...
 
 
 class NodeProvider(Protocol):

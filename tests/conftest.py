@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,9 @@ from tests.e2e.server import TEST_API_KEY, Server, start_server
 
 # The CLI and the Python client read the key from here, in this process and the subprocesses it starts.
 os.environ.setdefault("COMPUTEPLANE_API_KEY", TEST_API_KEY)
+# Every server the tests start records where its keys are (computeplane/local_servers.py): in a place of the
+# session's own, never in the user's ~/.local/state.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="computeplane-tests-state-")
 
 
 @pytest.fixture

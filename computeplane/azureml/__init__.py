@@ -10,9 +10,19 @@ from computeplane.azureml.amlcompute import AmlCompute
 from computeplane.azureml.compute_target import ComputeTarget, ComputeTargetProvisioningConfiguration
 from computeplane.azureml.exceptions import ComputeTargetException
 from computeplane.azureml.provisioning import AmlComputeProvisioningConfiguration
+from computeplane.azureml.script_run import (
+    ActivityFailedException,
+    Experiment,
+    MpiConfiguration,
+    PyTorchConfiguration,
+    Run,
+    RunConfiguration,
+    ScriptRunConfig,
+)
 from computeplane.azureml.status import AmlComputeNodeStateCounts, AmlComputeStatus, ScaleSettings
 from computeplane.azureml.workspace import Workspace
 
-__all__ = ["AmlCompute", "AmlComputeNodeStateCounts", "AmlComputeProvisioningConfiguration", "AmlComputeStatus",
-           "ComputeTarget", "ComputeTargetException", "ComputeTargetProvisioningConfiguration", "ScaleSettings",
-           "Workspace"]
+__all__ = ["ActivityFailedException", "AmlCompute", "AmlComputeNodeStateCounts", "AmlComputeProvisioningConfiguration",
+           "AmlComputeStatus", "ComputeTarget", "ComputeTargetException", "ComputeTargetProvisioningConfiguration",
+           "Experiment", "MpiConfiguration", "PyTorchConfiguration", "Run", "RunConfiguration", "ScaleSettings",
+           "ScriptRunConfig", "Workspace"]

@@ -9,6 +9,9 @@ from pathlib import Path
 from computeplane.azureml.compute_target import ComputeTarget
 from computeplane.client import DEFAULT_ENDPOINT, DEFAULT_WORKSPACE, ComputePlaneClient
 
+CONFIG_FILE = "config.json"
+CONFIG_DIR = ".azureml"
+
 
 class Workspace:
     """A workspace of a ComputePlane server, standing in for ``azureml.core.Workspace``.
@@ -35,16 +38,31 @@ class Workspace:
         return workspace
 
     @classmethod
-    def from_config(cls, path: str | Path | None = None) -> Workspace:
-        """From a JSON file with ``endpoint``, ``workspace_name`` (and ``api_key``), or else from the environment:
-        COMPUTEPLANE_ENDPOINT, COMPUTEPLANE_WORKSPACE, COMPUTEPLANE_API_KEY."""
-        if path is not None:
-            config = json.loads(Path(path).read_text())
-            return cls(config.get("endpoint", DEFAULT_ENDPOINT), config.get("workspace_name", DEFAULT_WORKSPACE),
-                       config.get("api_key"))
-        return cls(os.environ.get("COMPUTEPLANE_ENDPOINT", DEFAULT_ENDPOINT),
-                   os.environ.get("COMPUTEPLANE_WORKSPACE", DEFAULT_WORKSPACE),
-                   os.environ.get("COMPUTEPLANE_API_KEY"))
+    def from_config(cls, path: str | Path | None = None, auth: object = None,
+                    _file_name: str | None = None) -> Workspace:
+        """As v1: the config file found at ``path`` (a file, or a directory holding ``config.json`` or
+        ``.azureml/config.json``), else in the current directory or the nearest parent that has one. It holds v1's
+        ``workspace_name`` (``subscription_id`` and ``resource_group`` are kept) and, for ComputePlane, ``endpoint``
+        and ``api_key``; what it lacks comes from COMPUTEPLANE_ENDPOINT / COMPUTEPLANE_WORKSPACE /
+        COMPUTEPLANE_API_KEY. A ``path`` with no config file raises UserErrorException; with no path and no file
+        anywhere, the environment alone decides."""
+        config_file = find_config_file(Path(path) if path is not None else None, _file_name or CONFIG_FILE)
+        if config_file is None and path is not None:
+            raise UserErrorException(f"We could not find {_file_name or CONFIG_FILE} in: {path} or in its "
+                                     f"{CONFIG_DIR} directory")
+        config: dict[str, object] = {}
+        if config_file is not None:
+            try:
+                loaded = json.loads(config_file.read_text())
+            except (OSError, ValueError) as exc:
+                raise UserErrorException(f"{config_file}: not a JSON workspace configuration ({exc})") from None
+            config = loaded if isinstance(loaded, dict) else {}
+        endpoint = config.get("endpoint") or os.environ.get("COMPUTEPLANE_ENDPOINT") or DEFAULT_ENDPOINT
+        name = config.get("workspace_name") or os.environ.get("COMPUTEPLANE_WORKSPACE") or DEFAULT_WORKSPACE
+        api_key = config.get("api_key") or os.environ.get("COMPUTEPLANE_API_KEY")
+        return cls(str(endpoint), str(name), str(api_key) if api_key else None,
+                   subscription_id=_optional_str(config.get("subscription_id")),
+                   resource_group=_optional_str(config.get("resource_group")))
 
     @property
     def compute_targets(self) -> dict[str, ComputeTarget]:
@@ -53,3 +71,24 @@ class Workspace:
 
     def __repr__(self) -> str:
         return f"Workspace.create(name='{self.name}', endpoint='{self.client.endpoint}')"
+
+
+class UserErrorException(Exception):
+    """As v1's ``azureml.exceptions.UserErrorException`` (no config file where one was asked for)."""
+
+
+def find_config_file(path: Path | None, file_name: str = CONFIG_FILE) -> Path | None:
+    """v1's search: ``path`` itself if it is a file; else in ``path`` (or the current directory and each of its
+    parents, nearest first) ``config.json``, then ``.azureml/config.json``."""
+    if path is not None and path.is_file():
+        return path
+    directories = [path] if path is not None else [Path.cwd(), *Path.cwd().parents]
+    for directory in directories:
+        for candidate in (directory / file_name, directory / CONFIG_DIR / file_name):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _optional_str(value: object) -> str | None:
+    return str(value) if value else None

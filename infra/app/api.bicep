@@ -52,6 +52,9 @@ param storageAccountName string
 @description('Blob container of the storage account that holds the deployment package.')
 param deploymentContainerName string
 
+@description('Blob container of the storage account that holds jobs\' code snapshots (COMPUTEPLANE_SNAPSHOT_CONTAINER).')
+param snapshotContainerName string = 'snapshots'
+
 @description('Name of the Application Insights component (existing, local auth disabled).')
 param applicationInsightsName string
 
@@ -195,6 +198,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'COMPUTEPLANE_NODE_RESOURCE_GROUP'
           value: nodeResourceGroupName
+        }
+        {
+          name: 'COMPUTEPLANE_SNAPSHOT_ACCOUNT_URL'
+          value: storage.properties.primaryEndpoints.blob
+        }
+        {
+          name: 'COMPUTEPLANE_SNAPSHOT_CONTAINER'
+          value: snapshotContainerName
         }
         {
           name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'

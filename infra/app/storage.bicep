@@ -78,6 +78,19 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
+// Jobs' code snapshots (COMPUTEPLANE_SNAPSHOT_CONTAINER): one blob per workspace and content hash. The app's
+// identity already holds Storage Blob Data Owner on this account (rbac.bicep).
+resource snapshotContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: 'snapshots'
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+@description('Name of the container of jobs\' code snapshots.')
+output snapshotContainerName string = snapshotContainer.name
+
 @description('Resource name of the account, the value of AzureWebJobsStorage__accountName.')
 output name string = storage.name
 

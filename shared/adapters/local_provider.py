@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from computeplane.snapshot_archive import SnapshotRejected, unpack_archive
 from shared.adapters.job_sandbox import JobSandbox, JobSandboxUnavailable, choose_sandbox
 from shared.adapters.sqlite_store import connect
 from shared.config import JobSandboxMode
@@ -42,7 +43,7 @@ from shared.domain.observation import (
     ResourceLock,
     RunStatus,
 )
-from shared.ports import Clock, RunRequest
+from shared.ports import Clock, RunRequest, SnapshotStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
@@ -63,7 +64,7 @@ class LocalNodeProvider:
     def __init__(self, data_dir: Path, runs_dir: Path, clock: Clock, publish: Publish, boot_delay: timedelta,
                  fail_provisioning: bool = False, resource_group: str = LOCAL_RESOURCE_GROUP,
                  preemption_rate_per_node_hour: float = 0.0, seed: int | None = None,
-                 job_sandbox: JobSandboxMode = "auto") -> None:
+                 job_sandbox: JobSandboxMode = "auto", snapshots: SnapshotStore | None = None) -> None:
         """``runs_dir`` holds the runs' working directories and must lie outside ``data_dir``, which the job
         sandbox hides. ``preemption_rate_per_node_hour`` makes low-priority nodes disappear at random, as Azure may
         (the preemption traces in shared/data show 0.3-0.7 losses per running hour for spot GPUs)."""
@@ -74,6 +75,7 @@ class LocalNodeProvider:
         self._random = random.Random(seed)
         self._data_dir, self._runs_dir = data_dir, runs_dir
         self._sandbox_mode = job_sandbox
+        self._snapshots = snapshots
         self._sandbox: JobSandbox | None = None
         self._sandbox_chosen = False
         self._sandbox_lock = threading.Lock()
@@ -154,7 +156,8 @@ class LocalNodeProvider:
     def _run(self, run: RunRequest, node_count: int) -> None:
         if self._shutting_down.is_set():
             return  # claimed but never started: after the restart it shows as lost and is requeued
-        processes = [self._spawn(run, rank, node_count) for rank in range(node_count)]
+        code = self._code_archive(run)
+        processes = [self._spawn(run, rank, node_count, code) for rank in range(node_count)]
         with self._children_lock:
             self._children[(run.job_id, run.attempt)] = [p for p in processes if p is not None]
         self._conn().execute("UPDATE runs SET processes=? WHERE job_id=? AND attempt=?",
@@ -162,13 +165,31 @@ class LocalNodeProvider:
                               run.attempt))
         self._wait_for_run(run, processes)
 
-    def _spawn(self, run: RunRequest, rank: int, node_count: int) -> subprocess.Popen[bytes] | None:
+    def _code_archive(self, run: RunRequest) -> bytes | str | None:
+        """The job's code snapshot (read once for all its nodes), the reason it is missing, or None (no code)."""
+        if run.code is None:
+            return None
+        archive = self._snapshots.get(run.workspace, run.code) if self._snapshots is not None else None
+        return archive if archive is not None else f"code snapshot {run.code} not found in this workspace"
+
+    def _spawn(self, run: RunRequest, rank: int, node_count: int,
+               code: bytes | str | None = None) -> subprocess.Popen[bytes] | None:
         self._runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # logs may hold what jobs print
         workdir = self.run_dir(run.job_id, run.attempt) / f"node-{rank}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        problem = code if isinstance(code, str) else None
+        if isinstance(code, bytes):
+            try:
+                unpack_archive(code, workdir)  # checked again here: an archive is never trusted
+            except SnapshotRejected as exc:
+                problem = f"cannot unpack code snapshot {run.code}: {exc}"
         (workdir / "tmp").mkdir(parents=True, exist_ok=True)
         env = base_environment(workdir) | run.environment | {
             "COMPUTEPLANE_NODE_RANK": str(rank), "COMPUTEPLANE_NODE_COUNT": str(node_count)}
         with open(workdir / "output.log", "ab") as log:
+            if problem is not None:
+                log.write(f"computeplane: {problem}\n".encode())
+                return None
             try:
                 return subprocess.Popen(list(run.command), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

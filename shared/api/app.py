@@ -11,6 +11,7 @@ from shared.api import catalogue, locks
 from shared.api.arm import cloud as arm_cloud
 from shared.api.arm import routes as arm_routes
 from shared.api.arm.paths import ArmPathCasing
+from shared.api import catalogue, locks, snapshots
 from shared.api.auth import ApiKeyMiddleware, ApiKeys
 from shared.api.deps import DepsDep
 from shared.api.errors import install_error_handlers
@@ -132,7 +133,8 @@ def job_logs(workspace: Workspace, job_id: JobId, deps: DepsDep,
 
 @workspace_routes.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobView)
 def cancel_job(workspace: Workspace, job_id: JobId, deps: DepsDep) -> JobView:
-    return JobView.of(commands.cancel_job(deps, workspace, job_id))
+    """202 with the job as it is now and ``cancel_requested: true``; its state becomes Canceled shortly after."""
+    return JobView.of(commands.cancel_job(deps, workspace, job_id)).model_copy(update={"cancel_requested": True})
 
 
 system_routes = APIRouter(prefix="/api")
@@ -174,4 +176,5 @@ def create_app() -> FastAPI:
     app.include_router(locks.routes)
     app.include_router(arm_routes.routes)  # the ARM-shaped API (shared/api/arm), next to /api
     app.include_router(arm_cloud.routes)
+    app.include_router(snapshots.routes)
     return app

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,8 @@ from urllib.parse import parse_qs
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 KEY_FILE = "api-keys.json"
 OPEN_PATHS = frozenset({"/api/health", "/api/docs", "/api/openapi.json", "/api/docs/oauth2-redirect"})
@@ -54,20 +58,54 @@ def _digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
+class KeyFile(ApiKeys):
+    """The keys of a key file, read again when the file changes (checked on each request: one ``stat``), so a key
+    added, limited or revoked applies without a restart. A file that cannot be read (half-written by an editor)
+    keeps the keys read last."""
+
+    def __init__(self, path: Path, extra_key: str | None = None) -> None:
+        self._path, self._extra_key = path, extra_key
+        self._version: tuple[int, int] | None = None
+        self._refresh_lock = threading.Lock()
+        super().__init__(self._read())
+
+    def _read(self) -> list[tuple[str, str, list[str] | None]]:
+        stat = self._path.stat()
+        entries = json.loads(self._path.read_text())["keys"]
+        keys = [(str(e["name"]), str(e["key"]), e.get("workspaces")) for e in entries]
+        self._version = (stat.st_mtime_ns, stat.st_size)
+        if self._extra_key:
+            keys.append(("COMPUTEPLANE_API_KEY", self._extra_key, None))
+        return keys
+
+    def authenticate(self, presented: str) -> ApiKey | None:
+        self._refresh()
+        return super().authenticate(presented)
+
+    def _refresh(self) -> None:
+        try:
+            stat = self._path.stat()
+        except OSError:
+            return
+        if (stat.st_mtime_ns, stat.st_size) == self._version:
+            return
+        with self._refresh_lock:
+            try:
+                ApiKeys.__init__(self, self._read())
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("API keys: cannot read %s (%s); keeping the keys read before", self._path, exc)
+
+
 def load_or_create_keys(data_dir: Path, extra_key: str | None = None) -> tuple[ApiKeys, Path]:
     """The keys in ``data_dir/api-keys.json``, creating it (0600) with one unlimited key at first start.
-    ``extra_key`` (COMPUTEPLANE_API_KEY) is accepted too, for scripts and tests."""
+    ``extra_key`` (COMPUTEPLANE_API_KEY) is accepted too, for scripts and tests. Edits of the file apply at once."""
     path = data_dir / KEY_FILE
     if not path.exists():
         document = {"keys": [{"name": "default", "key": secrets.token_urlsafe(32), "workspaces": None}]}
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as file:
             json.dump(document, file, indent=2)
-    entries = json.loads(path.read_text())["keys"]
-    keys = [(e["name"], e["key"], e.get("workspaces")) for e in entries]
-    if extra_key:
-        keys.append(("COMPUTEPLANE_API_KEY", extra_key, None))
-    return ApiKeys(keys), path
+    return KeyFile(path, extra_key), path
 
 
 class ApiKeyMiddleware:

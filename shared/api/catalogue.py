@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from shared.api.deps import DepsDep
+from shared.domain.errors import InvalidField
 from shared.domain.quota import QuotaLimits, family_quota_name
 from shared.domain.vm_sizes import load_catalogue, normalize_location
 
@@ -16,10 +17,19 @@ Location = Annotated[str | None, Query(max_length=64, description="Azure region,
 routes = APIRouter(prefix="/api")
 
 
+def known_region(location: str) -> str:
+    """The short name of a region the catalogue knows; an unknown one is an error, not an empty answer."""
+    region = normalize_location(location)
+    regions = load_catalogue().regions
+    if region not in regions:
+        raise InvalidField("location", f"unknown location '{location}'; known locations: {', '.join(regions)}")
+    return region
+
+
 @routes.get("/vm-sizes")
 def vm_sizes(location: Location = None) -> list[dict[str, Any]]:
     """The VM sizes offered (in a region), with their quota family and list prices per hour."""
-    region = normalize_location(location) if location else None
+    region = known_region(location) if location else None
     return [{"name": v.name, "family": v.family, "vcpus": v.vcpus, "memory_gb": v.memory_gb, "gpus": v.gpus,
              "gpu_model": v.gpu_model, "price_per_hour_dedicated": v.price_per_hour_dedicated,
              "price_per_hour_low_priority": v.price_per_hour_low_priority, "locations": list(v.locations)}
@@ -29,14 +39,14 @@ def vm_sizes(location: Location = None) -> list[dict[str, Any]]:
 @routes.get("/quotas")
 def quotas(deps: DepsDep, location: Location = None) -> dict[str, Any]:
     """vCPU limits of the region: per VM family (dedicated), low priority across families, and the regional total."""
-    region = normalize_location(location or deps.workspace_location)
+    region = known_region(location or deps.workspace_location)
     return {"location": region, **_limits(deps.quota_limits)}
 
 
 @routes.get("/usages")
 def usages(deps: DepsDep, location: Location = None) -> dict[str, Any]:
     """vCPUs in use in the region, by family and priority, next to their limits."""
-    region = normalize_location(location or deps.workspace_location)
+    region = known_region(location or deps.workspace_location)
     ledger = deps.store.get_quota_ledger(region)
     usage = ledger.usage() if ledger else None
     limits = deps.quota_limits

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -11,6 +14,26 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared.domain.errors import DomainError, TransientError
 
 RETRY_AFTER_SECONDS = 1
+
+
+def describe_validation_error(err: Mapping[str, Any], content_type: str | None) -> dict[str, str]:
+    """One pydantic/FastAPI error as {"field", "rule"}: the field's dotted path (never a byte offset) and a rule a
+    user can act on."""
+    location = [str(part) for part in err.get("loc", ()) if part != "body"]
+    kind = err.get("type")
+    if kind == "json_invalid":  # FastAPI puts the character offset where a field name goes
+        position = location[0] if location else "?"
+        reason = (err.get("ctx") or {}).get("error", "invalid JSON")
+        return {"field": "body", "rule": f"malformed JSON at character {position}: {reason}"}
+    field = ".".join(location) or "body"
+    if kind == "extra_forbidden":
+        return {"field": field, "rule": "unknown field: this request does not take it (check the spelling; see "
+                                        "/api/docs for the fields it takes)"}
+    rule = str(err.get("msg"))
+    if field == "body" and "json" not in (content_type or "").lower():
+        rule += (f" (the body is read as JSON only with the header Content-Type: application/json; got "
+                 f"{content_type or 'none'})")
+    return {"field": field, "rule": rule}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -27,9 +50,8 @@ def install_error_handlers(app: FastAPI) -> None:
             "message": f"the state store is busy or unavailable ({exc}); retry in {RETRY_AFTER_SECONDS} s"}})
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [{"field": ".".join(str(p) for p in err["loc"] if p != "body") or "body", "rule": err["msg"]}
-                   for err in exc.errors()]
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [describe_validation_error(err, request.headers.get("content-type")) for err in exc.errors()]
         message = "; ".join(f"{d['field']}: {d['rule']}" for d in details)
         return JSONResponse(status_code=422, content={"error": {"code": "InvalidField", "message": message,
                                                                 "details": details}})

@@ -6,8 +6,9 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from shared.domain.cluster import Cluster
+from shared.domain.cluster import AllocationState, Cluster
 from shared.domain.job import Job, JobHistoryEntry
+from shared.domain.validation import scale_settings_warnings
 
 
 class ScaleSettings(BaseModel):
@@ -76,17 +77,23 @@ class ClusterView(BaseModel):
             description=s.description, provisioning_state=c.provisioning_state.value,
             allocation_state=c.allocation_state.value,
             allocation_state_transition_time=c.allocation_state_transition_time,
-            current_node_count=c.current_node_count, target_node_count=c.target_node_count,
+            current_node_count=c.current_node_count, target_node_count=shown_target_node_count(c),
             node_state_counts=c.node_state_counts(),
             scale_settings=ScaleSettings(min_nodes=s.min_nodes, max_nodes=s.max_nodes,
                                          idle_seconds_before_scaledown=s.idle_seconds_before_scaledown),
             errors=[ErrorView(code=e.code, message=e.message, time=e.time) for e in c.errors],
-            warnings=c.warnings, identity=IdentityView.of(c),
+            warnings=[*c.warnings, *scale_settings_warnings(s.max_nodes)], identity=IdentityView.of(c),
             vnet={"resource_group": s.vnet_resourcegroup_name, "vnet_name": s.vnet_name, "subnet_name": s.subnet_name}
             if s.vnet_name else None,
             admin_username=s.admin_username, remote_login_port_public_access=s.remote_login_port_public_access,
             enable_node_public_ip=s.enable_node_public_ip, inter_node_communication=s.inter_node_communication,
             created_at=c.created_at, modified_at=c.modified_at)
+
+
+def shown_target_node_count(c: Cluster) -> int:
+    """The target as AmlCompute shows it: a Steady cluster's target is the nodes it holds (idle nodes waiting out
+    their idle timeout stay until then, so "1 of 1", not "1 of 0"); while Resizing, the count it is heading for."""
+    return c.current_node_count if c.allocation_state is AllocationState.STEADY else c.target_node_count
 
 
 class NodeView(BaseModel):
@@ -109,6 +116,9 @@ class JobView(BaseModel):
     node_count: int
     environment_variables: dict[str, str]
     max_retries: int
+    code: str | None = None
+    # Set in the answer to a cancel: the cancel is on its way to the cluster; ``state`` says Canceled once it is done.
+    cancel_requested: bool = False
     submitted_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -119,8 +129,8 @@ class JobView(BaseModel):
         return cls(id=j.id, workspace=j.workspace, cluster=j.cluster, state=j.state.value, reason=j.reason,
                    attempts=j.attempts, nodes=j.nodes, exit_code=j.exit_code, command=j.spec.command,
                    node_count=j.spec.node_count, environment_variables=j.spec.environment_variables,
-                   max_retries=j.spec.max_retries, submitted_at=j.submitted_at, started_at=j.started_at,
-                   finished_at=j.finished_at, history=j.history)
+                   max_retries=j.spec.max_retries, code=j.spec.code, submitted_at=j.submitted_at,
+                   started_at=j.started_at, finished_at=j.finished_at, history=j.history)
 
 
 class JobLogs(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from shared.domain.actions import Action, ProjectJob, StopRun
 from shared.domain.cluster import Cluster, ClusterSpec, JobEntry, JobPhase, NodeState, ProvisioningState
@@ -18,7 +18,10 @@ from shared.domain.validation import (
 
 
 class ScaleSettingsUpdate(BaseModel):
-    """PATCH body: only these three change on a live cluster (as AmlCompute's update())."""
+    """PATCH body: only these three change on a live cluster (as AmlCompute's update()); any other field is
+    refused rather than ignored."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     min_nodes: int | None = None
     max_nodes: int | None = None
@@ -43,7 +46,7 @@ def update_scale_settings(cluster: Cluster, update: ScaleSettingsUpdate, now: da
         return False
     changes = update.model_dump(exclude_none=True)
     merged = cluster.spec.model_copy(update=changes)
-    check_scale_settings(merged)
+    check_scale_settings(merged, changed=frozenset(changes))
     if merged == cluster.spec:
         return False
     cluster.spec = merged
@@ -53,14 +56,17 @@ def update_scale_settings(cluster: Cluster, update: ScaleSettingsUpdate, now: da
     return True
 
 
-def check_scale_settings(spec: ClusterSpec) -> None:
+def check_scale_settings(spec: ClusterSpec, changed: frozenset[str] = frozenset()) -> None:
     """The create rules that involve min/max/idle, run again on every update (an update is no back door).
-    The simple ones come first so that a PATCH of min_nodes is told about min_nodes."""
+    The simple ones come first, and a conflict of min and max names the one the update changed."""
     if spec.max_nodes < 0:
         raise InvalidField("max_nodes", "must be 0 or more")
     if spec.min_nodes < 0:
         raise InvalidField("min_nodes", "must be 0 or more")
     if spec.min_nodes > spec.max_nodes:
+        if "max_nodes" in changed and "min_nodes" not in changed:
+            raise InvalidField("max_nodes", f"must be at least min_nodes ({spec.max_nodes} < {spec.min_nodes}); "
+                                            "lower min_nodes in the same update to go below it")
         raise InvalidField("min_nodes", f"must not exceed max_nodes ({spec.min_nodes} > {spec.max_nodes})")
     if spec.idle_seconds_before_scaledown < 0:
         raise InvalidField("idle_seconds_before_scaledown", "must be 0 or more")
@@ -83,7 +89,10 @@ def check_job_fits(cluster: Cluster, spec: JobSpec) -> None:
         raise OperationNotAllowed(f"cluster '{cluster.name}' is being deleted")
     if spec.node_count > cluster.spec.max_nodes:
         raise QuotaExceeded(f"the job needs {spec.node_count} node(s) but cluster '{cluster.name}' has "
-                            f"max_nodes={cluster.spec.max_nodes}")
+                            f"max_nodes={cluster.spec.max_nodes}: submit with node_count <= "
+                            f"{cluster.spec.max_nodes}, or raise the cluster's max_nodes to {spec.node_count} or more "
+                            f"(PATCH .../clusters/{cluster.name}, `computeplane cluster update {cluster.name} "
+                            f"--max-nodes {spec.node_count}`)", field="node_count")
 
 
 def accept_job(cluster: Cluster, job: Job) -> list[Action]:

@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class DomainError(Exception):
     """Base of every error a user can cause. ``code`` is the stable, AmlCompute-like error code."""
@@ -32,6 +37,42 @@ class InvalidField(DomainError):
     def to_body(self) -> dict[str, object]:
         return {"error": {"code": self.code, "message": self.message,
                           "details": [{"field": self.field, "rule": self.rule}]}}
+
+
+class InvalidFields(InvalidField):
+    """Several fields broke rules: all of them are reported at once (``field``/``rule`` are the first's)."""
+
+    def __init__(self, errors: list[InvalidField]) -> None:
+        super().__init__(errors[0].field, errors[0].rule)
+        self.errors = errors
+        self.message = "; ".join(e.message for e in errors)
+        self.args = (self.message,)
+
+    def to_body(self) -> dict[str, object]:
+        return {"error": {"code": self.code, "message": self.message,
+                          "details": [{"field": e.field, "rule": e.rule} for e in self.errors]}}
+
+
+class FieldErrors:
+    """Runs rules one after another and keeps every ``InvalidField`` they raise, to report them together."""
+
+    def __init__(self) -> None:
+        self.errors: list[InvalidField] = []
+
+    def check(self, rule: Callable[..., T], *args: object, default: T) -> T:
+        try:
+            return rule(*args)
+        except InvalidFields as several:
+            self.errors.extend(several.errors)
+        except InvalidField as error:
+            self.errors.append(error)
+        return default
+
+    def raise_if_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise InvalidFields(self.errors)
 
 
 class InvalidEvent(DomainError):
@@ -82,10 +123,20 @@ class IdempotencyKeyReused(DomainError):
 
 
 class QuotaExceeded(DomainError):
-    """A job that can never fit the cluster or the quota, rejected at submit."""
+    """A job that can never fit the cluster or the quota, rejected at submit. ``field`` names what to change."""
 
     code = "JobNodeCountExceedsCoreQuota"
     status = 400
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def to_body(self) -> dict[str, object]:
+        body = super().to_body()
+        if self.field is not None:
+            body["error"]["details"] = [{"field": self.field, "rule": self.message}]  # type: ignore[index]
+        return body
 
 
 class TransientError(Exception):

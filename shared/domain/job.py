@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.clock import UtcDatetime
 
@@ -27,7 +27,10 @@ TERMINAL_STATES = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCE
 
 
 class JobSpec(BaseModel):
-    """What a job asks for; the body of job-submit (HTTP and CloudEvent alike)."""
+    """What a job asks for; the body of job-submit (HTTP and CloudEvent alike). Strict, and closed: an unknown
+    field (a misspelt ``timeout``) is refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     command: list[str]
     node_count: int = 1
@@ -37,6 +40,9 @@ class JobSpec(BaseModel):
     # mounts, datastores, container registry), e.g. "https://storage.azure.com/".
     datastores: list[str] = Field(default_factory=list)
     registry: str | None = None
+    # The job's code: the SHA-256 of a snapshot uploaded to the workspace, unpacked as every node's working
+    # directory (ScriptRunConfig's source_directory).
+    code: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     def system_resources(self) -> list[str]:
         return [*self.datastores, *([REGISTRY_RESOURCE] if self.registry else [])]

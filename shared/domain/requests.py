@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.domain.cluster import ClusterSpec
 from shared.domain.commands import ScaleSettingsUpdate, check_scale_settings
-from shared.domain.errors import InvalidField
+from shared.domain.errors import FieldErrors, InvalidField
 from shared.domain.job import JobSpec
 from shared.domain.validation import validate_cluster_spec_fields, validate_vm_size
 from shared.domain.vm_sizes import normalize_location
@@ -22,7 +22,10 @@ MAX_ENV_BYTES = 64 * 1024
 
 class ClusterCreate(ClusterSpec):
     """The v1 ``AmlCompute.provisioning_configuration`` fields plus the name. ``max_nodes`` is optional here only so
-    that its absence gets AmlCompute's own message ("max nodes count is mandatory")."""
+    that its absence gets AmlCompute's own message ("max nodes count is mandatory"). Strict: ``true`` is not 1 and
+    ``"4"`` is not 4; an unknown field is refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str
     max_nodes: int | None = None  # type: ignore[assignment]
@@ -99,6 +102,15 @@ def check_cluster_create(body: ClusterCreate, workspace_location: str) -> Checke
 
 
 def check_job_spec(spec: JobSpec) -> JobSpec:
+    """Every rule of a job submit; all broken ones are reported together (``InvalidFields``)."""
+    found = FieldErrors()
+    for check in (_check_command, _check_datastores, _check_counts, _check_environment):
+        found.check(check, spec, default=None)
+    found.raise_if_any()
+    return spec
+
+
+def _check_command(spec: JobSpec) -> None:
     if not spec.command:
         raise InvalidField("command", "must be a non-empty list of arguments (it is never passed to a shell)")
     if len(spec.command) > MAX_COMMAND_ARGS:
@@ -109,13 +121,24 @@ def check_job_spec(spec: JobSpec) -> JobSpec:
         raise InvalidField("command", "arguments cannot contain NUL characters")
     if not spec.command[0]:
         raise InvalidField("command", "the program (first argument) cannot be empty")
+
+
+def _check_datastores(spec: JobSpec) -> None:
     for resource in spec.datastores:
         if not resource.startswith("https://") or len(resource) > 512:
             raise InvalidField("datastores", f"each datastore is an https:// resource URI, got {resource[:80]!r}")
+
+
+def _check_counts(spec: JobSpec) -> None:
+    found = FieldErrors()
     if spec.node_count < 1:
-        raise InvalidField("node_count", "must be 1 or more")
+        found.errors.append(InvalidField("node_count", "must be 1 or more"))
     if spec.max_retries < 0 or spec.max_retries > 100:
-        raise InvalidField("max_retries", "must be between 0 and 100")
+        found.errors.append(InvalidField("max_retries", "must be between 0 and 100"))
+    found.raise_if_any()
+
+
+def _check_environment(spec: JobSpec) -> None:
     env = spec.environment_variables
     if len(env) > MAX_ENV_VARS:
         raise InvalidField("environment_variables", f"at most {MAX_ENV_VARS} variables")
@@ -126,7 +149,6 @@ def check_job_spec(spec: JobSpec) -> JobSpec:
             raise InvalidField("environment_variables", f"invalid variable name or value: {key[:50]!r}")
         if key.upper().startswith("COMPUTEPLANE_") or key in RESERVED_ENV:
             raise InvalidField("environment_variables", f"{key} is set by ComputePlane and cannot be overridden")
-    return spec
 
 
 RESERVED_ENV = frozenset({"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET",

@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from shared.domain.errors import InvalidField
+from shared.domain.errors import FieldErrors, InvalidField
 from shared.domain.vm_sizes import DEDICATED, LOW_PRIORITY, VmSize, load_catalogue
 
 NAME_MIN_LENGTH: Final = 3
@@ -261,24 +261,40 @@ def _value_or_default(fields: Mapping[str, object], name: str, default: object) 
 
 def validate_cluster_spec_fields(fields: Mapping[str, object]) -> None:
     """Every field rule on the raw values of a cluster create request. Absent (or null) optional fields take the
-    v1 defaults; the first broken rule is raised as ``InvalidField``."""
-    validate_cluster_name(fields.get("name"))
-    validate_vm_size(fields.get("vm_size"), fields.get("location"))
-    validate_vm_priority(_value_or_default(fields, "vm_priority", DEFAULT_VM_PRIORITY))
-    _, max_nodes = validate_node_counts(fields.get("min_nodes"), fields.get("max_nodes"))
-    validate_inter_node_communication(
-        _value_or_default(fields, "inter_node_communication", DEFAULT_INTER_NODE_COMMUNICATION), max_nodes)
-    validate_idle_seconds_before_scaledown(
-        _value_or_default(fields, "idle_seconds_before_scaledown", DEFAULT_IDLE_SECONDS_BEFORE_SCALEDOWN))
-    has_vnet = validate_vnet(fields.get("vnet_resourcegroup_name"), fields.get("vnet_name"), fields.get("subnet_name"))
-    validate_enable_node_public_ip(
-        _value_or_default(fields, "enable_node_public_ip", DEFAULT_ENABLE_NODE_PUBLIC_IP), has_vnet)
-    validate_admin_credentials(fields.get("admin_username"), fields.get("admin_user_password"),
-                               fields.get("admin_user_ssh_key"))
-    validate_remote_login_port_public_access(
-        _value_or_default(fields, "remote_login_port_public_access", DEFAULT_REMOTE_LOGIN_PORT_PUBLIC_ACCESS))
-    validate_identity(fields.get("identity_type"), fields.get("identity_id"))
+    v1 defaults. Every broken rule is reported: one as ``InvalidField``, several as ``InvalidFields``."""
+    found = FieldErrors()
+    found.check(validate_cluster_name, fields.get("name"), default=None)
+    found.check(validate_vm_size, fields.get("vm_size"), fields.get("location"), default=None)
+    found.check(validate_vm_priority, _value_or_default(fields, "vm_priority", DEFAULT_VM_PRIORITY), default=None)
+    counts = found.check(validate_node_counts, fields.get("min_nodes"), fields.get("max_nodes"), default=None)
+    if counts is not None:  # the node-count rules need a valid max_nodes
+        found.check(validate_inter_node_communication,
+                    _value_or_default(fields, "inter_node_communication", DEFAULT_INTER_NODE_COMMUNICATION),
+                    counts[1], default=None)
+    found.check(validate_idle_seconds_before_scaledown,
+                _value_or_default(fields, "idle_seconds_before_scaledown", DEFAULT_IDLE_SECONDS_BEFORE_SCALEDOWN),
+                default=None)
+    has_vnet = found.check(validate_vnet, fields.get("vnet_resourcegroup_name"), fields.get("vnet_name"),
+                           fields.get("subnet_name"), default=True)  # a broken vnet is reported once, not twice
+    found.check(validate_enable_node_public_ip,
+                _value_or_default(fields, "enable_node_public_ip", DEFAULT_ENABLE_NODE_PUBLIC_IP), has_vnet,
+                default=None)
+    found.check(validate_admin_credentials, fields.get("admin_username"), fields.get("admin_user_password"),
+                fields.get("admin_user_ssh_key"), default=None)
+    found.check(validate_remote_login_port_public_access,
+                _value_or_default(fields, "remote_login_port_public_access", DEFAULT_REMOTE_LOGIN_PORT_PUBLIC_ACCESS),
+                default=None)
+    found.check(validate_identity, fields.get("identity_type"), fields.get("identity_id"), default=None)
     if fields.get("tags") is not None:
-        validate_tags(fields["tags"])
+        found.check(validate_tags, fields["tags"], default=None)
     if fields.get("description") is not None:
-        validate_description(fields["description"])
+        found.check(validate_description, fields["description"], default=None)
+    found.raise_if_any()
+
+
+def scale_settings_warnings(max_nodes: int) -> list[str]:
+    """What a valid but surprising scale setting deserves: a warning on the cluster."""
+    if max_nodes == 0:
+        return ["max_nodes is 0: the cluster keeps no nodes and no job can run on it (as AmlCompute allows, e.g. to "
+                "pause a cluster); raise max_nodes to run jobs"]
+    return []

@@ -131,6 +131,7 @@ def submit_job(deps: Deps, workspace: str, cluster_name: str, spec: JobSpec,
     drop a copy) in case the first call died before publishing."""
     check_job_spec(spec)
     cluster = get_cluster(deps, workspace, cluster_name)
+    check_code_snapshot(deps, workspace, spec)
     check_job_fits(cluster, spec)
     check_job_fits_quota(deps, cluster, spec)
     now = deps.clock.now()
@@ -147,6 +148,18 @@ def submit_job(deps: Deps, workspace: str, cluster_name: str, spec: JobSpec,
                                       {"job_id": job.id, **spec.model_dump(mode="json")},
                                       event_id=f"submit-{job.id}", time=job.submitted_at))
     return job, created
+
+
+def check_code_snapshot(deps: Deps, workspace: str, spec: JobSpec) -> None:
+    """A job's code must have been uploaded first: a job that could never start is refused at submit."""
+    if spec.code is None:
+        return
+    if deps.snapshots is None:
+        raise InvalidField("code", "this server keeps no code snapshots; submit without code")
+    if not deps.snapshots.exists(workspace, spec.code):
+        raise InvalidField("code", f"no snapshot {spec.code} in workspace '{workspace}': upload it first with PUT "
+                                   f"/api/workspaces/{workspace}/snapshots/{spec.code} (the CLI's --code and the "
+                                   "client's code= do that for you)")
 
 
 def _same_submit(deps: Deps, workspace: str, job_id: str, cluster_name: str, spec: JobSpec) -> Job:

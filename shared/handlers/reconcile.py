@@ -134,6 +134,6 @@ def _start_run(deps: Deps, cluster: Cluster, action: StartRun, known: KnownJobs)
     } | deps.tokens.job_environment(cluster, job.id, action.attempt)
     deps.provider.start_run(action.node_ids, RunRequest(
         workspace=cluster.workspace, cluster=cluster.name, job_id=job.id, attempt=action.attempt,
-        command=tuple(job.spec.command), environment=environment))
+        command=tuple(job.spec.command), environment=environment, code=job.spec.code))
     project_job(deps, cluster.workspace, JobUpdate(job_id=job.id, state=JobState.RUNNING, attempt=action.attempt,
                                                    nodes=list(action.node_ids)), known)

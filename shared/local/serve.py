@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import logging
+import socket
 import sys
 from dataclasses import replace
 from datetime import timedelta
@@ -13,6 +14,7 @@ import azure.functions as func
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from computeplane.local_servers import forget_server, record_server
 from shared import bootstrap
 from shared.adapters.job_sandbox import JobSandbox
 from shared.api.arm.context import arm_context
@@ -65,6 +67,16 @@ def job_isolation(sandbox: JobSandbox | None, settings: Settings) -> str:
     return "NOT isolated: the job sandbox cannot work here (see the warning above); jobs can read the data directory"
 
 
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def service_bus_receiver(settings: Settings) -> QueueReceiver:
     """Feed the queue triggers from a real namespace (or the official emulator) with peek-lock sessions."""
     from shared.adapters.servicebus_bus import ServiceBusPump, service_bus_client_factory
@@ -83,6 +95,8 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
     # Probed now rather than at the first job: the warning shows at start, and `required` refuses to start.
     sandbox = container.provider.job_sandbox() if container.provider is not None else None
     container.api_keys, key_file = load_or_create_keys(settings.data_dir, settings.extra.get("COMPUTEPLANE_API_KEY"))
+    if port_is_free(host, port):  # else uvicorn fails to start: the server holding the port keeps its record
+        record_server(port, settings.data_dir, key_file)  # so `computeplane keys show` finds it from anywhere
     bootstrap.use_container(container)
     arm_context()  # reads the COMPUTEPLANE_ARM_* settings now: a bad one stops the start, not the first request
     function_app = importlib.import_module("function_app")
@@ -100,7 +114,8 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
         print(f"Data directory:    {settings.data_dir.resolve()}", flush=True)
         print(f"Job directories:   {settings.runs_root}", flush=True)
         print(f"Local jobs:        {job_isolation(sandbox, settings)}", flush=True)
-        print(f"API keys:          {key_file.resolve()} (send one as the x-functions-key header)", flush=True)
+        print(f"API keys:          {key_file.resolve()} (send one as the x-functions-key header; "
+              "`computeplane keys show` prints it; edits apply without a restart)", flush=True)
         print(f"Functions:         {', '.join(f.name for f in functions_host.queue_functions)} (queues), "
               f"{', '.join(f.name for f in functions_host.timer_functions)} (timer)", flush=True)
         print(f"ARM endpoint:      {base_url}/ (cloud metadata: {base_url}/metadata/endpoints)", flush=True)
@@ -120,4 +135,5 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
         functions_host.stop()
         if container.provider is not None:
             container.provider.stop_all()
+        forget_server(port)
         print("ComputePlane stopped.", flush=True)

@@ -151,5 +151,7 @@ def test_a_client_of_a_local_server_finds_the_key_serve_created(shared_server: S
     monkeypatch.setenv("COMPUTEPLANE_DATA_DIR", str(server.data_dir))
     assert isinstance(ComputePlaneClient(server.url).list_clusters(), list)
     monkeypatch.setenv("COMPUTEPLANE_DATA_DIR", str(server.data_dir / "elsewhere"))
+    assert isinstance(ComputePlaneClient(server.url).list_clusters(), list)  # serve's record of its port wins
+    monkeypatch.setenv("XDG_STATE_HOME", str(server.data_dir / "no-record-here"))
     with pytest.raises(AccessDeniedError):
         ComputePlaneClient(server.url).list_clusters()
