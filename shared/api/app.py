@@ -7,11 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from shared.api import catalogue, locks
+from shared.api import catalogue, locks, snapshots
 from shared.api.arm import cloud as arm_cloud
 from shared.api.arm import routes as arm_routes
 from shared.api.arm.paths import ArmPathCasing
-from shared.api import catalogue, locks, snapshots
 from shared.api.auth import ApiKeyMiddleware, ApiKeys
 from shared.api.deps import DepsDep
 from shared.api.errors import install_error_handlers
