@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from shared.domain.clock import UtcDatetime
+from shared.domain.low_priority import AfterPreemptionRetries
 
 
 class JobState(StrEnum):
@@ -37,6 +38,16 @@ class JobSpec(BaseModel):
     # mounts, datastores, container registry), e.g. "https://storage.azure.com/".
     datastores: list[str] = Field(default_factory=list)
     registry: str | None = None
+    # On low-priority nodes (see shared.domain.low_priority). None: the cluster's setting or the default.
+    max_preemption_retries: int | None = None
+    on_preemption_retries_exhausted: AfterPreemptionRetries | None = None
+    # A job that saves its state every so often (in COMPUTEPLANE_CHECKPOINT_DIR, kept across its attempts) loses
+    # only the work since its last checkpoint to a preemption.
+    checkpoint_interval_seconds: int | None = None
+    # A job that must finish by a time falls back to dedicated nodes when preemptions would make it miss it;
+    # the check needs how long the job runs.
+    deadline: UtcDatetime | None = None
+    expected_runtime_seconds: int | None = None
 
     def system_resources(self) -> list[str]:
         return [*self.datastores, *([REGISTRY_RESOURCE] if self.registry else [])]

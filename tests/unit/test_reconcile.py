@@ -103,11 +103,11 @@ def test_a_preempted_node_requeues_its_job_with_the_attempt_counted() -> None:
     assert requeued.attempt == 2 and "Preempted" in (requeued.reason or "")
 
 
-def test_a_job_fails_once_its_retries_are_used_up() -> None:
+def test_a_job_fails_once_its_retries_for_failed_nodes_are_used_up() -> None:
     cluster = make_cluster()
     node = add_node(cluster, NodeState.RUNNING, run_id="j1")
     entry = add_job(cluster, "j1", running_on=[node], max_retries=0)
-    actions = reconcile(cluster, Observation(nodes={node.node_id: ObservedNode(NodeStatus.PREEMPTED)}), at(5),
+    actions = reconcile(cluster, Observation(nodes={node.node_id: ObservedNode(NodeStatus.FAILED)}), at(5),
                         POLICY)
     [failed] = [a.update for a in actions if isinstance(a, ProjectJob)]
     assert failed.state is JobState.FAILED and "gave up after 0 retries" in (failed.reason or "")

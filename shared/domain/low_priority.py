@@ -1,0 +1,109 @@
+"""Low-priority clusters that never lose a job to preemption: what happens to a job after its node is preempted.
+
+Preemptions are counted apart from infrastructure failures (``max_retries``): a preempted attempt is not the job's
+fault and not the node's, it is the price of cheap capacity. A preempted job is requeued on low-priority nodes until
+
+- the cluster's opt-in ``low_priority_fallback`` fires: its next attempts run on dedicated nodes of the same cluster
+  (``trigger``: after ``after_preemptions`` preemptions; when the time lost to preemption passes
+  ``lost_time_budget_seconds``; or, for a job with a deadline, when it falls behind uniform progress towards it), or
+- its ``max_preemption_retries`` run out: then ``on_preemption_retries_exhausted`` decides (``dedicated``,
+  ``requeue`` on low priority without limit, or ``fail`` as AmlCompute does). Unset, it is ``dedicated`` on a
+  cluster with the fallback and ``requeue`` on one without: the default never drops the work.
+
+A job with a deadline falls back, whatever the trigger, as soon as it could otherwise miss the deadline. Pure
+functions of the job's scheduling entry and ``now``: the server and the simulator decide alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Priority = Literal["dedicated", "lowpriority"]
+DEDICATED: Final = "dedicated"
+LOW_PRIORITY: Final = "lowpriority"
+DEFAULT_MAX_PREEMPTION_RETRIES: Final = 3
+
+
+class FallbackTrigger(StrEnum):
+    PREEMPTIONS = "preemptions"  # after a fixed number of preemptions of the job
+    LOST_TIME = "lost_time"  # when the job's time lost to preemption passes a budget
+    DEADLINE = "deadline"  # when a job with a deadline falls behind uniform progress towards it
+
+
+class AfterPreemptionRetries(StrEnum):
+    DEDICATED = "dedicated"  # the next attempts run on dedicated nodes
+    REQUEUE = "requeue"  # keep trying on low-priority nodes, without limit
+    FAIL = "fail"  # AmlCompute's behaviour: the job fails with the preemption as its reason
+
+
+# Chosen by comparing the triggers in the simulator (`python -m bench.autoscale --compare-fallback`; see README):
+# the lost-time budget finishes every job for the lowest cost on every shipped trace.
+DEFAULT_FALLBACK_TRIGGER: Final = FallbackTrigger.LOST_TIME
+DEFAULT_AFTER_PREEMPTIONS: Final = 2
+DEFAULT_LOST_TIME_BUDGET_SECONDS: Final = 3600
+
+
+class LowPriorityFallback(BaseModel):
+    """A low-priority cluster's opt-in fallback to dedicated nodes (each against its own quota)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trigger: FallbackTrigger = DEFAULT_FALLBACK_TRIGGER
+    after_preemptions: int = Field(default=DEFAULT_AFTER_PREEMPTIONS, ge=1, le=100)
+    lost_time_budget_seconds: int = Field(default=DEFAULT_LOST_TIME_BUDGET_SECONDS, ge=0, le=30 * 86400)
+
+
+class PreemptionOutcome(StrEnum):
+    REQUEUE_LOW_PRIORITY = "requeue"
+    DEDICATED = "dedicated"
+    FAIL = "fail"
+
+
+def checkpointed_seconds(run_seconds: float, checkpoint_interval_seconds: int | None) -> float:
+    """Of an attempt that ran ``run_seconds``, the work saved by its last checkpoint (none without checkpoints)."""
+    if not checkpoint_interval_seconds or run_seconds <= 0:
+        return 0.0
+    return (run_seconds // checkpoint_interval_seconds) * checkpoint_interval_seconds
+
+
+def behind_deadline(*, submitted_at: datetime, deadline: datetime, runtime_seconds: float, progress_seconds: float,
+                    now: datetime, restart_seconds: float) -> bool:
+    """Uniform progress (Can't Be Late, NSDI '24): a job should have done the share of its work that the share of
+    its time before the deadline has passed. Behind that line, or with too little slack left for one more restart
+    on low priority, it goes to dedicated nodes."""
+    remaining = max(runtime_seconds - progress_seconds, 0.0)
+    slack = (deadline - now).total_seconds() - remaining - restart_seconds
+    if slack < remaining or slack < 0:  # one more preemption late in the run would miss the deadline
+        return True
+    window = (deadline - submitted_at).total_seconds()
+    if window <= 0:
+        return True
+    due = runtime_seconds * min((now - submitted_at).total_seconds() / window, 1.0)
+    return progress_seconds < due
+
+
+def after_preemption(*, preemptions: int, lost_seconds: float, progress_seconds: float, submitted_at: datetime,
+                     deadline: datetime | None, runtime_seconds: float | None, max_preemption_retries: int,
+                     exhausted: AfterPreemptionRetries | None, fallback: LowPriorityFallback | None,
+                     now: datetime, restart: timedelta) -> PreemptionOutcome:
+    """Where a job's next attempt runs after its ``preemptions``-th preemption (already counted)."""
+    if fallback is not None:
+        if deadline is not None and runtime_seconds and behind_deadline(
+                submitted_at=submitted_at, deadline=deadline, runtime_seconds=runtime_seconds,
+                progress_seconds=progress_seconds, now=now, restart_seconds=restart.total_seconds()):
+            return PreemptionOutcome.DEDICATED
+        if fallback.trigger is FallbackTrigger.PREEMPTIONS and preemptions >= fallback.after_preemptions:
+            return PreemptionOutcome.DEDICATED
+        if fallback.trigger is FallbackTrigger.LOST_TIME and lost_seconds > fallback.lost_time_budget_seconds:
+            return PreemptionOutcome.DEDICATED
+    if preemptions <= max_preemption_retries:
+        return PreemptionOutcome.REQUEUE_LOW_PRIORITY
+    action = exhausted or (AfterPreemptionRetries.DEDICATED if fallback is not None
+                           else AfterPreemptionRetries.REQUEUE)
+    return {AfterPreemptionRetries.DEDICATED: PreemptionOutcome.DEDICATED,
+            AfterPreemptionRetries.REQUEUE: PreemptionOutcome.REQUEUE_LOW_PRIORITY,
+            AfterPreemptionRetries.FAIL: PreemptionOutcome.FAIL}[action]
