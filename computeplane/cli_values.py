@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 SYSTEM_IDENTITY = "[system]"
@@ -32,3 +34,16 @@ def parse_assign_identity(values: list[str]) -> tuple[str | None, list[str] | No
     if system:
         return "SystemAssigned", None
     return "UserAssigned", user
+
+
+def parse_low_priority_fallback(value: str | None) -> dict[str, Any] | None:
+    """``--low-priority-fallback``: on, off, preemptions[:N], lost_time[:SECONDS] or deadline -> the API's body."""
+    if value is None:
+        return None
+    from shared.domain.low_priority import fallback_from_text  # pydantic only: light enough for the CLI
+
+    try:
+        fallback = fallback_from_text(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--low-priority-fallback") from None
+    return None if fallback is None else fallback.model_dump(mode="json")

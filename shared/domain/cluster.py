@@ -77,7 +77,7 @@ class ClusterSpec(BaseModel):
     enable_node_public_ip: bool = True
     inter_node_communication: Literal["Enabled", "Disabled"] = "Enabled"
     # Low priority only (see shared.domain.low_priority): dedicated nodes for jobs that preemption keeps back, and
-    # what happens to a job whose preemption retries run out (None: dedicated with a fallback, requeue without).
+    # what happens to a job whose preemption retries run out (None: requeue on low priority, never dropped).
     low_priority_fallback: LowPriorityFallback | None = None
     on_preemption_retries_exhausted: AfterPreemptionRetries | None = None
 

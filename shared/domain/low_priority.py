@@ -7,8 +7,8 @@ fault and not the node's, it is the price of cheap capacity. A preempted job is 
   (``trigger``: after ``after_preemptions`` preemptions; when the time lost to preemption passes
   ``lost_time_budget_seconds``; or, for a job with a deadline, when it falls behind uniform progress towards it), or
 - its ``max_preemption_retries`` run out: then ``on_preemption_retries_exhausted`` decides (``dedicated``,
-  ``requeue`` on low priority without limit, or ``fail`` as AmlCompute does). Unset, it is ``dedicated`` on a
-  cluster with the fallback and ``requeue`` on one without: the default never drops the work.
+  ``requeue`` on low priority without limit, or ``fail`` as AmlCompute does). Unset, it is ``requeue``: the default
+  never drops the work, and a job that checkpoints keeps making progress on cheap nodes.
 
 A job with a deadline falls back, whatever the trigger, as soon as it could otherwise miss the deadline. Pure
 functions of the job's scheduling entry and ``now``: the server and the simulator decide alike.
@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Priority = Literal["dedicated", "lowpriority"]
 DEDICATED: Final = "dedicated"
@@ -41,8 +41,9 @@ class AfterPreemptionRetries(StrEnum):
 
 
 # Chosen by comparing the triggers in the simulator (`python -m bench.autoscale --compare-fallback`; see README):
-# the lost-time budget finishes every job for the lowest cost on every shipped trace.
-DEFAULT_FALLBACK_TRIGGER: Final = FallbackTrigger.LOST_TIME
+# uniform progress towards the deadline finishes every job, in time, for the lowest cost on every shipped trace.
+# A job without a deadline is then never moved to dedicated nodes by the trigger (only by its exhausted retries).
+DEFAULT_FALLBACK_TRIGGER: Final = FallbackTrigger.DEADLINE
 DEFAULT_AFTER_PREEMPTIONS: Final = 2
 DEFAULT_LOST_TIME_BUDGET_SECONDS: Final = 3600
 
@@ -102,8 +103,32 @@ def after_preemption(*, preemptions: int, lost_seconds: float, progress_seconds:
             return PreemptionOutcome.DEDICATED
     if preemptions <= max_preemption_retries:
         return PreemptionOutcome.REQUEUE_LOW_PRIORITY
-    action = exhausted or (AfterPreemptionRetries.DEDICATED if fallback is not None
-                           else AfterPreemptionRetries.REQUEUE)
+    action = exhausted or AfterPreemptionRetries.REQUEUE
     return {AfterPreemptionRetries.DEDICATED: PreemptionOutcome.DEDICATED,
             AfterPreemptionRetries.REQUEUE: PreemptionOutcome.REQUEUE_LOW_PRIORITY,
             AfterPreemptionRetries.FAIL: PreemptionOutcome.FAIL}[action]
+
+
+def fallback_from_text(text: str) -> LowPriorityFallback | None:
+    """The fallback a user names on a command line: ``on`` (the defaults), ``off``, ``preemptions[:N]``,
+    ``lost_time[:SECONDS]`` or ``deadline``. Raises ValueError with the rule."""
+    name, _, value = text.strip().lower().replace("-", "_").partition(":")
+    if name in ("off", "none"):
+        return None
+    if name in ("on", "default") and not value:
+        return LowPriorityFallback()
+    try:
+        trigger = FallbackTrigger(name)
+    except ValueError:
+        raise ValueError(f"'{text}' is not one of on, off, preemptions[:N], lost_time[:SECONDS], deadline") from None
+    if value and trigger is FallbackTrigger.DEADLINE:
+        raise ValueError("deadline takes no number: each job declares its own deadline")
+    if value and not value.isdigit():
+        raise ValueError(f"'{value}' is not a whole number")
+    if not value:
+        return LowPriorityFallback(trigger=trigger)
+    field = "after_preemptions" if trigger is FallbackTrigger.PREEMPTIONS else "lost_time_budget_seconds"
+    try:
+        return LowPriorityFallback.model_validate({"trigger": trigger, field: int(value)})
+    except ValidationError as exc:
+        raise ValueError(f"{field}: {exc.errors()[0]['msg']}") from None
