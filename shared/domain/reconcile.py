@@ -20,7 +20,13 @@ from shared.domain.autoscale import (
 )
 from shared.domain.cluster import AllocationState, Cluster, JobEntry, JobPhase, Node, NodeState, ProvisioningState
 from shared.domain.job import JobState, JobUpdate
-from shared.domain.low_priority import PreemptionOutcome, Priority, after_preemption, checkpointed_seconds
+from shared.domain.low_priority import (
+    PreemptedJob,
+    PreemptionOutcome,
+    Priority,
+    after_preemption,
+    checkpointed_seconds,
+)
 from shared.domain.observation import NodeStatus, Observation, ResourceLock, RunStatus
 from shared.domain.quota_ledger import QuotaCap
 
@@ -188,12 +194,13 @@ def _count_preemption(cluster: Cluster, entry: JobEntry, reason: str, now: datet
     entry.preemptions += 1
     entry.progress_seconds += saved
     entry.lost_seconds += ran - saved
-    outcome = after_preemption(
+    job = PreemptedJob(
         preemptions=entry.preemptions, lost_seconds=entry.lost_seconds, progress_seconds=entry.progress_seconds,
         submitted_at=entry.submitted_at, deadline=entry.deadline, runtime_seconds=entry.expected_runtime_seconds,
+        checkpoint_interval_seconds=entry.checkpoint_interval_seconds,
         max_preemption_retries=entry.max_preemption_retries,
-        exhausted=entry.on_preemption_retries_exhausted or cluster.spec.on_preemption_retries_exhausted,
-        fallback=cluster.spec.low_priority_fallback, now=now, restart=policy.low_priority_restart)
+        exhausted=entry.on_preemption_retries_exhausted or cluster.spec.on_preemption_retries_exhausted)
+    outcome = after_preemption(job, cluster.spec.low_priority_fallback, now, policy.low_priority_restart)
     counted = f"{reason} (preemption {entry.preemptions}, {entry.lost_seconds:.0f} s lost)"
     if outcome is PreemptionOutcome.FAIL:
         return True, f"{counted}; gave up after {entry.max_preemption_retries} preemption retries"

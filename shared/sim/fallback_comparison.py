@@ -1,8 +1,9 @@
 """ComputePlane's fallback triggers side by side on one low-priority workload: fixed N preemptions, a lost-time
-budget, and uniform progress towards a deadline (jobs declare submit + 2 x runtime + 10 min), next to no fallback.
+budget, uniform progress towards a deadline and the deadline alone (for these two, jobs declare submit + 2 x
+runtime + 10 min), next to no fallback. Every candidate is judged on the same deadlines ("late").
 
-The best is the cheapest among those that fail no job and finish the most jobs in time; it is the default trigger
-(``shared.domain.low_priority.DEFAULT_FALLBACK_TRIGGER``).
+The best fails no job, costs at most half of dedicated nodes, then finishes the most jobs in time for the least
+money; it is the default trigger (``shared.domain.low_priority.DEFAULT_FALLBACK_TRIGGER``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from shared.sim.recovery import RECOVER_FOREVER, computeplane_fallback
 
 AFTER_PREEMPTIONS = (1, 2, 4)
 LOST_TIME_BUDGETS_SECONDS = (1800, 3600, 7200)
+MAX_COST_SHARE = 0.5  # of the same workload on dedicated nodes
 
 
 def fallback_candidates(idle_seconds: int = 1800) -> list[ScalingPolicy]:
@@ -21,7 +23,8 @@ def fallback_candidates(idle_seconds: int = 1800) -> list[ScalingPolicy]:
                  for n in AFTER_PREEMPTIONS]
     fallbacks += [LowPriorityFallback(trigger=FallbackTrigger.LOST_TIME, lost_time_budget_seconds=s)
                   for s in LOST_TIME_BUDGETS_SECONDS]
-    fallbacks.append(LowPriorityFallback(trigger=FallbackTrigger.DEADLINE))
+    fallbacks += [LowPriorityFallback(trigger=FallbackTrigger.UNIFORM_PROGRESS),
+                  LowPriorityFallback(trigger=FallbackTrigger.DEADLINE)]
     policies: list[ScalingPolicy] = [computeplane(idle_seconds, RECOVER_FOREVER, "no fallback")]
     for fallback in fallbacks:
         recovery = computeplane_fallback(fallback)
@@ -30,7 +33,9 @@ def fallback_candidates(idle_seconds: int = 1800) -> list[ScalingPolicy]:
 
 
 def best_fallback(compared: list[PolicyMetrics]) -> PolicyMetrics:
-    return min(compared, key=lambda m: (m.jobs_failed, m.jobs_late, m.cost_usd))
+    """No job failed first; then within half the cost of dedicated; then the fewest jobs late; then the cheapest."""
+    return min(compared, key=lambda m: (m.jobs_failed, m.cost_share_of_dedicated > MAX_COST_SHARE, m.jobs_late,
+                                        m.cost_usd))
 
 
 FALLBACK_HEADERS = ["ComputePlane on low priority", "jobs failed", "jobs late or unfinished", "cost ($)",

@@ -30,6 +30,7 @@ class PreemptionRecovery:
 
 
 GIVE_UP_AFTER_RETRIES = PreemptionRecovery("fails after its retries", exhausted=AfterPreemptionRetries.FAIL)
+DEADLINE_TRIGGERS = (FallbackTrigger.UNIFORM_PROGRESS, FallbackTrigger.DEADLINE)  # jobs declare deadlines for these
 RECOVER_FOREVER = PreemptionRecovery("recovers on low priority without limit", exhausted=AfterPreemptionRetries.REQUEUE)
 
 
@@ -37,7 +38,7 @@ def computeplane_fallback(fallback: LowPriorityFallback | None = None) -> Preemp
     """ComputePlane with the fallback enabled (its default settings unless given)."""
     chosen = fallback or LowPriorityFallback()
     return PreemptionRecovery(f"fallback to dedicated: {describe_fallback(chosen)}", fallback=chosen,
-                              declares_deadlines=chosen.trigger is FallbackTrigger.DEADLINE)
+                              declares_deadlines=chosen.trigger in DEADLINE_TRIGGERS)
 
 
 def describe_fallback(fallback: LowPriorityFallback) -> str:
@@ -46,5 +47,7 @@ def describe_fallback(fallback: LowPriorityFallback) -> str:
             return f"after {fallback.after_preemptions} preemption(s)"
         case FallbackTrigger.LOST_TIME:
             return f"past {fallback.lost_time_budget_seconds / 3600:g} h lost to preemption"
-        case FallbackTrigger.DEADLINE:
+        case FallbackTrigger.UNIFORM_PROGRESS:
             return "when behind uniform progress towards the deadline"
+        case FallbackTrigger.DEADLINE:
+            return "only when it would otherwise miss its deadline"

@@ -119,16 +119,27 @@ def test_the_lost_time_budget_counts_only_work_since_the_last_checkpoint() -> No
     assert lost.lost_seconds == pytest.approx(1900.0) and lost.on_dedicated
 
 
-def test_a_job_with_a_deadline_falls_back_when_behind_uniform_progress_whatever_the_trigger() -> None:
+def test_a_job_with_a_deadline_falls_back_when_one_more_preemption_could_make_it_miss_whatever_the_trigger() -> None:
     fallback = LowPriorityFallback(trigger=FallbackTrigger.PREEMPTIONS, after_preemptions=50)
     relaxed = low_priority_cluster(fallback)
-    far = submit(relaxed, deadline=at(100_000), expected_runtime_seconds=3600, checkpoint_interval_seconds=60)
-    run_then_preempt(relaxed, 0.0, 600.0)  # 600 s saved of 3,600 by t=600 of a 100,000 s window: ahead
+    far = submit(relaxed, deadline=at(20_000), expected_runtime_seconds=3600, checkpoint_interval_seconds=60)
+    run_then_preempt(relaxed, 0.0, 600.0)  # 600 s saved, 3,000 s of work left, ~19,000 s to go: room to spare
     assert not far.on_dedicated
     tight = low_priority_cluster(fallback)
-    near = submit(tight, deadline=at(5000), expected_runtime_seconds=3600)
-    run_then_preempt(tight, 0.0, 600.0)  # nothing saved, 4,400 s left for 3,600 s of work: would miss it
+    near = submit(tight, deadline=at(8000), expected_runtime_seconds=3600)
+    run_then_preempt(tight, 0.0, 600.0)  # nothing saved: another preemption could cost a whole 3,600 s run
     assert near.on_dedicated
+
+
+def test_uniform_progress_moves_a_job_that_fell_behind_its_schedule_the_deadline_alone_waits() -> None:
+    behind = low_priority_cluster(LowPriorityFallback(trigger=FallbackTrigger.UNIFORM_PROGRESS))
+    job = submit(behind, deadline=at(100_000), expected_runtime_seconds=3600)
+    run_then_preempt(behind, 0.0, 600.0)  # no progress kept, some of the window gone: behind the line
+    assert job.on_dedicated
+    waiting = low_priority_cluster(LowPriorityFallback(trigger=FallbackTrigger.DEADLINE))
+    same = submit(waiting, deadline=at(100_000), expected_runtime_seconds=3600)
+    run_then_preempt(waiting, 0.0, 600.0)  # the deadline is far: stay on cheap nodes
+    assert not same.on_dedicated and same.phase is JobPhase.QUEUED
 
 
 def test_each_priority_scales_against_its_own_quota() -> None:
