@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from shared.domain.actions import Action, ProjectJob, ProvisionNode, ReleaseNode, StartRun, StopRun, WakeUpAt
 from shared.domain.autoscale import (
@@ -30,7 +31,14 @@ from shared.domain.low_priority import (
 from shared.domain.observation import NodeStatus, Observation, ResourceLock, RunStatus
 from shared.domain.quota_ledger import QuotaCap
 
-PREEMPTED = "Preempted"
+
+class Interruption(StrEnum):
+    """Why a running attempt ended without an exit code (the job's reason starts with it)."""
+
+    PREEMPTED = "Preempted"  # counted against max_preemption_retries
+    NODE_FAILED = "NodeFailed"  # these against max_retries
+    NODE_LOST = "NodeLost"
+    RUN_LOST = "RunLost"
 
 
 @dataclass(frozen=True)
@@ -86,13 +94,13 @@ def _apply_node_observations(cluster: Cluster, observed: Observation, now: datet
                 actions.append(ProvisionNode(node.node_id, cluster.priority_of(node)))  # never reached the provider
         elif node.state in (NodeState.IDLE, NodeState.RUNNING):
             if seen.status is NodeStatus.PREEMPTED:
-                actions += _lose_node(cluster, node, NodeState.PREEMPTED, PREEMPTED,
+                actions += _lose_node(cluster, node, NodeState.PREEMPTED, Interruption.PREEMPTED,
                                       f"low-priority node {node.node_id} was preempted", now, policy)
             elif seen.status is NodeStatus.FAILED:
-                actions += _lose_node(cluster, node, NodeState.UNUSABLE, "NodeFailed",
+                actions += _lose_node(cluster, node, NodeState.UNUSABLE, Interruption.NODE_FAILED,
                                       seen.reason or f"node {node.node_id} failed", now, policy)
             elif seen.status is NodeStatus.GONE:
-                actions += _lose_node(cluster, node, None, "NodeLost",
+                actions += _lose_node(cluster, node, None, Interruption.NODE_LOST,
                                       f"node {node.node_id} disappeared from the provider", now, policy)
         elif seen.status is NodeStatus.GONE:  # leaving, preempted or unusable, and now released
             cluster.nodes.remove(node)
@@ -101,7 +109,7 @@ def _apply_node_observations(cluster: Cluster, observed: Observation, now: datet
     return actions
 
 
-def _lose_node(cluster: Cluster, node: Node, new_state: NodeState | None, code: str, reason: str,
+def _lose_node(cluster: Cluster, node: Node, new_state: NodeState | None, code: Interruption, reason: str,
                now: datetime, policy: ReconcilePolicy) -> list[Action]:
     """A node we counted on is gone or going: requeue its job, release what is left of the node."""
     actions: list[Action] = []
@@ -137,7 +145,7 @@ def _apply_run_observations(cluster: Cluster, observed: Observation, now: dateti
             _free_nodes_of(cluster, entry, now)
             cluster.jobs.remove(entry)
         elif seen.status is RunStatus.LOST:
-            actions += _requeue(cluster, entry, "RunLost",
+            actions += _requeue(cluster, entry, Interruption.RUN_LOST,
                                 "the job's processes ended without an exit code (control plane restarted?)", now,
                                 policy)
         elif seen.status is RunStatus.NOT_STARTED:
@@ -155,7 +163,7 @@ def _stop_orphaned_runs(cluster: Cluster, observed: Observation) -> tuple[list[A
             frozenset(n for nodes in orphans.values() for n in nodes))
 
 
-def _requeue(cluster: Cluster, entry: JobEntry, code: str, reason: str, now: datetime,
+def _requeue(cluster: Cluster, entry: JobEntry, code: Interruption, reason: str, now: datetime,
              policy: ReconcilePolicy) -> list[Action]:
     """AmlCompute fails an interrupted job and makes the user resubmit; we requeue it: after an infrastructure
     failure up to max_retries times, after a preemption as ``shared.domain.low_priority`` decides (never dropped
@@ -166,7 +174,7 @@ def _requeue(cluster: Cluster, entry: JobEntry, code: str, reason: str, now: dat
     for node in cluster.nodes:
         if node.run_id == entry.job_id:
             node.run_id = None
-    if code == PREEMPTED:
+    if code is Interruption.PREEMPTED:
         give_up, reason = _count_preemption(cluster, entry, reason, now, policy)
     else:
         entry.failures += 1  # the attempt that just ended is one more retry
