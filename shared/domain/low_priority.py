@@ -26,7 +26,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 Priority = Literal["dedicated", "lowpriority"]
 DEDICATED: Final = "dedicated"
-LOW_PRIORITY: Final = "lowpriority"
 DEFAULT_MAX_PREEMPTION_RETRIES: Final = 3
 
 
@@ -45,7 +44,7 @@ class AfterPreemptionRetries(StrEnum):
 
 # Chosen by comparing the triggers in the simulator (`python -m bench.autoscale --compare-fallback`; see README):
 # falling back only when a job would otherwise miss its deadline finishes every job, in time, for the least money
-# (fixed N, lost-time budgets and uniform progress move the long jobs to dedicated nodes early and cost 55-90% of
+# (fixed N, lost-time budgets and uniform progress move the long jobs to dedicated nodes early and cost 60-94% of
 # dedicated). A job without a deadline then stays on low priority (checkpointing, it keeps making progress) unless
 # its exhausted preemption retries say otherwise.
 DEFAULT_FALLBACK_TRIGGER: Final = FallbackTrigger.DEADLINE
