@@ -90,6 +90,10 @@ def _apply_node_observations(cluster: Cluster, observed: Observation, now: datet
                 cluster.add_error("NodeProvisioningFailed", reason, now)
                 cluster.provisioning_failures += 1
                 actions.append(ReleaseNode(node.node_id))
+            elif seen.status is NodeStatus.GONE and len(cluster.nodes_in(*ACTIVE_NODE_STATES)) > cluster.spec.max_nodes:
+                # never reached the provider, and max_nodes was lowered since: not asked for again
+                node.state = NodeState.LEAVING
+                actions.append(ReleaseNode(node.node_id))
             elif seen.status is NodeStatus.GONE:
                 actions.append(ProvisionNode(node.node_id, cluster.priority_of(node)))  # never reached the provider
         elif node.state in (NodeState.IDLE, NodeState.RUNNING):
