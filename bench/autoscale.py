@@ -3,6 +3,7 @@
     python -m bench.autoscale                     # Philly runtimes, 2 simulated days of arrivals
     python -m bench.autoscale --workload shared/data/workloads/openb_pod_list_default.csv --start-day 115 --days 10
     python -m bench.autoscale --preemption shared/data/preemption/aws-04-22-2023_us-east-1c_v100_1.json
+    python -m bench.autoscale --preemption FILE --compare-fallback   # ComputePlane's fallback triggers compared
 
 Every policy runs the same workload with the same seed; the simulator drives ComputePlane's real reconcile
 (``shared.sim``). Traces: cite alibaba/clusterdata and skypilot-org/spot-traces when publishing figures.
@@ -21,14 +22,18 @@ from rich.table import Table
 
 from bench.machine import console, print_header
 from computeplane.cli_output import comparison_table
+from shared.domain.low_priority import fallback_from_text
 from shared.sim.compare import MapFunction, frontier, frontier_policies, peer_policies, run_policies
 from shared.sim.engine import SimConfig
+from shared.sim.fallback_comparison import best_fallback, fallback_candidates, fallback_rows
 from shared.sim.jobs import Workload
 from shared.sim.names import WorkloadFormat
+from shared.sim.recovery import RECOVER_FOREVER, PreemptionRecovery, computeplane_fallback
 from shared.sim.report import FRONTIER_HEADERS, footnotes, frontier_rows, side_by_side
 from shared.sim.scenario import ScenarioOptions, build_scenario, describe
 from shared.sim.workloads import detect_format
 
+DEFAULT_CHECKPOINT_SECONDS = 1800  # with preemptions; as the Can't Be Late evaluation, progress survives a restart
 DEFAULT_MAX_NODES = 512  # large enough that 1-2 Philly days never fill the cluster: the policies differ in scaling
 DEFAULT_PHILLY_DAYS = 2.0
 
@@ -57,7 +62,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs-per-day", type=float, default=850.0, help="philly: arrival rate")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="simulation processes")
     parser.add_argument("--no-frontier", action="store_true", help="skip the fixed-timeout frontier")
+    parser.add_argument("--checkpoint-seconds", type=int, default=DEFAULT_CHECKPOINT_SECONDS,
+                        help="with preemptions: jobs checkpoint this often, so a preemption loses only the work "
+                             "since the last checkpoint (0: jobs restart from the beginning)")
+    parser.add_argument("--low-priority-fallback", default="on", type=_fallback,
+                        help="ComputePlane's fallback to dedicated nodes: on (its defaults), off, preemptions[:N], "
+                             "lost_time[:SECONDS] or deadline")
+    parser.add_argument("--compare-fallback", action="store_true",
+                        help="with preemptions: compare ComputePlane's fallback triggers (fixed N, lost-time "
+                             "budget, uniform progress towards a deadline)")
     return parser.parse_args(argv)
+
+
+def _fallback(text: str) -> PreemptionRecovery:
+    try:
+        fallback = fallback_from_text(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return RECOVER_FOREVER if fallback is None else computeplane_fallback(fallback)
 
 
 def scenario_options(args: argparse.Namespace) -> ScenarioOptions:
@@ -71,18 +93,25 @@ def scenario_options(args: argparse.Namespace) -> ScenarioOptions:
     return ScenarioOptions(workload=args.workload, workload_format=workload_format, preemption_trace=args.preemption,
                            preemption_rate=args.preemption_rate, seed=args.seed, days=days, start_day=args.start_day,
                            max_nodes=args.max_nodes, vm_size=args.vm_size, boot_seconds=args.boot_seconds,
-                           quota_vcpus=args.quota_vcpus, jobs_per_day=args.jobs_per_day)
+                           quota_vcpus=args.quota_vcpus, jobs_per_day=args.jobs_per_day,
+                           checkpoint_seconds=args.checkpoint_seconds)
 
 
 def render(out: Console, workload: Workload, config: SimConfig, args: argparse.Namespace, map_fn: MapFunction) -> None:
     price = config.vm().price_per_hour(config.priority)
     for line in describe(workload, config):
         out.print(line)
-    peers = run_policies(workload, peer_policies(config.boot_seconds, args.idle_seconds), config, map_fn)
+    peers = run_policies(workload, peer_policies(config.boot_seconds, args.idle_seconds, args.low_priority_fallback),
+                         config, map_fn)
     headers, rows = side_by_side(peers, price)
     out.print(comparison_table("Policies side by side (same workload, same seed)", headers, rows))
     for note in footnotes(peers):
         out.print(f"  {note}")
+    if args.compare_fallback and config.priority == "lowpriority":
+        compared = run_policies(workload, fallback_candidates(args.idle_seconds), config, map_fn)
+        headers, rows = fallback_rows(compared)
+        out.print(comparison_table("ComputePlane's fallback to dedicated nodes, trigger by trigger", headers, rows))
+        out.print(f"  best: {best_fallback(compared).label}")
     if args.no_frontier:
         return
     candidates = run_policies(workload, frontier_policies(config.boot_seconds), config, map_fn)

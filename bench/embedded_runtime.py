@@ -42,9 +42,9 @@ class InstantRunProvider:
         self.provisions = 0
         self.releases = 0
 
-    def provision(self, workspace: str, cluster: str, node_id: str) -> datetime | None:
+    def provision(self, workspace: str, cluster: str, node_id: str, priority: str | None = None) -> datetime | None:
         self.provisions += 1
-        return cast(datetime | None, self._inner.provision(workspace, cluster, node_id))
+        return cast(datetime | None, self._inner.provision(workspace, cluster, node_id, priority))
 
     def release(self, node_id: str) -> None:
         self.releases += 1

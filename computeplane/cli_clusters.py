@@ -15,7 +15,7 @@ import typer
 from computeplane.cli_context import GlobalOptionsCommand, settings_of
 from computeplane.cli_output import cluster_detail, cluster_table, emit, identity_summary, node_table
 from computeplane.cli_progress import ProgressLines, cluster_progress_line
-from computeplane.cli_values import parse_assign_identity, parse_key_values
+from computeplane.cli_values import parse_assign_identity, parse_key_values, parse_low_priority_fallback
 from computeplane.client import ComputePlaneClient
 from computeplane.waiting import DEFAULT_WAIT_TIMEOUT_SECONDS, wait_for_cluster, wait_for_cluster_deletion
 
@@ -28,6 +28,12 @@ cluster_app.add_typer(identity_app, name="identity")
 class VmPriority(StrEnum):
     DEDICATED = "dedicated"
     LOWPRIORITY = "lowpriority"
+
+
+class AfterPreemptionRetries(StrEnum):
+    DEDICATED = "dedicated"
+    REQUEUE = "requeue"
+    FAIL = "fail"
 
 
 NameArgument = Annotated[str | None, typer.Argument(help="Cluster name (or -n/--name).", metavar="NAME",
@@ -79,6 +85,12 @@ def create(
     tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="KEY=VALUE (repeat).",
                                                   show_default=False)] = None,
     description: Annotated[str | None, typer.Option("--description", "-d", show_default=False)] = None,
+    low_priority_fallback: Annotated[str | None, typer.Option(
+        "--low-priority-fallback", help="Low priority: run jobs that preemption keeps back on dedicated nodes: on "
+        "(the default trigger), preemptions[:N], lost_time[:SECONDS], deadline, or off.", show_default=False)] = None,
+    on_preemption_retries_exhausted: Annotated[AfterPreemptionRetries | None, typer.Option(
+        "--on-preemption-retries-exhausted", help="Low priority: what a job whose preemption retries ran out does "
+        "\\[default: requeue].", show_default=False)] = None,
     wait: WaitOption = False,
     timeout: TimeoutOption = DEFAULT_WAIT_TIMEOUT_SECONDS,
 ) -> None:
@@ -99,7 +111,10 @@ def create(
             identity_type=identity_type, identity_id=identity_ids, admin_username=admin_username,
             admin_user_password=admin_user_password, admin_user_ssh_key=admin_user_ssh_key,
             remote_login_port_public_access=remote_login_port_public_access,
-            enable_node_public_ip=enable_node_public_ip)
+            enable_node_public_ip=enable_node_public_ip,
+            low_priority_fallback=parse_low_priority_fallback(low_priority_fallback),
+            on_preemption_retries_exhausted=on_preemption_retries_exhausted.value
+            if on_preemption_retries_exhausted else None)
         body = result.cluster
         if not settings.json:
             verb = "Creating" if result.created else "Found existing"

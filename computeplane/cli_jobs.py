@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from computeplane.cli_clusters import AfterPreemptionRetries
 from computeplane.cli_context import GlobalOptionsCommand, settings_of
 from computeplane.cli_output import emit, job_detail, job_table, print_json
 from computeplane.cli_progress import ProgressLines, job_progress_line
@@ -39,6 +40,20 @@ def submit(
         "--code", help="Project directory: snapshotted (minus .amlignore/.gitignore), uploaded once, and the working "
                        "directory of every node.", show_default=False, exists=True, file_okay=False,
         dir_okay=True)] = None,
+    max_preemption_retries: Annotated[int | None, typer.Option(
+        "--max-preemption-retries", help="Low priority: preemptions before the cluster's after-retries choice "
+        "applies \\[default: 3].", show_default=False)] = None,
+    on_preemption_retries_exhausted: Annotated[AfterPreemptionRetries | None, typer.Option(
+        "--on-preemption-retries-exhausted", help="dedicated, requeue or fail (default: the cluster's).",
+        show_default=False)] = None,
+    checkpoint_interval: Annotated[int | None, typer.Option(
+        "--checkpoint-interval", help="Seconds between the job's checkpoints (in $COMPUTEPLANE_CHECKPOINT_DIR): a "
+        "preemption then loses only the work since the last one.", show_default=False)] = None,
+    deadline: Annotated[str | None, typer.Option(
+        "--deadline", help="ISO-8601 time the job must finish by (needs --expected-runtime); on a cluster with "
+        "the fallback, it moves to dedicated nodes rather than miss it.", show_default=False)] = None,
+    expected_runtime: Annotated[int | None, typer.Option(
+        "--expected-runtime", help="Seconds the job runs, for the deadline check.", show_default=False)] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the job, showing its state and output.")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait with --wait.")] =
         DEFAULT_WAIT_TIMEOUT_SECONDS,
@@ -48,8 +63,13 @@ def submit(
     environment = parse_key_values(env or [], "--env") or None
     with settings.client() as client:
         try:
-            job = client.submit_job(cluster, command, node_count=node_count, environment_variables=environment,
-                                    max_retries=max_retries, code=code)
+            job = client.submit_job(
+                cluster, command, node_count=node_count, environment_variables=environment, max_retries=max_retries,
+                max_preemption_retries=max_preemption_retries,
+                on_preemption_retries_exhausted=on_preemption_retries_exhausted.value
+                if on_preemption_retries_exhausted else None,
+                checkpoint_interval_seconds=checkpoint_interval, deadline=deadline,
+                expected_runtime_seconds=expected_runtime, code=code)
         except SnapshotRejected as exc:
             raise typer.BadParameter(str(exc), param_hint="--code") from None
         if not settings.json:

@@ -73,6 +73,7 @@ def cluster_detail(cluster: dict[str, Any]) -> Table:
                            f"idle {scale.get('idle_seconds_before_scaledown')} s before scale-down"),
     ]
     rows += [("identity", identity_summary(cluster.get("identity")))] if cluster.get("identity") else []
+    rows += low_priority_rows(cluster)
     rows += [("vnet", "/".join(str(v) for v in cluster["vnet"].values()))] if cluster.get("vnet") else []
     rows += [("tags", ", ".join(f"{k}={v}" for k, v in (cluster.get("tags") or {}).items()) or None),
              ("description", cluster.get("description")),
@@ -81,6 +82,19 @@ def cluster_detail(cluster: dict[str, Any]) -> Table:
              ("created_at", cluster.get("created_at")), ("modified_at", cluster.get("modified_at"))]
     rows += [("warnings", "; ".join(cluster["warnings"]))] if cluster.get("warnings") else []
     return key_value_table(rows)
+
+
+def low_priority_rows(cluster: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A low-priority cluster's fallback to dedicated nodes, and how many nodes of each priority it holds."""
+    if cluster.get("vm_priority") != "lowpriority":
+        return []
+    fallback = cluster.get("low_priority_fallback")
+    described = "off" if not fallback else ", ".join(f"{k} {v}" for k, v in fallback.items())
+    counts = cluster.get("node_priority_counts") or {}
+    return [("low_priority_fallback", described),
+            ("on_preemption_retries_exhausted", cluster.get("on_preemption_retries_exhausted") or "requeue"),
+            ("nodes by priority",
+             f"lowpriority {counts.get('lowpriority', 0)}, dedicated {counts.get('dedicated', 0)}")]
 
 
 def identity_summary(identity: dict[str, Any] | None) -> str | None:
@@ -94,9 +108,9 @@ def identity_summary(identity: dict[str, Any] | None) -> str | None:
 
 
 def node_table(nodes: list[dict[str, Any]]) -> Table:
-    table = Table("NODE", "STATE", "PRIVATE IP", "RUN", box=None)
+    table = Table("NODE", "STATE", "PRIORITY", "PRIVATE IP", "RUN", box=None)
     for n in nodes:
-        table.add_row(n.get("node_id"), n.get("state"), n.get("private_ip"), n.get("run_id"))
+        table.add_row(n.get("node_id"), n.get("state"), n.get("priority"), n.get("private_ip"), n.get("run_id"))
     return table
 
 

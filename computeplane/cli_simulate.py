@@ -36,6 +36,16 @@ def simulate(
     boot_seconds: Annotated[float, typer.Option(help="Seconds from asking for a node to running on it.")] = 120.0,
     preemption_rate: Annotated[float | None, typer.Option(
         help="Low-priority nodes, preempted this many times per node-hour.", show_default=False)] = None,
+    preemption_trace: Annotated[Path | None, typer.Option(
+        exists=True, dir_okay=False, readable=True,
+        help="Low-priority nodes, preempted as a spot availability trace (JSON, e.g. shared/data/preemption) shows.",
+        show_default=False)] = None,
+    checkpoint_seconds: Annotated[int | None, typer.Option(
+        help="Low priority: jobs checkpoint this often, so a preemption loses only the work since the last one.",
+        show_default=False)] = None,
+    low_priority_fallback: Annotated[str, typer.Option(
+        help="Low priority: ComputePlane's fallback to dedicated nodes: on, off, preemptions[:N], "
+             "lost_time[:SECONDS] or deadline.")] = "on",
     days: Annotated[float | None, typer.Option(
         help="philly: days of synthesized arrivals; other traces: only jobs submitted within this many days.",
         show_default=False)] = None,
@@ -54,14 +64,23 @@ def simulate(
         load_catalogue().get(vm_size)
     except InvalidField as exc:
         raise typer.BadParameter(exc.rule, param_hint="--vm-size") from None
+    from shared.domain.low_priority import fallback_from_text
+    from shared.sim.recovery import RECOVER_FOREVER, computeplane_fallback
+
+    try:
+        fallback = fallback_from_text(low_priority_fallback)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--low-priority-fallback") from None
+    recovery = RECOVER_FOREVER if fallback is None else computeplane_fallback(fallback)
     options = ScenarioOptions(workload=jobs, workload_format=workload_format, preemption_rate=preemption_rate,
-                              seed=seed, days=days, max_nodes=max_nodes, vm_size=vm_size, boot_seconds=boot_seconds)
+                              preemption_trace=preemption_trace, seed=seed, days=days, max_nodes=max_nodes,
+                              vm_size=vm_size, boot_seconds=boot_seconds, checkpoint_seconds=checkpoint_seconds)
     try:
         workload, config = build_scenario(options)
     except (ValueError, KeyError) as exc:  # a malformed file: the loaders name the file, line and column
         raise typer.BadParameter(str(exc), param_hint="--jobs") from None
-    chosen = policy_named(policy, boot_seconds, idle_seconds)
-    policies = [chosen] + ([p for p in peer_policies(boot_seconds, idle_seconds) if p.label != chosen.label]
+    chosen = policy_named(policy, boot_seconds, idle_seconds, recovery)
+    policies = [chosen] + ([p for p in peer_policies(boot_seconds, idle_seconds, recovery) if p.label != chosen.label]
                            if compare else [])
     metrics = run_policies(workload, policies, config)
     if settings_of(ctx).json:
@@ -82,4 +101,5 @@ def _as_json(metrics: PolicyMetrics) -> dict[str, object]:
     body = dataclasses.asdict(metrics)
     body["ratio_to_lower_bound"] = metrics.ratio_to_lower_bound
     body["ratio_to_ideal"] = metrics.ratio_to_ideal
+    body["cost_share_of_dedicated"] = metrics.cost_share_of_dedicated
     return body

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 SYSTEM_IDENTITY = "[system]"
@@ -32,3 +34,23 @@ def parse_assign_identity(values: list[str]) -> tuple[str | None, list[str] | No
     if system:
         return "SystemAssigned", None
     return "UserAssigned", user
+
+
+FALLBACK_NUMBERS = {"preemptions": "after_preemptions", "lost_time": "lost_time_budget_seconds"}
+FALLBACK_TRIGGERS = (*FALLBACK_NUMBERS, "uniform_progress", "deadline")
+
+
+def parse_low_priority_fallback(value: str | None) -> dict[str, Any] | None:
+    """``--low-priority-fallback``: on, off, preemptions[:N], lost_time[:SECONDS], uniform_progress or deadline ->
+    the API's ``low_priority_fallback`` body (the server checks the numbers)."""
+    if value is None:
+        return None
+    trigger, _, number = value.strip().lower().replace("-", "_").partition(":")
+    if trigger in ("off", "none") and not number:
+        return None
+    if trigger in ("on", "default") and not number:
+        return {}
+    if trigger not in FALLBACK_TRIGGERS or (number and (trigger not in FALLBACK_NUMBERS or not number.isdigit())):
+        raise typer.BadParameter(f"expected on, off, preemptions[:N], lost_time[:SECONDS], uniform_progress or "
+                                 f"deadline, got {value!r}", param_hint="--low-priority-fallback")
+    return {"trigger": trigger} | ({FALLBACK_NUMBERS[trigger]: int(number)} if number else {})

@@ -118,7 +118,9 @@ class ComputePlaneClient:
                        admin_username: str | None = None, admin_user_password: str | None = None,
                        admin_user_ssh_key: str | None = None, remote_login_port_public_access: str | None = None,
                        enable_node_public_ip: bool | None = None,
-                       inter_node_communication: bool | str | None = None) -> ClusterCreateResult:
+                       inter_node_communication: bool | str | None = None,
+                       low_priority_fallback: dict[str, Any] | None = None,
+                       on_preemption_retries_exhausted: str | None = None) -> ClusterCreateResult:
         """Get-or-create: the same spec again is a no-op (``created`` False), a different spec a ConflictError.
         Only the fields given (not None) are sent; the server applies the AmlCompute defaults to the rest.
         ``inter_node_communication``: True/False or the API's own "Enabled"/"Disabled"."""
@@ -133,6 +135,8 @@ class ComputePlaneClient:
             "admin_user_password": admin_user_password, "admin_user_ssh_key": admin_user_ssh_key,
             "remote_login_port_public_access": remote_login_port_public_access,
             "enable_node_public_ip": enable_node_public_ip, "inter_node_communication": inter_node_communication,
+            "low_priority_fallback": low_priority_fallback,
+            "on_preemption_retries_exhausted": on_preemption_retries_exhausted,
         }
         response = self._send("POST", self._ws("clusters"), json=_without_none(fields))
         return ClusterCreateResult(cluster=response.json(), created=response.status_code == 202)
@@ -188,14 +192,22 @@ class ComputePlaneClient:
 
     def submit_job(self, cluster: str, command: list[str], *, node_count: int | None = None,
                    environment_variables: dict[str, str] | None = None,
-                   max_retries: int | None = None, code: str | os.PathLike[str] | None = None) -> JsonObject:
+                   max_retries: int | None = None, max_preemption_retries: int | None = None,
+                   on_preemption_retries_exhausted: str | None = None,
+                   checkpoint_interval_seconds: int | None = None, deadline: str | None = None,
+                   expected_runtime_seconds: int | None = None,
+                   code: str | os.PathLike[str] | None = None) -> JsonObject:
         """Queue ``command`` (an argument list, never passed to a shell) on ``cluster``; returns the job (``id``).
         ``code``: a project directory (snapshotted and uploaded, see ``upload_code``) or the digest of one already
-        uploaded; every node runs ``command`` in its own unpacked copy."""
+        uploaded; every node runs ``command`` in its own unpacked copy. ``deadline`` is an ISO-8601 time (with its
+        offset)."""
         digest = None if code is None else str(code) if _is_digest(code) else self.upload_code(code)
         body = _without_none({"command": list(command), "node_count": node_count,
                               "environment_variables": environment_variables, "max_retries": max_retries,
-                              "code": digest})
+                              "max_preemption_retries": max_preemption_retries,
+                              "on_preemption_retries_exhausted": on_preemption_retries_exhausted,
+                              "checkpoint_interval_seconds": checkpoint_interval_seconds, "deadline": deadline,
+                              "expected_runtime_seconds": expected_runtime_seconds, "code": digest})
         # One key for every attempt: when an answer is lost (timeout, 503), the next attempt gets the same job back.
         headers = {IDEMPOTENCY_KEY_HEADER: uuid.uuid4().hex}
         retrying = Retrying(retry=retry_if_exception(_answer_may_be_lost), stop=stop_after_attempt(SUBMIT_ATTEMPTS),

@@ -96,8 +96,10 @@ class NodeProvider(Protocol):
     """Nodes and the runs on them. Every call is idempotent: provisioning a node that exists, releasing one that
     is gone, or starting a run that was started, does nothing."""
 
-    def provision(self, workspace: str, cluster: str, node_id: str) -> datetime | None:
-        """Ask for a node; returns when it is expected to be ready, if the provider knows."""
+    def provision(self, workspace: str, cluster: str, node_id: str, priority: str | None = None) -> datetime | None:
+        """Ask for a node; returns when it is expected to be ready, if the provider knows. ``priority`` is
+        "dedicated" or "lowpriority" (a low-priority cluster's fallback nodes are dedicated); None: the cluster's
+        own vm_priority."""
         ...
 
     def release(self, node_id: str) -> None: ...

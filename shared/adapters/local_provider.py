@@ -48,7 +48,7 @@ from shared.ports import Clock, RunRequest, SnapshotStore
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
     node_id TEXT PRIMARY KEY, workspace TEXT NOT NULL, cluster TEXT NOT NULL, created_at TEXT NOT NULL,
-    ready_at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'ok', reason TEXT, checked_at TEXT);
+    ready_at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'ok', reason TEXT, checked_at TEXT, priority TEXT);
 CREATE TABLE IF NOT EXISTS locks (
     name TEXT PRIMARY KEY, level TEXT NOT NULL, scope TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 Publish = Callable[[CloudEvent, datetime | None], None]
+_PREEMPTIBLE = "(priority IS NULL OR priority='lowpriority')"  # dedicated nodes are never preempted
 KILL_GRACE_SECONDS = 5.0
 
 
@@ -84,8 +85,10 @@ class LocalNodeProvider:
         self._boot_delay, self._fail_provisioning = boot_delay, fail_provisioning
         self._local = threading.local()
         self._conn().executescript(SCHEMA)
-        if "checked_at" not in {row[1] for row in self._conn().execute("PRAGMA table_info(nodes)")}:
-            self._conn().execute("ALTER TABLE nodes ADD COLUMN checked_at TEXT")  # data dirs of an older version
+        columns = {row[1] for row in self._conn().execute("PRAGMA table_info(nodes)")}
+        for column in ("checked_at", "priority"):  # data dirs of an older version
+            if column not in columns:
+                self._conn().execute(f"ALTER TABLE nodes ADD COLUMN {column} TEXT")
         self._children: dict[tuple[str, int], list[subprocess.Popen[bytes]]] = {}
         self._children_lock = threading.Lock()
         self._shutting_down = threading.Event()
@@ -97,15 +100,18 @@ class LocalNodeProvider:
         return conn
 
     # --- nodes -------------------------------------------------------------------------------------------------
-    def provision(self, workspace: str, cluster: str, node_id: str) -> datetime | None:
+    def provision(self, workspace: str, cluster: str, node_id: str, priority: str | None = None) -> datetime | None:
+        """``priority`` is recorded: only low-priority nodes (or nodes of an unknown priority, from an older data
+        directory) are ever preempted."""
         now = self._clock.now()
         ready_at = now + self._boot_delay
         status = "failed" if self._fail_provisioning else "ok"
         inserted = self._conn().execute(
-            "INSERT OR IGNORE INTO nodes (node_id, workspace, cluster, created_at, ready_at, status, reason) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO nodes (node_id, workspace, cluster, created_at, ready_at, status, reason, "
+            "priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (node_id, workspace, cluster, format_utc(now), format_utc(ready_at), status,
-             "local provider is set to fail provisioning" if self._fail_provisioning else None)).rowcount
+             "local provider is set to fail provisioning" if self._fail_provisioning else None,
+             priority)).rowcount
         if inserted and not self._fail_provisioning:
             self._publish(new_event(NODE_READY, workspace, cluster, {"node_id": node_id},
                                     event_id=f"node-ready-{node_id}"), ready_at)
@@ -116,8 +122,8 @@ class LocalNodeProvider:
 
     def preempt(self, node_id: str) -> bool:
         """Take a node away as Azure does with low-priority capacity: its runs die, the cluster is told."""
-        row = self._conn().execute("SELECT workspace, cluster FROM nodes WHERE node_id=? AND status='ok'",
-                                   (node_id,)).fetchone()
+        row = self._conn().execute(f"SELECT workspace, cluster FROM nodes WHERE node_id=? AND status='ok' AND "
+                                   f"{_PREEMPTIBLE}", (node_id,)).fetchone()
         if row is None:
             return False
         self._conn().execute("UPDATE nodes SET status='preempted', reason='preempted by the provider' "
@@ -184,8 +190,11 @@ class LocalNodeProvider:
             except SnapshotRejected as exc:
                 problem = f"cannot unpack code snapshot {run.code}: {exc}"
         (workdir / "tmp").mkdir(parents=True, exist_ok=True)
+        checkpoints = self.checkpoint_dir(run.job_id)
+        checkpoints.mkdir(mode=0o700, parents=True, exist_ok=True)
         env = base_environment(workdir) | run.environment | {
-            "COMPUTEPLANE_NODE_RANK": str(rank), "COMPUTEPLANE_NODE_COUNT": str(node_count)}
+            "COMPUTEPLANE_NODE_RANK": str(rank), "COMPUTEPLANE_NODE_COUNT": str(node_count),
+            "COMPUTEPLANE_CHECKPOINT_DIR": str(checkpoints)}
         with open(workdir / "output.log", "ab") as log:
             if problem is not None:
                 log.write(f"computeplane: {problem}\n".encode())
@@ -244,7 +253,8 @@ class LocalNodeProvider:
         """Each ready node is lost with probability 1 - exp(-rate * hours since it was last looked at)."""
         now = self._clock.now()
         for node_id, ready_at, checked_at in self._select_in(
-                "SELECT node_id, ready_at, checked_at FROM nodes WHERE status='ok' AND node_id IN", node_ids):
+                f"SELECT node_id, ready_at, checked_at FROM nodes WHERE status='ok' AND {_PREEMPTIBLE} AND node_id IN",
+                node_ids):
             since = datetime.fromisoformat(checked_at or ready_at)
             hours = max((now - since).total_seconds(), 0.0) / 3600
             if since > now or hours == 0:
@@ -311,6 +321,10 @@ class LocalNodeProvider:
     # --- logs --------------------------------------------------------------------------------------------------
     def run_dir(self, job_id: str, attempt: int) -> Path:
         return self._runs_dir / job_id / f"attempt-{attempt}"
+
+    def checkpoint_dir(self, job_id: str) -> Path:
+        """Beside the job's attempt directories, shared by all of them: where an attempt resumes from."""
+        return self._runs_dir / job_id / "checkpoints"
 
     def read_logs(self, job_id: str, attempt: int) -> str | None:
         logs = sorted(self.run_dir(job_id, attempt).glob("node-*/output.log"))

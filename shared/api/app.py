@@ -68,7 +68,8 @@ def delete_cluster(workspace: Workspace, name: ClusterName, deps: DepsDep) -> Cl
 @workspace_routes.get("/clusters/{name}/nodes", response_model=list[NodeView])
 def list_nodes(workspace: Workspace, name: ClusterName, deps: DepsDep) -> list[NodeView]:
     cluster = commands.get_cluster(deps, workspace, name)
-    return [NodeView(node_id=n.node_id, state=n.state.value, run_id=n.run_id, private_ip=n.private_ip)
+    return [NodeView(node_id=n.node_id, state=n.state.value, run_id=n.run_id, private_ip=n.private_ip,
+                     priority=cluster.priority_of(n))
             for n in cluster.nodes]
 
 
@@ -90,7 +91,8 @@ def preempt_node(workspace: Workspace, name: ClusterName, node_id: Annotated[str
                  deps: DepsDep) -> NodeView:
     """Take a low-priority node away, as Azure may at any time (local provider: for trying out preemption)."""
     node = commands.preempt_node(deps, workspace, name, node_id)
-    return NodeView(node_id=node.node_id, state="preempted", run_id=node.run_id, private_ip=node.private_ip)
+    return NodeView(node_id=node.node_id, state="preempted", run_id=node.run_id, private_ip=node.private_ip,
+                    priority="lowpriority")
 
 
 @workspace_routes.post("/clusters/{name}/jobs", status_code=202, response_model=JobView,

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from shared.domain.cluster import AllocationState, Cluster
 from shared.domain.job import Job, JobHistoryEntry
+from shared.domain.low_priority import LowPriorityFallback
 from shared.domain.validation import scale_settings_warnings
 
 
@@ -56,6 +57,9 @@ class ClusterView(BaseModel):
     current_node_count: int
     target_node_count: int
     node_state_counts: dict[str, int]
+    node_priority_counts: dict[str, int]  # nodes held, dedicated and lowpriority
+    low_priority_fallback: LowPriorityFallback | None
+    on_preemption_retries_exhausted: str | None
     scale_settings: ScaleSettings
     errors: list[ErrorView]
     warnings: list[str]
@@ -78,7 +82,9 @@ class ClusterView(BaseModel):
             allocation_state=c.allocation_state.value,
             allocation_state_transition_time=c.allocation_state_transition_time,
             current_node_count=c.current_node_count, target_node_count=shown_target_node_count(c),
-            node_state_counts=c.node_state_counts(),
+            node_state_counts=c.node_state_counts(), node_priority_counts=c.node_priority_counts(),
+            low_priority_fallback=s.low_priority_fallback,
+            on_preemption_retries_exhausted=s.on_preemption_retries_exhausted,
             scale_settings=ScaleSettings(min_nodes=s.min_nodes, max_nodes=s.max_nodes,
                                          idle_seconds_before_scaledown=s.idle_seconds_before_scaledown),
             errors=[ErrorView(code=e.code, message=e.message, time=e.time) for e in c.errors],
@@ -101,6 +107,7 @@ class NodeView(BaseModel):
     state: str
     run_id: str | None
     private_ip: str | None
+    priority: str | None = None  # dedicated or lowpriority (a low-priority cluster's fallback nodes are dedicated)
 
 
 class JobView(BaseModel):
@@ -119,6 +126,11 @@ class JobView(BaseModel):
     code: str | None = None
     # Set in the answer to a cancel: the cancel is on its way to the cluster; ``state`` says Canceled once it is done.
     cancel_requested: bool = False
+    max_preemption_retries: int | None
+    on_preemption_retries_exhausted: str | None
+    checkpoint_interval_seconds: int | None
+    deadline: datetime | None
+    expected_runtime_seconds: int | None
     submitted_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -129,8 +141,12 @@ class JobView(BaseModel):
         return cls(id=j.id, workspace=j.workspace, cluster=j.cluster, state=j.state.value, reason=j.reason,
                    attempts=j.attempts, nodes=j.nodes, exit_code=j.exit_code, command=j.spec.command,
                    node_count=j.spec.node_count, environment_variables=j.spec.environment_variables,
-                   max_retries=j.spec.max_retries, code=j.spec.code, submitted_at=j.submitted_at,
-                   started_at=j.started_at, finished_at=j.finished_at, history=j.history)
+                   max_retries=j.spec.max_retries, max_preemption_retries=j.spec.max_preemption_retries,
+                   on_preemption_retries_exhausted=j.spec.on_preemption_retries_exhausted,
+                   checkpoint_interval_seconds=j.spec.checkpoint_interval_seconds, deadline=j.spec.deadline,
+                   expected_runtime_seconds=j.spec.expected_runtime_seconds, code=j.spec.code,
+                   submitted_at=j.submitted_at, started_at=j.started_at,
+                   finished_at=j.finished_at, history=j.history)
 
 
 class JobLogs(BaseModel):

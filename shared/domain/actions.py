@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.domain.job import JobUpdate
+from shared.domain.low_priority import Priority
 
 
 @dataclass(frozen=True)
 class ProvisionNode:
     node_id: str
+    priority: Priority | None = None  # None: the cluster's vm_priority
 
 
 @dataclass(frozen=True)

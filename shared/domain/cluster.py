@@ -10,6 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.clock import UtcDatetime
 from shared.domain.identity import ClusterIdentity
+from shared.domain.low_priority import (
+    DEDICATED,
+    DEFAULT_MAX_PREEMPTION_RETRIES,
+    AfterPreemptionRetries,
+    LowPriorityFallback,
+    Priority,
+)
 
 APPLIED_EVENTS_KEPT = 200
 
@@ -45,6 +52,7 @@ class Node(BaseModel):
     ready_at: UtcDatetime | None = None
     idle_since: UtcDatetime | None = None
     private_ip: str | None = None
+    priority: Priority | None = None  # None (documents of an older version): the cluster's vm_priority
 
 
 class ClusterSpec(BaseModel):
@@ -68,6 +76,10 @@ class ClusterSpec(BaseModel):
     remote_login_port_public_access: Literal["Enabled", "Disabled", "NotSpecified"] = "NotSpecified"
     enable_node_public_ip: bool = True
     inter_node_communication: Literal["Enabled", "Disabled"] = "Enabled"
+    # Low priority only (see shared.domain.low_priority): dedicated nodes for jobs that preemption keeps back, and
+    # what happens to a job whose preemption retries run out (None: requeue on low priority, never dropped).
+    low_priority_fallback: LowPriorityFallback | None = None
+    on_preemption_retries_exhausted: AfterPreemptionRetries | None = None
 
     @property
     def idle_timeout(self) -> timedelta:
@@ -98,6 +110,18 @@ class JobEntry(BaseModel):
     # What the job document should show (Queued/Preparing/Running) and why; a change is projected to the job document.
     visible_state: str = "Queued"
     reason: str | None = None
+    # Interruptions, counted apart: infrastructure failures against max_retries, preemptions against
+    # max_preemption_retries (see shared.domain.low_priority).
+    failures: int = 0
+    preemptions: int = 0
+    lost_seconds: float = 0.0  # attempt time lost to preemption (work since the last checkpoint)
+    progress_seconds: float = 0.0  # work saved by checkpoints of interrupted attempts
+    on_dedicated: bool = False  # fallen back: its attempts run on dedicated nodes
+    max_preemption_retries: int = DEFAULT_MAX_PREEMPTION_RETRIES
+    on_preemption_retries_exhausted: AfterPreemptionRetries | None = None
+    checkpoint_interval_seconds: int | None = None
+    deadline: UtcDatetime | None = None
+    expected_runtime_seconds: int | None = None
 
 
 class ClusterError(BaseModel):
@@ -142,8 +166,23 @@ class Cluster(BaseModel):
     def job(self, job_id: str) -> JobEntry | None:
         return next((j for j in self.jobs if j.job_id == job_id), None)
 
-    def nodes_in(self, *states: NodeState) -> list[Node]:
-        return [n for n in self.nodes if n.state in states]
+    def nodes_in(self, *states: NodeState, priority: Priority | None = None) -> list[Node]:
+        return [n for n in self.nodes
+                if n.state in states and (priority is None or self.priority_of(n) == priority)]
+
+    def priority_of(self, node: Node) -> Priority:
+        return node.priority or self.spec.vm_priority
+
+    def priority_for(self, entry: JobEntry) -> Priority:
+        """The nodes a job runs on: the cluster's, or dedicated once the job has fallen back."""
+        return DEDICATED if entry.on_dedicated else self.spec.vm_priority
+
+    def priorities(self) -> list[Priority]:
+        """The cluster's own priority first, then dedicated if fallen-back jobs or nodes use it."""
+        used = {self.spec.vm_priority, *(self.priority_of(n) for n in self.nodes),
+                *(self.priority_for(j) for j in self.jobs)}
+        fallback: list[Priority] = [DEDICATED] if DEDICATED in used and self.spec.vm_priority != DEDICATED else []
+        return [self.spec.vm_priority, *fallback]
 
     @property
     def current_node_count(self) -> int:
@@ -154,6 +193,13 @@ class Cluster(BaseModel):
         counts = {s.value: 0 for s in NodeState}
         for n in self.nodes:
             counts[n.state.value] += 1
+        return counts
+
+    def node_priority_counts(self) -> dict[str, int]:
+        """Nodes held, by priority (a low-priority cluster with a fallback may hold dedicated ones too)."""
+        counts = {DEDICATED: 0, "lowpriority": 0}
+        for n in self.nodes:
+            counts[self.priority_of(n)] += 1
         return counts
 
     def has_applied(self, event_id: str) -> bool:

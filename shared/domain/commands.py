@@ -10,6 +10,7 @@ from shared.domain.actions import Action, ProjectJob, StopRun
 from shared.domain.cluster import Cluster, ClusterSpec, JobEntry, JobPhase, NodeState, ProvisioningState
 from shared.domain.errors import InvalidField, OperationNotAllowed, QuotaExceeded
 from shared.domain.job import Job, JobSpec, JobState, JobUpdate
+from shared.domain.low_priority import DEFAULT_MAX_PREEMPTION_RETRIES
 from shared.domain.validation import (
     validate_idle_seconds_before_scaledown,
     validate_inter_node_communication,
@@ -106,9 +107,15 @@ def accept_job(cluster: Cluster, job: Job) -> list[Action]:
                        f"{cluster.spec.max_nodes}")
         return [ProjectJob(JobUpdate(job_id=job.id, state=JobState.FAILED, attempt=max(job.attempts, 1),
                                      reason=reason))]
-    cluster.jobs.append(JobEntry(job_id=job.id, node_count=job.spec.node_count, max_retries=job.spec.max_retries,
-                                 submitted_at=job.submitted_at, attempt=max(job.attempts, 1),
-                                 visible_state="", reason=None))
+    spec = job.spec
+    cluster.jobs.append(JobEntry(
+        job_id=job.id, node_count=spec.node_count, max_retries=spec.max_retries, submitted_at=job.submitted_at,
+        attempt=max(job.attempts, 1), visible_state="", reason=None,
+        max_preemption_retries=(DEFAULT_MAX_PREEMPTION_RETRIES if spec.max_preemption_retries is None
+                                else spec.max_preemption_retries),
+        on_preemption_retries_exhausted=spec.on_preemption_retries_exhausted,
+        checkpoint_interval_seconds=spec.checkpoint_interval_seconds, deadline=spec.deadline,
+        expected_runtime_seconds=spec.expected_runtime_seconds))
     return []
 
 

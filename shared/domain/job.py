@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.clock import UtcDatetime
+from shared.domain.low_priority import AfterPreemptionRetries
 
 
 class JobState(StrEnum):
@@ -43,6 +44,16 @@ class JobSpec(BaseModel):
     # The job's code: the SHA-256 of a snapshot uploaded to the workspace, unpacked as every node's working
     # directory (ScriptRunConfig's source_directory).
     code: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    # On low-priority nodes (see shared.domain.low_priority). None: the cluster's setting or the default.
+    max_preemption_retries: int | None = None
+    on_preemption_retries_exhausted: AfterPreemptionRetries | None = None
+    # A job that saves its state every so often (in COMPUTEPLANE_CHECKPOINT_DIR, kept across its attempts) loses
+    # only the work since its last checkpoint to a preemption.
+    checkpoint_interval_seconds: int | None = None
+    # A job that must finish by a time falls back to dedicated nodes when preemptions would make it miss it;
+    # the check needs how long the job runs.
+    deadline: UtcDatetime | None = None
+    expected_runtime_seconds: int | None = None
 
     def system_resources(self) -> list[str]:
         return [*self.datastores, *([REGISTRY_RESOURCE] if self.registry else [])]

@@ -8,7 +8,8 @@ the cluster gives the cores back (only such a decision may: see ``shared.handler
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from pydantic import BaseModel, Field
@@ -30,10 +31,11 @@ class QuotaLedger(BaseModel):
     allocations: dict[str, Allocation] = Field(default_factory=dict)
     etag: str | None = Field(default=None, exclude=True)
 
-    def usage(self, excluding: str | None = None) -> QuotaUsage:
+    def usage(self, excluding: str | Collection[str] | None = None) -> QuotaUsage:
+        left_out = {excluding} if isinstance(excluding, str) else set(excluding or ())
         totals: dict[tuple[str, str, str], int] = {}
         for key, a in self.allocations.items():
-            if key != excluding:
+            if key not in left_out:
                 totals[(self.region, a.family, a.priority)] = totals.get((self.region, a.family, a.priority), 0) \
                     + a.vcpus
         return QuotaUsage.of(totals)
@@ -54,8 +56,17 @@ class QuotaLedger(BaseModel):
                                                booking=booking)
 
 
-def ledger_key(cluster: Cluster) -> str:
-    return f"{cluster.workspace}/{cluster.name}"
+def ledger_key(cluster: Cluster, priority: str | None = None) -> str:
+    """The cluster's entry for its own priority; a low-priority cluster's fallback nodes have one of their own
+    (``#dedicated``), so each priority is counted against its own limit."""
+    base = f"{cluster.workspace}/{cluster.name}"
+    return base if priority in (None, cluster.spec.vm_priority) else f"{base}#{priority}"
+
+
+def ledger_keys(cluster: Cluster) -> dict[str, str]:
+    """Every entry a cluster may hold, by priority: its own, and dedicated for a low-priority cluster."""
+    priorities = [cluster.spec.vm_priority, *(["dedicated"] if cluster.spec.vm_priority != "dedicated" else [])]
+    return {p: ledger_key(cluster, p) for p in priorities}
 
 
 class QuotaCap(Protocol):
@@ -63,6 +74,9 @@ class QuotaCap(Protocol):
 
     def extra_nodes(self, held_nodes: int) -> int: ...
     def explain(self, requested_nodes: int, held_nodes: int) -> str | None: ...
+    def for_priority(self, priority: str) -> QuotaCap:
+        """The same cap for the cluster's nodes of ``priority`` (each priority against its own limit)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -77,6 +91,9 @@ class QuotaAllowance:
 
     def extra_nodes(self, held_nodes: int) -> int:
         return max(free_nodes(self.limits, self.others, self.vm_size, self.priority, self.region) - held_nodes, 0)
+
+    def for_priority(self, priority: str) -> QuotaAllowance:
+        return replace(self, priority=priority)
 
     def explain(self, requested_nodes: int, held_nodes: int) -> str | None:
         usage = self.others

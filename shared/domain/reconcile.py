@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from shared.domain.actions import Action, ProjectJob, ProvisionNode, ReleaseNode, StartRun, StopRun, WakeUpAt
 from shared.domain.autoscale import (
@@ -20,8 +21,24 @@ from shared.domain.autoscale import (
 )
 from shared.domain.cluster import AllocationState, Cluster, JobEntry, JobPhase, Node, NodeState, ProvisioningState
 from shared.domain.job import JobState, JobUpdate
+from shared.domain.low_priority import (
+    PreemptedJob,
+    PreemptionOutcome,
+    Priority,
+    after_preemption,
+    checkpointed_seconds,
+)
 from shared.domain.observation import NodeStatus, Observation, ResourceLock, RunStatus
 from shared.domain.quota_ledger import QuotaCap
+
+
+class Interruption(StrEnum):
+    """Why a running attempt ended without an exit code (the job's reason starts with it)."""
+
+    PREEMPTED = "Preempted"  # counted against max_preemption_retries
+    NODE_FAILED = "NodeFailed"  # these against max_retries
+    NODE_LOST = "NodeLost"
+    RUN_LOST = "RunLost"
 
 
 @dataclass(frozen=True)
@@ -30,6 +47,7 @@ class ReconcilePolicy:
     resync_interval: timedelta = timedelta(seconds=60)  # how often a busy cluster is re-checked by the timer
     release_poll: timedelta = timedelta(seconds=30)  # how soon to check that a released node is gone
     provision_backoff: timedelta = timedelta(seconds=60)  # pause before replacing nodes the provider failed
+    low_priority_restart: timedelta = timedelta(minutes=5)  # a restart's cost in time, for the deadline check
 
 
 def reconcile(cluster: Cluster, observed: Observation, now: datetime, policy: ReconcilePolicy,
@@ -41,7 +59,7 @@ def reconcile(cluster: Cluster, observed: Observation, now: datetime, policy: Re
         if cluster.provisioning_state in (ProvisioningState.CREATING, ProvisioningState.UPDATING):
             cluster.provisioning_state = ProvisioningState.SUCCEEDED
         actions += _apply_node_observations(cluster, observed, now, policy)
-        actions += _apply_run_observations(cluster, observed, now)
+        actions += _apply_run_observations(cluster, observed, now, policy)
         stops, occupied = _stop_orphaned_runs(cluster, observed)
         actions += stops
         actions += _fail_jobs_that_no_longer_fit(cluster)
@@ -72,18 +90,22 @@ def _apply_node_observations(cluster: Cluster, observed: Observation, now: datet
                 cluster.add_error("NodeProvisioningFailed", reason, now)
                 cluster.provisioning_failures += 1
                 actions.append(ReleaseNode(node.node_id))
+            elif seen.status is NodeStatus.GONE and len(cluster.nodes_in(*ACTIVE_NODE_STATES)) > cluster.spec.max_nodes:
+                # never reached the provider, and max_nodes was lowered since: not asked for again
+                node.state = NodeState.LEAVING
+                actions.append(ReleaseNode(node.node_id))
             elif seen.status is NodeStatus.GONE:
-                actions.append(ProvisionNode(node.node_id))  # never reached the provider: ask again
+                actions.append(ProvisionNode(node.node_id, cluster.priority_of(node)))  # never reached the provider
         elif node.state in (NodeState.IDLE, NodeState.RUNNING):
             if seen.status is NodeStatus.PREEMPTED:
-                actions += _lose_node(cluster, node, NodeState.PREEMPTED, "Preempted",
-                                      f"low-priority node {node.node_id} was preempted", now)
+                actions += _lose_node(cluster, node, NodeState.PREEMPTED, Interruption.PREEMPTED,
+                                      f"low-priority node {node.node_id} was preempted", now, policy)
             elif seen.status is NodeStatus.FAILED:
-                actions += _lose_node(cluster, node, NodeState.UNUSABLE, "NodeFailed",
-                                      seen.reason or f"node {node.node_id} failed", now)
+                actions += _lose_node(cluster, node, NodeState.UNUSABLE, Interruption.NODE_FAILED,
+                                      seen.reason or f"node {node.node_id} failed", now, policy)
             elif seen.status is NodeStatus.GONE:
-                actions += _lose_node(cluster, node, None, "NodeLost",
-                                      f"node {node.node_id} disappeared from the provider", now)
+                actions += _lose_node(cluster, node, None, Interruption.NODE_LOST,
+                                      f"node {node.node_id} disappeared from the provider", now, policy)
         elif seen.status is NodeStatus.GONE:  # leaving, preempted or unusable, and now released
             cluster.nodes.remove(node)
         else:
@@ -91,8 +113,8 @@ def _apply_node_observations(cluster: Cluster, observed: Observation, now: datet
     return actions
 
 
-def _lose_node(cluster: Cluster, node: Node, new_state: NodeState | None, code: str, reason: str,
-               now: datetime) -> list[Action]:
+def _lose_node(cluster: Cluster, node: Node, new_state: NodeState | None, code: Interruption, reason: str,
+               now: datetime, policy: ReconcilePolicy) -> list[Action]:
     """A node we counted on is gone or going: requeue its job, release what is left of the node."""
     actions: list[Action] = []
     entry = cluster.job(node.run_id) if node.run_id else None
@@ -102,7 +124,7 @@ def _lose_node(cluster: Cluster, node: Node, new_state: NodeState | None, code: 
         node.state, node.run_id = new_state, None
         actions.append(ReleaseNode(node.node_id))
     if entry is not None:
-        actions += _requeue(cluster, entry, code, reason, now)
+        actions += _requeue(cluster, entry, code, reason, now, policy)
     return actions
 
 
@@ -113,7 +135,8 @@ def _free_nodes_of(cluster: Cluster, entry: JobEntry, now: datetime) -> None:
 
 
 # --- runs ----------------------------------------------------------------------------------------------------------
-def _apply_run_observations(cluster: Cluster, observed: Observation, now: datetime) -> list[Action]:
+def _apply_run_observations(cluster: Cluster, observed: Observation, now: datetime,
+                            policy: ReconcilePolicy) -> list[Action]:
     actions: list[Action] = []
     for entry in [j for j in cluster.jobs if j.phase is JobPhase.RUNNING]:
         seen = observed.run(entry.job_id, entry.attempt)
@@ -126,8 +149,9 @@ def _apply_run_observations(cluster: Cluster, observed: Observation, now: dateti
             _free_nodes_of(cluster, entry, now)
             cluster.jobs.remove(entry)
         elif seen.status is RunStatus.LOST:
-            actions += _requeue(cluster, entry, "RunLost",
-                                "the job's processes ended without an exit code (control plane restarted?)", now)
+            actions += _requeue(cluster, entry, Interruption.RUN_LOST,
+                                "the job's processes ended without an exit code (control plane restarted?)", now,
+                                policy)
         elif seen.status is RunStatus.NOT_STARTED:
             actions.append(StartRun(entry.job_id, entry.attempt, tuple(entry.node_ids)))
     return actions
@@ -143,26 +167,59 @@ def _stop_orphaned_runs(cluster: Cluster, observed: Observation) -> tuple[list[A
             frozenset(n for nodes in orphans.values() for n in nodes))
 
 
-def _requeue(cluster: Cluster, entry: JobEntry, code: str, reason: str, now: datetime) -> list[Action]:
-    """AmlCompute fails an interrupted job and makes the user resubmit; we requeue it, up to max_retries times.
-    What is left of the attempt is stopped first: a multi-node job that lost one node must not keep running on the
-    others while its next attempt starts."""
+def _requeue(cluster: Cluster, entry: JobEntry, code: Interruption, reason: str, now: datetime,
+             policy: ReconcilePolicy) -> list[Action]:
+    """AmlCompute fails an interrupted job and makes the user resubmit; we requeue it: after an infrastructure
+    failure up to max_retries times, after a preemption as ``shared.domain.low_priority`` decides (never dropped
+    silently). What is left of the attempt is stopped first: a multi-node job that lost one node must not keep
+    running on the others while its next attempt starts."""
     actions: list[Action] = [StopRun(entry.job_id, entry.attempt)] if entry.phase is JobPhase.RUNNING else []
     _free_nodes_of(cluster, entry, now)
     for node in cluster.nodes:
         if node.run_id == entry.job_id:
             node.run_id = None
-    retries_used = entry.attempt  # the attempt that just ended is one more retry
-    if retries_used > entry.max_retries:
+    if code is Interruption.PREEMPTED:
+        give_up, reason = _count_preemption(cluster, entry, reason, now, policy)
+    else:
+        entry.failures += 1  # the attempt that just ended is one more retry
+        give_up = entry.failures > entry.max_retries
+        if give_up:
+            reason = f"{reason}; gave up after {entry.max_retries} retries"
+    if give_up:
         cluster.jobs.remove(entry)
         return [*actions, ProjectJob(JobUpdate(job_id=entry.job_id, state=JobState.FAILED, attempt=entry.attempt,
-                                               reason=f"{code}: {reason}; gave up after {entry.max_retries} "
-                                                      "retries"))]
+                                               reason=f"{code}: {reason}"))]
     entry.phase, entry.node_ids, entry.started_at = JobPhase.QUEUED, [], None
     entry.attempt += 1
-    entry.visible_state, entry.reason = JobState.QUEUED.value, f"{code}: {reason}; requeued as attempt {entry.attempt}"
+    where = " on a dedicated node" if entry.on_dedicated else ""
+    entry.visible_state = JobState.QUEUED.value
+    entry.reason = f"{code}: {reason}; requeued as attempt {entry.attempt}{where}"
     return [*actions, ProjectJob(JobUpdate(job_id=entry.job_id, state=JobState.QUEUED, attempt=entry.attempt,
                                            reason=entry.reason, nodes=[]))]
+
+
+def _count_preemption(cluster: Cluster, entry: JobEntry, reason: str, now: datetime,
+                      policy: ReconcilePolicy) -> tuple[bool, str]:
+    """Count the preemption and the work it cost; decide where the next attempt runs. Returns (give up, reason)."""
+    ran = (now - entry.started_at).total_seconds() if entry.started_at is not None else 0.0
+    saved = checkpointed_seconds(ran, entry.checkpoint_interval_seconds)
+    entry.preemptions += 1
+    entry.progress_seconds += saved
+    entry.lost_seconds += ran - saved
+    job = PreemptedJob(
+        preemptions=entry.preemptions, lost_seconds=entry.lost_seconds, progress_seconds=entry.progress_seconds,
+        submitted_at=entry.submitted_at, deadline=entry.deadline, runtime_seconds=entry.expected_runtime_seconds,
+        checkpoint_interval_seconds=entry.checkpoint_interval_seconds,
+        max_preemption_retries=entry.max_preemption_retries,
+        exhausted=entry.on_preemption_retries_exhausted or cluster.spec.on_preemption_retries_exhausted)
+    outcome = after_preemption(job, cluster.spec.low_priority_fallback, now, policy.low_priority_restart)
+    counted = f"{reason} (preemption {entry.preemptions}, {entry.lost_seconds:.0f} s lost)"
+    if outcome is PreemptionOutcome.FAIL:
+        return True, f"{counted}; gave up after {entry.max_preemption_retries} preemption retries"
+    if outcome is PreemptionOutcome.DEDICATED and not entry.on_dedicated:
+        entry.on_dedicated = True
+        return False, f"{counted}; falling back to dedicated nodes"
+    return False, counted
 
 
 # --- placement and scaling -----------------------------------------------------------------------------------------
@@ -192,37 +249,53 @@ def _place_jobs(cluster: Cluster, now: datetime, occupied: frozenset[str]) -> li
 
 def _scale(cluster: Cluster, now: datetime, quota: QuotaCap | None, lock: ResourceLock | None,
            policy: ReconcilePolicy, occupied: frozenset[str]) -> list[Action]:
-    # Every node held counts, including those on their way out: they keep their cores until released.
-    extra = None if quota is None else quota.extra_nodes(held_nodes=len(cluster.nodes))
-    target = scale_target(cluster, extra)
-    uncapped = scale_target(cluster)
-    message = (quota.explain(uncapped - target, held_nodes=len(cluster.nodes))
-               if quota is not None and uncapped > target else None)
-    if message:
-        cluster.add_error("QuotaExceeded", message, now)
+    """Each pool (the cluster's priority, and dedicated for fallen-back jobs) scales to its own target against its
+    own quota."""
+    to_add: dict[Priority, int] = {}
+    to_release: list[Node] = []
+    quota_messages: list[str] = []
+    target_total = 0
+    for priority in cluster.priorities():
+        pool_quota = None if quota is None else quota.for_priority(priority)
+        # Every node held counts, including those on their way out: they keep their cores until released.
+        held = len([n for n in cluster.nodes if cluster.priority_of(n) == priority])
+        extra = None if pool_quota is None else pool_quota.extra_nodes(held_nodes=held)
+        room = cluster.spec.max_nodes - target_total  # the pools share max_nodes, the cluster's own pool first
+        busy = len(cluster.nodes_in(NodeState.RUNNING, priority=priority))
+        target = max(min(scale_target(cluster, extra, priority), room), busy)
+        uncapped = max(min(scale_target(cluster, None, priority), room), busy)
+        message = (pool_quota.explain(uncapped - target, held_nodes=held)
+                   if pool_quota is not None and uncapped > target else None)
+        if message:
+            quota_messages.append(message)
+        target_total += target
+        active = cluster.nodes_in(*ACTIVE_NODE_STATES, priority=priority)
+        to_add[priority] = max(target - len(active), 0)
+        to_release += idle_nodes_to_release(cluster, now, target, occupied, priority)
+    if quota_messages:
+        cluster.add_error("QuotaExceeded", " ".join(quota_messages), now)
     else:
         cluster.clear_error("QuotaExceeded")
-    cluster.target_node_count = target
-    active = cluster.nodes_in(*ACTIVE_NODE_STATES)
-    to_add = max(target - len(active), 0)
+    cluster.target_node_count = target_total
     retry_at = provisioning_retry_at(cluster, policy)
-    if to_add and retry_at is not None and now < retry_at:
-        to_add = 0  # the provider keeps failing us: ask again after a growing pause, never in a storm
-    to_release = idle_nodes_to_release(cluster, now, target, occupied)
-    blocked = lock is not None and (to_release or (to_add and lock.blocks_scale_up))
+    if any(to_add.values()) and retry_at is not None and now < retry_at:
+        to_add = {}  # the provider keeps failing us: ask again after a growing pause, never in a storm
+    blocked = lock is not None and (to_release or (any(to_add.values()) and lock.blocks_scale_up))
     if blocked and lock is not None:
         # AmlCompute hangs "resizing 0 -> 0" here; we stay Steady, say why and how to fix it, and retry on resync.
         cluster.add_error("ResourceLocked", resource_lock_message(lock), now)
         to_release = []
         if lock.blocks_scale_up:
-            to_add = 0
+            to_add = {}
     else:
         cluster.clear_error("ResourceLocked")
     actions: list[Action] = []
-    for _ in range(to_add):
-        node = Node(node_id=cluster.new_node_id(), state=NodeState.PREPARING, requested_at=now)
-        cluster.nodes.append(node)
-        actions.append(ProvisionNode(node.node_id))
+    for priority, count in to_add.items():
+        for _ in range(count):
+            node = Node(node_id=cluster.new_node_id(), state=NodeState.PREPARING, requested_at=now,
+                        priority=priority)
+            cluster.nodes.append(node)
+            actions.append(ProvisionNode(node.node_id, priority))
     for node in to_release:
         node.state = NodeState.LEAVING
         actions.append(ReleaseNode(node.node_id))
@@ -248,14 +321,16 @@ def resource_lock_message(lock: ResourceLock) -> str:
 
 def _project_waiting_jobs(cluster: Cluster, now: datetime) -> list[Action]:
     """Queued jobs covered by booting nodes are Preparing; the rest say why they wait."""
-    booting = len(cluster.nodes_in(NodeState.PREPARING))
+    booting = {p: len(cluster.nodes_in(NodeState.PREPARING, priority=p)) for p in cluster.priorities()}
     actions: list[Action] = []
     for entry in queued_in_order(cluster):
-        if entry.node_count <= booting:
-            booting -= entry.node_count
-            state, reason = JobState.PREPARING, f"waiting for {entry.node_count} node(s) to start"
+        pool = cluster.priority_for(entry)
+        if entry.node_count <= booting.get(pool, 0):
+            booting[pool] -= entry.node_count
+            kind = " dedicated" if pool != cluster.spec.vm_priority else ""
+            state, reason = JobState.PREPARING, f"waiting for {entry.node_count}{kind} node(s) to start"
         else:
-            booting = 0
+            booting[pool] = 0
             state = JobState.QUEUED
             reason = entry.reason if entry.reason and "requeued" in entry.reason else _queue_reason(cluster)
         if (entry.visible_state, entry.reason) != (state.value, reason):

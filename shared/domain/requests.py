@@ -93,6 +93,7 @@ def check_cluster_create(body: ClusterCreate, workspace_location: str) -> Checke
     raw["vm_size"] = validate_vm_size(body.vm_size, raw["location"]).name  # Azure's casing: one name, one size
     spec = ClusterSpec.model_validate({k: v for k, v in raw.items() if k in ClusterSpec.model_fields})
     check_scale_settings(spec)
+    check_low_priority_settings(spec)
     warnings = []
     if spec.location != normalize_location(workspace_location):
         warnings.append(f"location '{spec.location}' differs from the workspace's '{workspace_location}': expect "
@@ -104,7 +105,7 @@ def check_cluster_create(body: ClusterCreate, workspace_location: str) -> Checke
 def check_job_spec(spec: JobSpec) -> JobSpec:
     """Every rule of a job submit; all broken ones are reported together (``InvalidFields``)."""
     found = FieldErrors()
-    for check in (_check_command, _check_datastores, _check_counts, _check_environment):
+    for check in (_check_command, _check_datastores, _check_counts, _check_environment, check_preemption_settings):
         found.check(check, spec, default=None)
     found.raise_if_any()
     return spec
@@ -149,6 +150,25 @@ def _check_environment(spec: JobSpec) -> None:
             raise InvalidField("environment_variables", f"invalid variable name or value: {key[:50]!r}")
         if key.upper().startswith("COMPUTEPLANE_") or key in RESERVED_ENV:
             raise InvalidField("environment_variables", f"{key} is set by ComputePlane and cannot be overridden")
+
+
+def check_low_priority_settings(spec: ClusterSpec) -> None:
+    """The fallback and the after-retries choice concern preempted jobs: only low-priority nodes are preempted."""
+    if spec.vm_priority != "lowpriority":
+        for name in ("low_priority_fallback", "on_preemption_retries_exhausted"):
+            if getattr(spec, name) is not None:
+                raise InvalidField(name, "applies only to a cluster with vm_priority 'lowpriority'")
+
+
+def check_preemption_settings(spec: JobSpec) -> None:
+    if spec.max_preemption_retries is not None and not 0 <= spec.max_preemption_retries <= 1000:
+        raise InvalidField("max_preemption_retries", "must be between 0 and 1000")
+    if spec.checkpoint_interval_seconds is not None and not 1 <= spec.checkpoint_interval_seconds <= 7 * 86400:
+        raise InvalidField("checkpoint_interval_seconds", "must be between 1 and 604800 (a week)")
+    if spec.expected_runtime_seconds is not None and not 1 <= spec.expected_runtime_seconds <= 365 * 86400:
+        raise InvalidField("expected_runtime_seconds", "must be between 1 and 31536000 (a year)")
+    if spec.deadline is not None and spec.expected_runtime_seconds is None:
+        raise InvalidField("deadline", "needs expected_runtime_seconds, to tell whether the job can still meet it")
 
 
 RESERVED_ENV = frozenset({"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET",

@@ -198,8 +198,9 @@ def preempt_node(deps: Deps, workspace: str, name: str, node_id: str) -> Node:
     node = cluster.node(node_id)
     if node is None:
         raise InvalidField("node_id", f"cluster '{name}' has no node '{node_id}'")
-    if cluster.spec.vm_priority != "lowpriority":
-        raise OperationNotAllowed(f"only low-priority nodes are preempted; cluster '{name}' is dedicated")
+    if cluster.priority_of(node) != "lowpriority":
+        raise OperationNotAllowed(f"only low-priority nodes are preempted; node '{node_id}' of cluster '{name}' "
+                                  "is dedicated")
     if not deps.provider.preempt(node_id):
         raise OperationNotAllowed(f"node '{node_id}' is not running (already preempted, leaving or not ready)")
     return node

@@ -15,7 +15,7 @@ from shared.domain.job import JobState, JobUpdate
 from shared.domain.reconcile import reconcile
 from shared.handlers.deps import Deps
 from shared.handlers.jobs import KnownJobs, project_job
-from shared.handlers.quota import QuotaBooking, open_booking
+from shared.handlers.quota import ClusterBookings, open_bookings
 from shared.handlers.retry import retry_on_conflict
 from shared.handlers.tombstones import bury_cluster
 from shared.ports import RunRequest
@@ -51,7 +51,7 @@ def _decide_and_save(deps: Deps, workspace: str, name: str, change: Change | Non
         actions += change(cluster, now)
         if event_id:
             cluster.record_applied(event_id)
-    booking = open_booking(deps, cluster)
+    booking = open_bookings(deps, cluster)
     actions += reconcile(cluster, deps.provider.observe(cluster), now, deps.policy,
                          booking.allowance if booking else None)
     # A finished job is written down before the cluster forgets it; a crash in between repeats this, harmlessly.
@@ -59,7 +59,7 @@ def _decide_and_save(deps: Deps, workspace: str, name: str, change: Change | Non
         if isinstance(action, ProjectJob) and action.update.is_terminal:
             project_job(deps, workspace, action.update, known)
     if booking is not None:
-        booking.book_increase(len(cluster.nodes))
+        booking.book_increase(cluster)
     saved = True
     if cluster.provisioning_state is ProvisioningState.DELETING and not cluster.nodes and not cluster.jobs:
         bury_cluster(deps, cluster)
@@ -69,16 +69,16 @@ def _decide_and_save(deps: Deps, workspace: str, name: str, change: Change | Non
     else:
         saved = False  # a no-op reconcile costs no write
     if booking is not None:
-        booking.release_decrease(len(cluster.nodes), saved=saved)
+        booking.release_decrease(cluster, saved=saved)
     return actions, cluster
 
 
-def _acts_on_its_version(cluster: Cluster, actions: list[Action], booking: QuotaBooking | None) -> bool:
+def _acts_on_its_version(cluster: Cluster, actions: list[Action], booking: ClusterBookings | None) -> bool:
     """Stopping a run, provisioning a node or giving cores back, decided on a version nobody changed: it is saved
     anyway (one write, only then), so the conditional write proves it is still the latest. A stale version would
     stop the run of a job another worker just placed, or give back cores whose booking's save is on its way."""
     return any(isinstance(a, StopRun | ProvisionNode) for a in actions) or (
-        booking is not None and booking.over_counts(len(cluster.nodes)))
+        booking is not None and booking.over_counts(cluster))
 
 
 def carry_out(deps: Deps, cluster: Cluster, actions: list[Action], known: KnownJobs | None = None) -> None:
@@ -97,8 +97,8 @@ def carry_out(deps: Deps, cluster: Cluster, actions: list[Action], known: KnownJ
 
 def _carry_out_one(deps: Deps, cluster: Cluster, action: Action, known: KnownJobs) -> None:
     match action:
-        case ProvisionNode(node_id):
-            deps.provider.provision(cluster.workspace, cluster.name, node_id)
+        case ProvisionNode(node_id, priority):
+            deps.provider.provision(cluster.workspace, cluster.name, node_id, priority or cluster.spec.vm_priority)
         case ReleaseNode(node_id):
             deps.provider.release(node_id)
         case StopRun(job_id, attempt):

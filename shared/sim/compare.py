@@ -25,6 +25,7 @@ from shared.sim.policy import (
     fixed_timeout,
     skypilot_autostop,
 )
+from shared.sim.recovery import PreemptionRecovery
 
 FIXED_TIMEOUTS = (0, 30, 60, 120, 300, 600, 1800)
 ADAPTIVE_HORIZONS = (1.0, 2.0, 4.0)
@@ -33,9 +34,10 @@ SimulationTask = tuple[Workload, ScalingPolicy, SimConfig]
 MapFunction = Callable[[Callable[[SimulationTask], RunResult], Iterable[SimulationTask]], Iterator[RunResult]]
 
 
-def peer_policies(boot_seconds: float, computeplane_idle_seconds: int = 1800) -> list[ScalingPolicy]:
-    return [computeplane(computeplane_idle_seconds), amlcompute_v1(), amlcompute_v2(), skypilot_autostop(),
-            ClusterAutoscalerPolicy(), BatchAutoscalePolicy(900.0), BatchAutoscalePolicy(300.0),
+def peer_policies(boot_seconds: float, computeplane_idle_seconds: int = 1800,
+                  computeplane_recovery: PreemptionRecovery | None = None) -> list[ScalingPolicy]:
+    return [computeplane(computeplane_idle_seconds, computeplane_recovery), amlcompute_v1(), amlcompute_v2(),
+            skypilot_autostop(), ClusterAutoscalerPolicy(), BatchAutoscalePolicy(900.0), BatchAutoscalePolicy(300.0),
             AdaptiveWarmPoolPolicy(boot_seconds)]
 
 
@@ -59,10 +61,11 @@ def run_policies(workload: Workload, policies: list[ScalingPolicy], config: SimC
     results = dict(zip(keys, map_fn(run_simulation, [(workload, unique[k], config) for k in keys]), strict=True))
     ideal = ideal_node_seconds(workload.jobs, config.boot_seconds)
     price = config.vm().price_per_hour(config.priority)
+    dedicated_price = config.vm().price_per_hour("dedicated")
     metrics = []
     for policy in policies:
         run = replace(results[policy.cache_key()], label=policy.label, short_label=policy.short_label)
-        metrics.append(summarize(run, ideal, config.boot_seconds, price))
+        metrics.append(summarize(run, ideal, config.boot_seconds, price, dedicated_price))
     return metrics
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+import math
 import random
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -25,6 +26,7 @@ from shared.sim.jobs import SimJob, Workload
 from shared.sim.policy import ScalingPolicy
 from shared.sim.preemption import NoPreemption, PreemptionModel
 from shared.sim.provider import ProviderLedger, SimulatedProvider
+from shared.sim.recovery import DEADLINE_ALLOWANCE_SECONDS, DEFAULT_DEADLINE_SLACK
 from shared.sim.step_cap import step_cap, vcpu_quota
 from shared.sim.virtual_time import to_datetime, to_seconds
 
@@ -42,6 +44,9 @@ class SimConfig:
     preemption: PreemptionModel = field(default_factory=NoPreemption)
     quota_vcpus: int | None = None  # the vCPU quota that binds this cluster; None: quota never binds
     max_retries: int = 3
+    # Jobs that save a checkpoint this often lose only the work since the last one to a preemption (None: none).
+    checkpoint_interval_seconds: int | None = None
+    deadline_slack: float = DEFAULT_DEADLINE_SLACK  # how late is late (and the deadline jobs declare, if they do)
     seed: int = 0
     follow_resync: bool = False
     reconcile_policy: ReconcilePolicy = field(default_factory=ReconcilePolicy)
@@ -59,6 +64,7 @@ class RunResult:
     jobs_never_started: int
     jobs_failed: int  # gave up after max_retries interrupted attempts
     jobs_rejected: int  # refused at submit
+    jobs_late: int  # finished after submit + deadline_slack x runtime (+ an allowance for a boot), or never
     ledger: ProviderLedger
     reconciles: int
     end_seconds: float
@@ -83,8 +89,10 @@ class Simulation:
         self.workload, self.config = workload, config
         self.policy = copy.deepcopy(policy)  # policies keep state: every run starts from a fresh copy
         self.vm = config.vm()
+        low_priority = config.priority == "lowpriority"
         spec = ClusterSpec(vm_size=self.vm.name, max_nodes=config.max_nodes, vm_priority=config.priority,
-                           idle_seconds_before_scaledown=self.policy.idle_seconds)
+                           idle_seconds_before_scaledown=self.policy.idle_seconds,
+                           low_priority_fallback=self.policy.recovery.fallback if low_priority else None)
         self.cluster = new_cluster(WORKSPACE, CLUSTER, spec, uid="5151a7ed", now=to_datetime(0.0))
         self.quota = (None if config.quota_vcpus is None
                       else vcpu_quota(config.quota_vcpus, self.vm, config.priority, LOCATION))
@@ -95,6 +103,7 @@ class Simulation:
         self._arrivals_left = len(workload.jobs)
         self._index = {job.job_id: i for i, job in enumerate(workload.jobs)}
         self._first_start: dict[str, float] = {}
+        self._completed_at: dict[str, float] = {}
         self._failed: set[str] = set()
         self._rejected: set[str] = set()
         self._reconciles = 0
@@ -141,7 +150,7 @@ class Simulation:
         if kind is _Event.ARRIVAL:
             self._arrive(self.workload.jobs[number], now)
         elif kind is _Event.NODE_READY:
-            if self.provider.mark_ready(key) and self.config.priority == "lowpriority":
+            if self.provider.mark_ready(key) and self.provider.priority_of(key) == "lowpriority":
                 # one stream per node: the n-th node of every policy draws the same (common random numbers)
                 lost_at = self.config.preemption.preemption_after(now, random.Random(f"{self.config.seed}:{key}"))
                 if lost_at is not None:
@@ -155,13 +164,25 @@ class Simulation:
 
     def _arrive(self, job: SimJob, now: float) -> None:
         self._arrivals_left -= 1
+        recovery = self.policy.recovery
+        declares = recovery.declares_deadlines
         document = Job(workspace=WORKSPACE, id=job.job_id, cluster=CLUSTER, submitted_at=to_datetime(now),
                        spec=JobSpec(command=["simulated"], node_count=job.node_count,
-                                    max_retries=self.config.max_retries))
+                                    max_retries=self.config.max_retries,
+                                    max_preemption_retries=(self.config.max_retries
+                                                            if recovery.max_preemption_retries is None
+                                                            else recovery.max_preemption_retries),
+                                    on_preemption_retries_exhausted=recovery.exhausted,
+                                    checkpoint_interval_seconds=self.config.checkpoint_interval_seconds,
+                                    deadline=to_datetime(self._deadline(job)) if declares else None,
+                                    expected_runtime_seconds=math.ceil(job.duration_seconds) if declares else None))
         for action in accept_job(self.cluster, document):
             if isinstance(action, ProjectJob) and action.update.state is JobState.FAILED:
                 self._rejected.add(job.job_id)
         self.policy.on_arrival(now, job.node_count)
+
+    def _deadline(self, job: SimJob) -> float:
+        return job.submit_seconds + self.config.deadline_slack * job.duration_seconds + DEADLINE_ALLOWANCE_SECONDS
 
     # --- one decision ------------------------------------------------------------------------------------------
     def _step(self, now: float) -> None:
@@ -184,20 +205,24 @@ class Simulation:
     def _carry_out(self, actions: list[Action], now: float) -> None:
         for action in actions:
             match action:
-                case ProvisionNode(node_id):
-                    if self.provider.provision(node_id, now):
+                case ProvisionNode(node_id, priority):
+                    if self.provider.provision(node_id, now, priority or self.config.priority):
                         self._push(now + self.config.boot_seconds, _Event.NODE_READY, node_id, 0)
                 case ReleaseNode(node_id):
                     self.provider.release(node_id, now)
                 case StartRun(job_id, attempt, node_ids):
-                    if self.provider.start_run((job_id, attempt), node_ids, now):
+                    if self.provider.start_run((job_id, attempt), node_ids, now,
+                                               self.config.checkpoint_interval_seconds):
                         self._first_start.setdefault(job_id, now)
                         duration = self.workload.jobs[self._index[job_id]].duration_seconds
-                        self._push(now + duration, _Event.RUN_FINISHED, job_id, attempt)
+                        left = max(duration - self.provider.saved_seconds.get(job_id, 0.0), 0.0)
+                        self._push(now + left, _Event.RUN_FINISHED, job_id, attempt)
                 case StopRun(job_id, attempt):
                     self.provider.stop_run((job_id, attempt), now)
                 case ProjectJob(update) if update.state is JobState.FAILED:
                     self._failed.add(update.job_id)
+                case ProjectJob(update) if update.state is JobState.COMPLETED:
+                    self._completed_at[update.job_id] = now
                 case WakeUpAt(at):
                     self._push_wake(to_seconds(at), now)
                 case _:
@@ -212,6 +237,8 @@ class Simulation:
             jobs_never_started=sum(1 for j in self.workload.jobs
                                    if j.job_id not in started and j.job_id not in self._rejected),
             jobs_failed=len(self._failed - self._rejected), jobs_rejected=len(self._rejected),
+            jobs_late=sum(1 for j in self.workload.jobs if j.job_id not in self._rejected
+                          and self._completed_at.get(j.job_id, math.inf) > self._deadline(j) + 1e-6),
             ledger=self.provider.ledger, reconciles=self._reconciles, end_seconds=now, unfinished=unfinished)
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from shared.domain.actions import Action, ProvisionNode, ReleaseNode
 from shared.domain.autoscale import ACTIVE_NODE_STATES
 from shared.domain.cluster import Cluster, Node, NodeState
+from shared.sim.recovery import GIVE_UP_AFTER_RETRIES, RECOVER_FOREVER, PreemptionRecovery, computeplane_fallback
 
 NEVER_SECONDS = 10 * 365 * 86400  # an idle timeout that never fires within a simulation: the policy releases nodes
 
@@ -30,10 +31,11 @@ class ScalingPolicy:
     label: str = "policy"
     short_label: str = "policy"  # a table column heading
     idle_seconds: int = 1800
+    recovery: PreemptionRecovery = GIVE_UP_AFTER_RETRIES  # what happens to a preempted job
 
     def cache_key(self) -> tuple[object, ...]:
         """Two policies with the same key make the same decisions (so one simulation serves both)."""
-        return (type(self).__name__, self.idle_seconds)
+        return (type(self).__name__, self.idle_seconds, self.recovery.cache_key())
 
     def plan(self, cluster: Cluster, now: float) -> StepPlan:
         return StepPlan(self.idle_seconds, None)
@@ -51,15 +53,21 @@ class ScalingPolicy:
 class IdleTimeoutPolicy(ScalingPolicy):
     """ComputePlane's reconcile as it is: scale up at once, release nodes idle for ``idle_seconds``."""
 
-    def __init__(self, label: str, idle_seconds: int, short_label: str | None = None) -> None:
+    def __init__(self, label: str, idle_seconds: int, short_label: str | None = None,
+                 recovery: PreemptionRecovery = GIVE_UP_AFTER_RETRIES) -> None:
         self.label = label
         self.short_label = short_label or label
         self.idle_seconds = idle_seconds
+        self.recovery = recovery
 
 
-def computeplane(idle_seconds: int = 1800) -> IdleTimeoutPolicy:
-    """ComputePlane with the cluster's idle_seconds_before_scaledown (1800 s is ClusterSpec's default)."""
-    return IdleTimeoutPolicy(f"ComputePlane (idle {idle_seconds} s)", idle_seconds, "ComputePlane")
+def computeplane(idle_seconds: int = 1800, recovery: PreemptionRecovery | None = None,
+                 short_label: str = "ComputePlane") -> IdleTimeoutPolicy:
+    """ComputePlane with the cluster's idle_seconds_before_scaledown (1800 s is ClusterSpec's default); on low
+    priority with the fallback to dedicated nodes enabled (its defaults) unless ``recovery`` says otherwise."""
+    chosen = recovery or computeplane_fallback()
+    return IdleTimeoutPolicy(f"ComputePlane (idle {idle_seconds} s), on low priority: {chosen.label}", idle_seconds,
+                             short_label, chosen)
 
 
 def amlcompute_v1() -> IdleTimeoutPolicy:
@@ -71,8 +79,10 @@ def amlcompute_v2() -> IdleTimeoutPolicy:
 
 
 def skypilot_autostop() -> IdleTimeoutPolicy:
-    """``sky launch --idle-minutes-to-autostop 5`` with a one-node cluster per job slot: a node idle 5 min stops."""
-    return IdleTimeoutPolicy("SkyPilot autostop (idle 300 s)", 300, "SkyPilot")
+    """``sky launch --idle-minutes-to-autostop 5`` with a one-node cluster per job slot: a node idle 5 min stops;
+    a managed job recovers from preemption on spot capacity without limit."""
+    return IdleTimeoutPolicy("SkyPilot autostop (idle 300 s), spot recovery without limit", 300, "SkyPilot",
+                             RECOVER_FOREVER)
 
 
 def fixed_timeout(idle_seconds: int) -> IdleTimeoutPolicy:

@@ -30,10 +30,13 @@ METRIC_ROWS: list[tuple[str, Callable[[PolicyMetrics], str]]] = [
     ("job wait p99 (s)", lambda m: _number(m.wait_p99_seconds, 0)),
     ("job wait mean (s)", lambda m: _number(m.wait_mean_seconds)),
     ("cost ($)", lambda m: _dollars(m.cost_usd)),
+    ("cost / all dedicated, no waits (%)", lambda m: _number(100 * m.cost_share_of_dedicated)),
+    ("dedicated node-hours (fallback)", lambda m: _number(m.dedicated_node_hours)),
     ("scale operations / job", lambda m: _number(m.scale_operations_per_job, 2)),
     ("preemptions", lambda m: str(m.preemptions)),
     ("node-hours lost to preemption", lambda m: _number(m.preemption_lost_node_hours)),
     ("jobs failed (retries exhausted)", lambda m: str(m.jobs_failed)),
+    ("jobs late (after 2x runtime + 10 min) or unfinished", lambda m: str(m.jobs_late)),
     ("peak nodes", lambda m: str(m.peak_nodes)),
 ]
 
@@ -44,7 +47,11 @@ def side_by_side(metrics: list[PolicyMetrics], price_per_node_hour: float) -> tu
     headers = ["metric", *(m.short_label for m in metrics), "ideal (no waits)"]
     ideal = metrics[0].ideal_node_hours if metrics else math.nan
     ideal_cells = {"node-hours": _number(ideal), "node-hours / ideal (no waits)": _number(1.0, 3),
-                   "cost ($)": _dollars(ideal * price_per_node_hour), "job wait p50 (s)": "0",
+                   "cost ($)": _dollars(ideal * price_per_node_hour),
+                   "cost / all dedicated, no waits (%)": _number(
+                       100 * ideal * price_per_node_hour / metrics[0].cost_of_dedicated_usd
+                       if metrics and metrics[0].cost_of_dedicated_usd else math.nan),
+                   "job wait p50 (s)": "0",
                    "job wait p99 (s)": "0", "job wait mean (s)": _number(0.0)}
     rows = [[name, *(cell(m) for m in metrics), ideal_cells.get(name, MISSING)] for name, cell in METRIC_ROWS]
     return headers, rows

@@ -14,14 +14,17 @@ from shared.sim.jobs import Workload
 from shared.sim.names import PolicyName, WorkloadFormat
 from shared.sim.policy import ScalingPolicy, amlcompute_v1, amlcompute_v2, computeplane, skypilot_autostop
 from shared.sim.preemption import NoPreemption, PreemptionModel, RatePreemption, TracePreemption
+from shared.sim.recovery import PreemptionRecovery
 from shared.sim.workloads import load_availability_trace, load_workload, shipped_workload
 
 
-def policy_named(name: PolicyName, boot_seconds: float, idle_seconds: int = 1800) -> ScalingPolicy:
-    """``idle_seconds`` sets ComputePlane's idle timeout and the adaptive policy's cap; the peers keep theirs."""
+def policy_named(name: PolicyName, boot_seconds: float, idle_seconds: int = 1800,
+                 recovery: PreemptionRecovery | None = None) -> ScalingPolicy:
+    """``idle_seconds`` sets ComputePlane's idle timeout and the adaptive policy's cap; the peers keep theirs.
+    ``recovery``: ComputePlane's handling of preempted jobs (default: the fallback with its default settings)."""
     match name:
         case PolicyName.COMPUTEPLANE:
-            return computeplane(idle_seconds)
+            return computeplane(idle_seconds, recovery)
         case PolicyName.AMLCOMPUTE_V1:
             return amlcompute_v1()
         case PolicyName.AMLCOMPUTE_V2:
@@ -52,6 +55,7 @@ class ScenarioOptions:
     boot_seconds: float = 120.0
     quota_vcpus: int | None = None
     jobs_per_day: float = 850.0
+    checkpoint_seconds: int | None = None  # jobs checkpoint this often (low priority: only later work is lost)
 
 
 def preemption_model(options: ScenarioOptions) -> PreemptionModel:
@@ -67,7 +71,8 @@ def build_scenario(options: ScenarioOptions) -> tuple[Workload, SimConfig]:
     preemption = preemption_model(options)
     config = SimConfig(vm_size=options.vm_size, max_nodes=options.max_nodes, boot_seconds=options.boot_seconds,
                        priority="dedicated" if isinstance(preemption, NoPreemption) else "lowpriority",
-                       preemption=preemption, quota_vcpus=options.quota_vcpus, seed=options.seed)
+                       preemption=preemption, quota_vcpus=options.quota_vcpus, seed=options.seed,
+                       checkpoint_interval_seconds=options.checkpoint_seconds or None)
     workload = load_workload(options.workload or shipped_workload("philly_runtime.csv"), options.workload_format,
                              max_nodes=options.max_nodes, seed=options.seed, days=options.days,
                              start_day=options.start_day, gpus_per_node=config.vm().gpus,
@@ -84,4 +89,6 @@ def describe(workload: Workload, config: SimConfig) -> list[str]:
         f"{config.max_nodes}, boot {config.boot_seconds:g} s, quota "
         f"{'not binding' if config.quota_vcpus is None else f'{config.quota_vcpus} vCPUs'}, preemption "
         f"{config.preemption.label}, max_retries {config.max_retries}, seed {config.seed}",
+        *([f"jobs checkpoint every {config.checkpoint_interval_seconds} s: a preemption loses the work since the "
+           "last one"] if config.checkpoint_interval_seconds else []),
     ]

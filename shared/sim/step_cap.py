@@ -24,6 +24,9 @@ class StepCap:
             limits.append(self.quota.extra_nodes(held_nodes))
         return max(min(limits), 0) if limits else 1 << 30
 
+    def for_priority(self, priority: str) -> StepCap:
+        return StepCap(None if self.quota is None else self.quota.for_priority(priority), self.allowance)
+
     def explain(self, requested_nodes: int, held_nodes: int) -> str | None:
         if self.quota is None:
             return None

@@ -63,9 +63,10 @@ def test_a_preempted_low_priority_job_is_requeued_and_resumes_as_the_next_attemp
     assert any("Preempted" in (h["reason"] or "") for h in done["history"])
 
 
-def test_a_job_preempted_more_than_max_retries_times_fails_with_preempted(server: Server) -> None:
+def test_a_job_asked_to_fail_after_its_preemption_retries_fails_with_preempted(server: Server) -> None:
     create_cluster(server, "spot2", vm_priority="lowpriority")
-    job_id = submit(server, "spot2", ["python", "-c", "import time; time.sleep(60)"], max_retries=0)
+    job_id = submit(server, "spot2", ["python", "-c", "import time; time.sleep(60)"], max_preemption_retries=0,
+                    on_preemption_retries_exhausted="fail")
     running = wait_for(lambda: (j := job(server, job_id))["state"] == "Running" and j, what="Running")
     http.post(f"{server.api()}/clusters/spot2/nodes/{running['nodes'][0]}/preempt")
     done = wait_for(lambda: finished(server, job_id), timeout=30, what="failure")

@@ -41,6 +41,7 @@ class FakeNode:
     cluster: str
     ready_at: datetime
     lost: str | None = None  # "preempted" or "failed"
+    priority: str | None = None  # as asked at provision: dedicated nodes are never preempted
 
 
 @dataclass
@@ -73,11 +74,11 @@ class FakeNodeProvider:
         self.runs_started = 0
 
     # --- NodeProvider --------------------------------------------------------------------------------------------
-    def provision(self, workspace: str, cluster: str, node_id: str) -> datetime | None:
+    def provision(self, workspace: str, cluster: str, node_id: str, priority: str | None = None) -> datetime | None:
         if node_id in self.nodes:
             return self.nodes[node_id].ready_at
         ready_at = self._clock.now() + self._boot_delay
-        self.nodes[node_id] = FakeNode(node_id, workspace, cluster, ready_at)
+        self.nodes[node_id] = FakeNode(node_id, workspace, cluster, ready_at, priority=priority)
         self.provisioned += 1
         limit = self._max_nodes_of(workspace, cluster) if self._max_nodes_of else None
         held = self.live_nodes(workspace, cluster)
@@ -186,6 +187,9 @@ class FakeNodeProvider:
         return True
 
     def preempt(self, node_id: str) -> bool:
+        node = self.nodes.get(node_id)
+        if node is not None and node.priority == "dedicated":
+            return False
         return self._lose(node_id, "preempted", NODE_PREEMPTED)
 
     def fail_node(self, node_id: str) -> bool:

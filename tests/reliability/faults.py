@@ -193,8 +193,8 @@ class FaultyProvider(_Proxy):
 
     # Written out for FailingProvider's super() calls; release, start_run, stop_run, preempt and the locks go
     # through the plan by ``_Proxy``. read_logs and locks skip it: reading never fails in these tests.
-    def provision(self, workspace: str, cluster: str, node_id: str) -> datetime | None:
-        return self.plan.call("provider.provision", self.inner.provision, workspace, cluster, node_id)
+    def provision(self, workspace: str, cluster: str, node_id: str, priority: str | None = None) -> datetime | None:
+        return self.plan.call("provider.provision", self.inner.provision, workspace, cluster, node_id, priority)
 
     def observe(self, cluster: Cluster) -> Observation:
         return self.plan.call("provider.observe", self.inner.observe, cluster)
@@ -219,8 +219,8 @@ class FailingProvider(FaultyProvider):
         self.reason = reason
         self.node_numbers: dict[str, int] = {}
 
-    def provision(self, workspace: str, cluster: str, node_id: str) -> datetime | None:
-        ready_at = super().provision(workspace, cluster, node_id)
+    def provision(self, workspace: str, cluster: str, node_id: str, priority: str | None = None) -> datetime | None:
+        ready_at = super().provision(workspace, cluster, node_id, priority)
         self.node_numbers.setdefault(node_id, len(self.node_numbers) + 1)
         return ready_at
 

@@ -11,7 +11,7 @@ from shared.sim.compare import peer_policies, run_policies
 from shared.sim.engine import SimConfig, simulate
 from shared.sim.jobs import SimJob, Workload, make_workload
 from shared.sim.lower_bound import ideal_node_seconds
-from shared.sim.policy import computeplane
+from shared.sim.policy import amlcompute_v1, computeplane
 from shared.sim.preemption import RatePreemption
 from shared.sim.workloads import synthesize_philly
 
@@ -98,10 +98,11 @@ class PreemptedAfter:
 
 
 def test_a_preempted_job_is_retried_then_fails_and_its_lost_work_is_counted() -> None:
-    # one 600 s job, max_retries 1; nodes die 100 s after boot: attempt 1 runs 120-220, attempt 2 runs 340-440
+    # one 600 s job, max_retries 1; nodes die 100 s after boot: attempt 1 runs 120-220, attempt 2 runs 340-440;
+    # AmlCompute gives up after its retries (ComputePlane's fallback would not: tests/sim/test_low_priority_sim.py)
     job = make_workload("one", [SimJob("a", 0.0, 600.0, 1)])
     config = SimConfig(max_nodes=2, priority="lowpriority", preemption=PreemptedAfter(100.0), max_retries=1)
-    result = simulate(job, computeplane(1800), config)
+    result = simulate(job, amlcompute_v1(), config)
     assert result.jobs_failed == 1
     assert result.ledger.preemptions == 2
     assert result.ledger.lost_node_seconds == pytest.approx(200.0)

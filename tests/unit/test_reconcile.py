@@ -103,11 +103,11 @@ def test_a_preempted_node_requeues_its_job_with_the_attempt_counted() -> None:
     assert requeued.attempt == 2 and "Preempted" in (requeued.reason or "")
 
 
-def test_a_job_fails_once_its_retries_are_used_up() -> None:
+def test_a_job_fails_once_its_retries_for_failed_nodes_are_used_up() -> None:
     cluster = make_cluster()
     node = add_node(cluster, NodeState.RUNNING, run_id="j1")
     entry = add_job(cluster, "j1", running_on=[node], max_retries=0)
-    actions = reconcile(cluster, Observation(nodes={node.node_id: ObservedNode(NodeStatus.PREEMPTED)}), at(5),
+    actions = reconcile(cluster, Observation(nodes={node.node_id: ObservedNode(NodeStatus.FAILED)}), at(5),
                         POLICY)
     [failed] = [a.update for a in actions if isinstance(a, ProjectJob)]
     assert failed.state is JobState.FAILED and "gave up after 0 retries" in (failed.reason or "")
@@ -176,3 +176,19 @@ def test_deleting_a_cluster_cancels_its_jobs_and_releases_every_node() -> None:
     assert any(isinstance(a, ProjectJob) and a.update.state is JobState.CANCELED for a in actions)
     reconcile(cluster, Observation(), at(2), POLICY)
     assert cluster.nodes == [] and cluster.jobs == []
+
+
+def test_a_node_that_never_reached_the_provider_is_not_asked_for_again_once_max_nodes_was_lowered() -> None:
+    cluster = make_cluster(max_nodes=4)
+    busy = [add_node(cluster, NodeState.RUNNING, run_id=f"j{i}") for i in range(3)]
+    for i, node in enumerate(busy):
+        add_job(cluster, f"j{i}", running_on=[node])
+    add_job(cluster, "waiting")
+    reconcile(cluster, everything_ready(cluster, running(cluster)), at(1), POLICY)
+    [late] = cluster.nodes_in(NodeState.PREPARING)  # its provision was lost (a crash after the save)
+    update_scale_settings(cluster, ScaleSettingsUpdate(max_nodes=2), at(2))
+    seen = everything_ready(cluster, running(cluster))
+    del seen.nodes[late.node_id]
+    actions = reconcile(cluster, seen, at(3), POLICY)
+    assert not [a for a in actions if isinstance(a, ProvisionNode)]
+    assert ReleaseNode(late.node_id) in actions and late.state is NodeState.LEAVING
