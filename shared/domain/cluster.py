@@ -78,8 +78,9 @@ class ClusterSpec(BaseModel):
     inter_node_communication: Literal["Enabled", "Disabled"] = "Enabled"
     # Low priority only (see shared.domain.low_priority): dedicated nodes for jobs that preemption keeps back, and
     # what happens to a job whose preemption retries run out (None: requeue on low priority, never dropped).
-    low_priority_fallback: LowPriorityFallback | None = None
-    on_preemption_retries_exhausted: AfterPreemptionRetries | None = None
+    # Not strict (unlike the counts): enum values and a nested object arrive as JSON strings and dicts.
+    low_priority_fallback: LowPriorityFallback | None = Field(default=None, strict=False)
+    on_preemption_retries_exhausted: AfterPreemptionRetries | None = Field(default=None, strict=False)
 
     @property
     def idle_timeout(self) -> timedelta:

@@ -46,13 +46,13 @@ class JobSpec(BaseModel):
     code: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     # On low-priority nodes (see shared.domain.low_priority). None: the cluster's setting or the default.
     max_preemption_retries: int | None = None
-    on_preemption_retries_exhausted: AfterPreemptionRetries | None = None
+    on_preemption_retries_exhausted: AfterPreemptionRetries | None = Field(default=None, strict=False)  # a JSON string
     # A job that saves its state every so often (in COMPUTEPLANE_CHECKPOINT_DIR, kept across its attempts) loses
     # only the work since its last checkpoint to a preemption.
     checkpoint_interval_seconds: int | None = None
     # A job that must finish by a time falls back to dedicated nodes when preemptions would make it miss it;
     # the check needs how long the job runs.
-    deadline: UtcDatetime | None = None
+    deadline: UtcDatetime | None = Field(default=None, strict=False)  # an ISO-8601 string in JSON bodies
     expected_runtime_seconds: int | None = None
 
     def system_resources(self) -> list[str]:
