@@ -83,8 +83,9 @@ class NodeProvider(Protocol):
     """Nodes and the runs on them. Every call is idempotent: provisioning a node that exists, releasing one that
     is gone, or starting a run that was started, does nothing."""
 
-    def provision(self, workspace: str, cluster: str, node_id: str) -> datetime | None:
-        """Ask for a node; returns when it is expected to be ready, if the provider knows."""
+    def provision(self, workspace: str, cluster: str, node_id: str, priority: str | None = None) -> datetime | None:
+        """Ask for a node; returns when it is expected to be ready, if the provider knows. ``priority`` is
+        "dedicated" or "lowpriority"; None means the cluster's own ``vm_priority``."""
         ...
 
     def release(self, node_id: str) -> None: ...
@@ -93,11 +94,16 @@ class NodeProvider(Protocol):
     def observe(self, cluster: Cluster) -> Observation: ...
     def read_logs(self, job_id: str, attempt: int) -> str | None: ...
 
+
+class SimulatedCloud(Protocol):
+    """What only a simulated cloud can do: take a node away, set resource locks. Wired by the local runtime only; in
+    Azure the cloud does these itself (preemption) or people do them in ARM (locks), and the provider observes them."""
+
     def preempt(self, node_id: str) -> bool:
-        """Take a node away as the cloud does with low-priority capacity (simulation; False if not running)."""
+        """Take a node away as the cloud does with low-priority capacity (False if not running)."""
         ...
 
-    # Resource locks on the nodes' resource group: observed through ``observe``; set here only in simulation.
+    # Resource locks on the nodes' resource group: observed through ``NodeProvider.observe``.
     def add_lock(self, name: str, level: LockLevel) -> ResourceLock: ...
     def remove_lock(self, name: str) -> bool: ...
     def locks(self) -> list[ResourceLock]: ...

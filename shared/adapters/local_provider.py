@@ -95,7 +95,8 @@ class LocalNodeProvider:
         return conn
 
     # --- nodes -------------------------------------------------------------------------------------------------
-    def provision(self, workspace: str, cluster: str, node_id: str) -> datetime | None:
+    def provision(self, workspace: str, cluster: str, node_id: str, priority: str | None = None) -> datetime | None:
+        """A local node has no priority: ``priority`` is accepted for the port and ignored."""
         now = self._clock.now()
         ready_at = now + self._boot_delay
         status = "failed" if self._fail_provisioning else "ok"

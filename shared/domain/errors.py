@@ -34,6 +34,13 @@ class InvalidField(DomainError):
                           "details": [{"field": self.field, "rule": self.rule}]}}
 
 
+class SimulationOnly(DomainError):
+    """A control only a simulated cloud has (preempt a node, set a lock), asked of a runtime with real nodes."""
+
+    code = "NotSupportedByNodeProvider"
+    status = 501
+
+
 class InvalidEvent(DomainError):
     """An event that can never be applied: it goes to the dead-letter queue at once, with this reason."""
 

@@ -27,6 +27,7 @@ from shared.domain.errors import (
     JobNotFound,
     OperationNotAllowed,
     QuotaExceeded,
+    SimulationOnly,
 )
 from shared.domain.job import Job, JobSpec
 from shared.domain.quota import can_ever_fit
@@ -187,7 +188,10 @@ def preempt_node(deps: Deps, workspace: str, name: str, node_id: str) -> Node:
         raise InvalidField("node_id", f"cluster '{name}' has no node '{node_id}'")
     if cluster.spec.vm_priority != "lowpriority":
         raise OperationNotAllowed(f"only low-priority nodes are preempted; cluster '{name}' is dedicated")
-    if not deps.provider.preempt(node_id):
+    if deps.simulation is None:
+        raise SimulationOnly("preempting a node is a simulation control: this control plane's nodes are real "
+                             "(COMPUTEPLANE_PROVIDER=azurebatch), and Azure preempts low-priority nodes itself")
+    if not deps.simulation.preempt(node_id):
         raise OperationNotAllowed(f"node '{node_id}' is not running (already preempted, leaving or not ready)")
     return node
 

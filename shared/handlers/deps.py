@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from shared.domain.quota import QuotaLimits
 from shared.domain.reconcile import ReconcilePolicy
-from shared.ports import Clock, EventBus, NodeProvider, Store, TokenProvider
+from shared.ports import Clock, EventBus, NodeProvider, SimulatedCloud, Store, TokenProvider
 
 
 @dataclass
@@ -19,3 +19,4 @@ class Deps:
     policy: ReconcilePolicy = field(default_factory=ReconcilePolicy)
     workspace_location: str = "eastus"
     quota_limits: QuotaLimits = field(default_factory=QuotaLimits)
+    simulation: SimulatedCloud | None = None  # only where the cloud is simulated (the local provider)

@@ -78,7 +78,7 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
     settings = replace(settings, identity_endpoint=settings.identity_endpoint or f"{base_url}/identity")
     container = bootstrap.build(settings)
     # Probed now rather than at the first job: the warning shows at start, and `required` refuses to start.
-    sandbox = container.provider.job_sandbox() if container.provider is not None else None
+    sandbox = container.local_nodes.job_sandbox() if container.local_nodes is not None else None
     container.api_keys, key_file = load_or_create_keys(settings.data_dir, settings.extra.get("COMPUTEPLANE_API_KEY"))
     bootstrap.use_container(container)
     function_app = importlib.import_module("function_app")
@@ -103,9 +103,9 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
     try:
         server.run()
     finally:
-        if container.provider is not None:
-            container.provider.begin_shutdown()  # before the pumps stop: runs they end are ours, not failures
+        if container.local_nodes is not None:
+            container.local_nodes.begin_shutdown()  # before the pumps stop: runs they end are ours, not failures
         functions_host.stop()
-        if container.provider is not None:
-            container.provider.stop_all()
+        if container.local_nodes is not None:
+            container.local_nodes.stop_all()
         print("ComputePlane stopped.", flush=True)
