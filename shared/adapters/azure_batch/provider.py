@@ -87,16 +87,11 @@ class AzureClients:
         from shared.adapters.credentials import azure_credential
 
         credential = azure_credential(client_id)
-        arm = {"base_url": batch.arm_endpoint, "credential_scopes": [_arm_scope(batch.arm_endpoint)], **CLIENT_OPTIONS}
+        arm = {"base_url": batch.arm_endpoint, **CLIENT_OPTIONS}  # tokens for https://management.azure.com
         return cls(batch=BatchClient(batch.account_endpoint, credential, **CLIENT_OPTIONS),
                    pools=BatchManagementClient(credential, batch.subscription_id, **arm),
                    locks=ManagementLockClient(credential, batch.subscription_id, **arm),
                    identities=ManagedServiceIdentityClient(credential, batch.subscription_id, **arm))
-
-
-def _arm_scope(endpoint: str) -> str:
-    return "https://management.azure.com/.default" if "management.azure.com" in endpoint else (
-        endpoint.rstrip("/") + "/.default")
 
 
 class AzureBatchNodeProvider:
