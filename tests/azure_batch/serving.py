@@ -39,7 +39,8 @@ def serving(app: ASGIApp, certificate: ServerCertificate | None = None) -> Itera
     listening.bind(("127.0.0.1", 0))
     port = listening.getsockname()[1]
     tls = {"ssl_certfile": str(certificate.cert_file), "ssl_keyfile": str(certificate.key_file)} if certificate else {}
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", **tls))  # type: ignore[arg-type]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1,
+                                           **tls))  # type: ignore[arg-type]
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -7,6 +7,7 @@ What the real service does that this does not is listed in tests/azure_batch/REA
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -312,8 +313,6 @@ class BatchWorld:
 
 def _kill(task: Task) -> None:
     if task.process is not None and task.process.poll() is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(task.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         task.process.wait(5)
