@@ -23,13 +23,6 @@ from shared.domain.cluster import Cluster, ClusterSpec, Node, NodeState, Provisi
 from shared.domain.commands import new_cluster
 from shared.domain.observation import NodeStatus, Observation, RunStatus
 from shared.ports import NodeProvider, RunRequest
-from tests.azure_batch.fixtures import (  # noqa: F401 (fixtures)
-    azure_env,
-    batch_provider,
-    certificate,
-    standin,
-    token_endpoint,
-)
 from tests.azure_batch.serving import StandIn
 from tests.unit.builders import T0, add_job
 

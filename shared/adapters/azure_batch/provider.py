@@ -324,10 +324,9 @@ class AzureBatchNodeProvider:
 
     def _strictest_lock(self) -> ResourceLock | None:
         group = self._settings.resource_group
-        locks = call_azure(lambda: [dict(lock) for lock in
-                                    self._clients.locks.management_locks.list_at_resource_group_level(group)])
-        found = [ResourceLock(str(lock["name"]), LockLevel(str(lock["properties"]["level"])),
-                              f"resource group '{group}'") for lock in locks]
+        locks = call_azure(lambda: list(self._clients.locks.management_locks.list_at_resource_group_level(group)))
+        found = [ResourceLock(str(lock.name), LockLevel(str(lock.level)), f"resource group '{group}'")
+                 for lock in locks]
         return max(found, key=lambda lock: lock.level is LockLevel.READ_ONLY) if found else None
 
     def _delete_pool_of(self, cluster: Cluster, pool: str) -> None:
