@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
+
 import pytest
-from fastapi.testclient import TestClient
 
 from shared.api.app import create_app
 from shared.api.deps import get_deps
@@ -14,6 +17,7 @@ from shared.bootstrap import build
 from shared.config import Settings
 from shared.domain.cluster import ClusterSpec, Node, NodeState, ProvisioningState
 from shared.domain.commands import new_cluster
+from tests.contract.uvicorn_server import running_uvicorn
 from tests.unit.builders import T0
 
 AZURE_BATCH_ENV = {"COMPUTEPLANE_PROVIDER": "azurebatch", "AZURE_SUBSCRIPTION_ID": "sub",
@@ -42,7 +46,7 @@ def test_simulation_controls_answer_501_with_the_reason_where_no_simulated_cloud
     deps.store.create_cluster(cluster)
     app = create_app()
     app.dependency_overrides[get_deps] = lambda: deps
-    with TestClient(app) as http:
+    with running_uvicorn(app) as url, httpx.Client(base_url=url) as http:
         for response in (http.get("/api/locks"), http.post("/api/locks", json={"name": "l"}),
                          http.delete("/api/locks/l")):
             assert response.status_code == 501
@@ -53,3 +57,12 @@ def test_simulation_controls_answer_501_with_the_reason_where_no_simulated_cloud
         assert "Azure preempts low-priority nodes itself" in preempt.json()["error"]["message"]
     saved = deps.store.get_cluster("ws", "spot")
     assert saved is not None and saved.nodes[0].state is NodeState.IDLE  # nothing changed
+
+
+def test_the_embedded_runtime_never_loads_the_batch_sdks(tmp_path: Path) -> None:
+    probe = ("import sys; from shared.bootstrap import build; from shared.config import Settings; "
+             "from pathlib import Path; "
+             f"build(Settings(data_dir=Path({str(tmp_path / 'data')!r}))); "
+             "print(sorted(m for m in sys.modules if m.startswith(('azure.batch', 'azure.mgmt'))))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
