@@ -186,6 +186,32 @@ def test_a_system_assigned_cluster_gets_its_own_identity_which_its_jobs_see_and_
     assert name not in standin.world.identities
 
 
+def test_identities_added_to_or_removed_from_a_live_cluster_reach_its_pool(batch_provider: AzureBatchNodeProvider,
+                                                                           standin: StandIn) -> None:
+    cluster = cluster_of("reident")
+    batch_provider.observe(cluster)
+    assert "identity" not in stored_pool(standin, cluster)
+    cluster.identity = ClusterIdentity(type="UserAssigned", identities=(DATA_READER,))
+    batch_provider.observe(cluster)
+    assert stored_pool(standin, cluster)["identity"]["userAssignedIdentities"] == {DATA_READER.resource_id: {}}
+    node_id = ask_for_node(batch_provider, cluster)
+    wait_for(batch_provider, cluster, lambda o: o.node(node_id).status is NodeStatus.READY)
+    batch_provider.start_run([node_id], RunRequest("ws", "reident", "job-ua", 1, ("true",), {}))
+    with standin.world.lock:
+        [task] = standin.world.tasks.values()
+        environment = {s["name"]: s["value"] for s in task.body["environmentSettings"]}
+    assert environment["DEFAULT_IDENTITY_CLIENT_ID"] == DATA_READER.client_id
+    cluster.identity = ClusterIdentity(type="SystemAssigned",
+                                       identities=(new_system_assigned("ws", "reident", uuid.uuid4),))
+    batch_provider.observe(cluster)
+    [own] = standin.world.identities.values()
+    assert stored_pool(standin, cluster)["identity"]["userAssignedIdentities"] == {own["id"]: {}}
+    cluster.identity = ClusterIdentity()
+    batch_provider.observe(cluster)
+    assert stored_pool(standin, cluster)["identity"] == {"type": "None"}
+    assert standin.world.identities == {}  # the system-assigned identity went with its removal
+
+
 def test_the_batch_accounts_core_quotas_become_the_quota_limits(batch_provider: AzureBatchNodeProvider) -> None:
     limits = batch_provider.account_quota_limits(QuotaLimits())
     assert limits.low_priority_vcpus == 200

@@ -32,8 +32,14 @@ def identity_name(cluster: Cluster) -> str:
 
 
 class ClusterIdentities:
-    def __init__(self, msi_client: Any, resource_group: str, default_location: str) -> None:
+    def __init__(self, msi_client: Any, subscription_id: str, resource_group: str, default_location: str) -> None:
         self._msi, self._resource_group, self._default_location = msi_client, resource_group, default_location
+        self._subscription_id = subscription_id
+
+    def resource_id(self, cluster: Cluster) -> str:
+        """The ARM id the cluster's identity has (or will have), known without a call."""
+        return (f"/subscriptions/{self._subscription_id}/resourceGroups/{self._resource_group}/providers/"
+                f"Microsoft.ManagedIdentity/userAssignedIdentities/{identity_name(cluster)}")
 
     def ensure(self, cluster: Cluster) -> ClusterIdentity:
         """Create the cluster's identity, or find it (a PUT of the same body is a no-op in ARM)."""

@@ -98,7 +98,8 @@ class AzureBatchNodeProvider:
     def __init__(self, settings: AzureBatchSettings, clients: AzureClients, clock: Clock,
                  workspace_location: str) -> None:
         self._settings, self._clients, self._clock = settings, clients, clock
-        self._identities = ClusterIdentities(clients.identities, settings.resource_group, workspace_location)
+        self._identities = ClusterIdentities(clients.identities, settings.subscription_id, settings.resource_group,
+                                             workspace_location)
         self._pool_of_node: dict[str, str] = {}  # a cache; the pools' metadata is the truth
         self._job_of_task: dict[str, str] = {}
         self._cache_lock = threading.Lock()
@@ -144,18 +145,13 @@ class AzureBatchNodeProvider:
         pool = pool_id(cluster.workspace, cluster.name)
         found = self._get_pool(pool)
         if found is not None:
-            return found
+            return self._sync_identities(cluster, pool, found)
         s = self._settings
-        user_assigned = [i for i in cluster.identity.identities if i.kind == "UserAssigned" and i.resource_id]
-        identity_ids = [str(i.resource_id) for i in user_assigned]
-        default_client_id = str(user_assigned[0].client_id) if user_assigned else None
-        if any(i.kind == "SystemAssigned" for i in cluster.identity.identities):
-            own = self._identities.ensure(cluster)
-            identity_ids, default_client_id = [own.resource_id], own.client_id
+        identity_ids, default_client_id = self._identities_of(cluster, create=True)
         node_map = NodeMap(other=[{"name": WORKSPACE_KEY, "value": cluster.workspace},
                                   {"name": CLUSTER_KEY, "value": cluster.name}])
         if default_client_id:
-            node_map.other.append({"name": DEFAULT_IDENTITY_KEY, "value": str(default_client_id)})
+            node_map.other.append({"name": DEFAULT_IDENTITY_KEY, "value": default_client_id})
         body = pool_body(cluster, image=s.node_image, vm_size=cluster.spec.vm_size, identity_ids=identity_ids,
                          subnet_id=subnet_id_of(cluster, s.subscription_id), node_map=node_map)
         try:  # create only if absent: a racing worker's pool (and node map) is never overwritten
@@ -168,6 +164,39 @@ class AzureBatchNodeProvider:
                 raise
             return again
         return dict(created)
+
+    def _identities_of(self, cluster: Cluster, *, create: bool) -> tuple[list[str], str | None]:
+        """The ARM ids the cluster's pool must carry and the default identity's client id (None when ``create``
+        is False and the cluster's own identity would have to be made to know it)."""
+        if any(i.kind == "SystemAssigned" for i in cluster.identity.identities):
+            if not create:
+                return [self._identities.resource_id(cluster)], None
+            own = self._identities.ensure(cluster)
+            return [own.resource_id], own.client_id
+        user_assigned = [i for i in cluster.identity.identities if i.kind == "UserAssigned" and i.resource_id]
+        return [str(i.resource_id) for i in user_assigned], (str(user_assigned[0].client_id) if user_assigned
+                                                             else None)
+
+    def _sync_identities(self, cluster: Cluster, pool: str, found: dict[str, Any]) -> dict[str, Any]:
+        """An identity added to or removed from a live cluster reaches its pool (new nodes get it)."""
+        wanted, _ = self._identities_of(cluster, create=False)
+        has = list(((found.get("identity") or {}).get("userAssignedIdentities") or {}).keys())
+        if {i.lower() for i in wanted} == {i.lower() for i in has}:
+            return found
+        wanted, default_client_id = self._identities_of(cluster, create=True)
+        node_map = NodeMap.from_metadata(found["properties"].get("metadata"))
+        node_map.other = [item for item in node_map.other if item["name"] != DEFAULT_IDENTITY_KEY]
+        if default_client_id:
+            node_map.other.append({"name": DEFAULT_IDENTITY_KEY, "value": default_client_id})
+        identity = ({"type": "UserAssigned", "userAssignedIdentities": {i: {} for i in wanted}} if wanted
+                    else {"type": "None"})
+        with contextlib.suppress(ResourceModifiedError):  # someone wrote the pool in between: looked at again next
+            self._write_pool(pool, {"identity": identity, "properties": {"metadata": node_map.to_metadata()}},
+                             str(found["etag"]))
+        own = self._identities.resource_id(cluster).lower()
+        if own in {i.lower() for i in has} and own not in {i.lower() for i in wanted}:
+            self._identities.delete(cluster)  # the cluster's system-assigned identity was removed
+        return self._get_pool(pool) or found
 
     def _update_node_map(self, pool: str, change: Callable[[NodeMap], bool]) -> NodeMap | None:
         """Read the pool, apply ``change`` to its node map, write map and targets back conditionally on the ETag;
