@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import httpx
-
 import pytest
 
 from shared.api.app import create_app
