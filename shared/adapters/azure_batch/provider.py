@@ -248,10 +248,21 @@ class AzureBatchNodeProvider:
         if pool is None:
             return  # no pool knows it: released before
         node_map = NodeMap.from_metadata((self._get_pool(pool) or {}).get("properties", {}).get("metadata"))
-        batch_node = node_map.batch_node(node_id)
+        if node_id not in node_map.entries:
+            return
+        batch_node = node_map.batch_node(node_id) or self._unassigned_batch_node(pool, node_map,
+                                                                                 node_map.entries[node_id][0])
         if batch_node is not None:
-            self._remove_batch_node(pool, batch_node)
+            self._remove_batch_node(pool, batch_node)  # that very node, never one Batch would choose
         self._update_node_map(pool, lambda m: m.entries.pop(node_id, None) is not None)
+
+    def _unassigned_batch_node(self, pool: str, node_map: NodeMap, priority: str) -> str | None:
+        """A Batch node of that priority no ComputePlane node stands for yet (a node still booting is released):
+        removing it keeps Batch from lowering the target by taking a node that is in use."""
+        taken = {b for _, b in node_map.entries.values() if b}
+        spare = [n for n in self._list_nodes(pool) if n["id"] not in taken and n.get("state") != "leavingpool"
+                 and bool(n.get("isDedicated", True)) == (priority == "dedicated")]
+        return str(spare[-1]["id"]) if spare else None
 
     def _remove_batch_node(self, pool: str, batch_node: str) -> None:
         request = HttpRequest("POST", f"/pools/{pool}/removenodes", params={"api-version": BATCH_API_VERSION},
