@@ -66,7 +66,9 @@ def batch_settings(standin: StandIn) -> AzureBatchSettings:
 
 @pytest.fixture
 def batch_provider(azure_env: pytest.MonkeyPatch, standin: StandIn,
-                   token_endpoint: TokenEndpoint) -> AzureBatchNodeProvider:
+                   token_endpoint: TokenEndpoint) -> Iterator[AzureBatchNodeProvider]:
     settings = batch_settings(standin)
-    return AzureBatchNodeProvider(settings, AzureClients.build(settings, token_endpoint.identity.client_id),
-                                  SystemClock(), "eastus")
+    provider = AzureBatchNodeProvider(settings, AzureClients.build(settings, token_endpoint.identity.client_id),
+                                      SystemClock(), "eastus")
+    yield provider
+    provider.close()  # its keep-alive connections would hold the stand-in's shutdown

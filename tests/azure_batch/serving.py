@@ -39,8 +39,7 @@ def serving(app: ASGIApp, certificate: ServerCertificate | None = None) -> Itera
     listening.bind(("127.0.0.1", 0))
     port = listening.getsockname()[1]
     tls = {"ssl_certfile": str(certificate.cert_file), "ssl_keyfile": str(certificate.key_file)} if certificate else {}
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1,
-                                           **tls))  # type: ignore[arg-type]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", **tls))  # type: ignore[arg-type]
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -51,7 +50,8 @@ def serving(app: ASGIApp, certificate: ServerCertificate | None = None) -> Itera
     try:
         yield f"{'https' if certificate else 'http'}://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
+        # force_exit: a client's idle keep-alive TLS connection would otherwise hold the shutdown for a second
+        server.should_exit = server.force_exit = True
         thread.join(10)
         listening.close()
 

@@ -112,6 +112,7 @@ def test_the_node_map_survives_a_restart_of_the_control_plane(batch_provider: Az
     while standin.pool_node_ids(pool_id("ws", "restart")):  # that very Batch node left the pool
         assert time.monotonic() < deadline
         time.sleep(0.1)
+    restarted.close()
 
 
 def test_throttling_is_retried_after_the_time_azure_asks_for(batch_provider: AzureBatchNodeProvider,

@@ -77,6 +77,10 @@ class AzureClients:
     locks: Any  # azure.mgmt.resource.locks.ManagementLockClient
     identities: Any  # azure.mgmt.msi.ManagedServiceIdentityClient
 
+    def close(self) -> None:
+        """Close the clients' connections (a shutdown, a test's end)."""
+        _close_all((self.batch, self.pools, self.locks, self.identities))
+
     @classmethod
     def build(cls, batch: AzureBatchSettings, client_id: str | None) -> AzureClients:
         from azure.batch import BatchClient
@@ -103,6 +107,9 @@ class AzureBatchNodeProvider:
         self._pool_of_node: dict[str, str] = {}  # a cache; the pools' metadata is the truth
         self._job_of_task: dict[str, str] = {}
         self._cache_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._clients.close()
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock,
@@ -464,6 +471,12 @@ class AzureBatchNodeProvider:
                 self._job_of_task[task] = str(job["id"])
             return str(job["id"])
         return None
+
+
+def _close_all(clients: Iterable[Any]) -> None:
+    for client in clients:
+        with contextlib.suppress(Exception):  # closing is best effort: the process may be going anyway
+            client.close()
 
 
 def _pool_priority(pool: dict[str, Any]) -> str:
