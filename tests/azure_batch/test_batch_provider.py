@@ -10,7 +10,9 @@ from collections.abc import Callable
 
 import jwt
 import pytest
+from azure.core.exceptions import HttpResponseError
 
+from shared.adapters.azure_batch.calls import MAX_ATTEMPTS
 from shared.adapters.azure_batch.pools import NodeMap, pool_id
 from shared.adapters.azure_batch.provider import AzureBatchNodeProvider, AzureClients
 from shared.adapters.clock import SystemClock
@@ -115,12 +117,16 @@ def test_the_node_map_survives_a_restart_of_the_control_plane(batch_provider: Az
     restarted.close()
 
 
-def test_throttling_is_retried_after_the_time_azure_asks_for(batch_provider: AzureBatchNodeProvider,
-                                                              standin: StandIn) -> None:
+@pytest.mark.parametrize(("method", "path", "status", "code"), [
+    ("GET", r"/pools/cp-ws-throttled$", 429, "TooManyRequests"),  # management plane
+    ("GET", r"^/pools/cp-ws-throttled/nodes$", 503, "ServerBusy"),  # data plane
+])
+def test_throttling_and_server_errors_are_retried_after_the_time_azure_asks_for(
+        batch_provider: AzureBatchNodeProvider, standin: StandIn, method: str, path: str, status: int,
+        code: str) -> None:
     cluster = cluster_of("throttled")
     batch_provider.observe(cluster)
-    fault = Fault("GET", r"/pools/cp-ws-throttled$", 429, "TooManyRequests", "Rate limit exceeded", times=2,
-                  retry_after=1)
+    fault = Fault(method, path, status, code, "Try again later", times=2, retry_after=1)
     standin.world.inject(fault)
     started = time.monotonic()
     batch_provider.observe(cluster)
@@ -243,3 +249,15 @@ def test_long_names_still_make_valid_and_distinct_batch_ids(name: str) -> None:
     assert len(first) <= 64 and first != second
     assert NodeMap.from_metadata(NodeMap(entries={"n-1": ("dedicated", None)}).to_metadata()).entries == {
         "n-1": ("dedicated", None)}
+
+
+def test_retries_are_bounded_and_the_error_then_reaches_the_caller(batch_provider: AzureBatchNodeProvider,
+                                                                   standin: StandIn) -> None:
+    cluster = cluster_of("flooded")
+    batch_provider.observe(cluster)
+    fault = Fault("GET", r"/pools/cp-ws-flooded$", 503, "ServerBusy", "Try again later", times=100, retry_after=0)
+    standin.world.inject(fault)
+    with pytest.raises(HttpResponseError) as raised:
+        batch_provider.observe(cluster)  # the handler's message is redelivered later
+    assert raised.value.status_code == 503
+    assert fault.times == 100 - MAX_ATTEMPTS
