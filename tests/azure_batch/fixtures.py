@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.azure_batch.provider import AzureBatchNodeProvider, AzureClients
+from shared.adapters.azure_batch.clients import AzureClients
+from shared.adapters.azure_batch.provider import AzureBatchNodeProvider
 from shared.adapters.clock import SystemClock
 from shared.adapters.credentials import forget_credentials
 from shared.adapters.token_endpoint import HOST_IDENTITY_VARIABLES_TO_DROP

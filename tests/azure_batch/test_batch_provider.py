@@ -13,8 +13,9 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 from shared.adapters.azure_batch.calls import MAX_ATTEMPTS
+from shared.adapters.azure_batch.clients import AzureClients
 from shared.adapters.azure_batch.pools import NodeMap, pool_id
-from shared.adapters.azure_batch.provider import AzureBatchNodeProvider, AzureClients
+from shared.adapters.azure_batch.provider import AzureBatchNodeProvider
 from shared.adapters.clock import SystemClock
 from shared.domain.cluster import Cluster, ClusterSpec, Node, NodeState, ProvisioningState
 from shared.domain.commands import new_cluster

@@ -4,9 +4,7 @@
   cluster's user-assigned identities; its fixed-scale targets are the node map's (``pools.NodeMap``): one target
   per ComputePlane node, at the priority it was asked for. Releasing a node removes that very Batch node
   (``removenodes``, after its task completes), never one Batch would choose.
-- Runs are tasks in one Batch job per cluster (bound to the cluster's pool); a job on several nodes is a
-  multi-instance task, which Batch starts on all of its nodes or none. Its command runs on the primary node, with
-  ``AZ_BATCH_HOST_LIST`` naming every node (MPI style), as AmlCompute runs distributed jobs.
+- Runs are tasks in one Batch job per cluster (``runs.BatchRuns``).
 - Every call goes through ``calls.call_azure`` (timeouts, retries honouring Retry-After) with the control plane's
   managed identity (``shared.adapters.credentials``), and is idempotent: a pool that exists, a node that is gone,
   a task that was created or has ended, all do nothing.
@@ -15,12 +13,10 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import shlex
 import threading
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,7 +29,8 @@ from azure.core.exceptions import (
 )
 from azure.core.rest import HttpRequest
 
-from shared.adapters.azure_batch.calls import CLIENT_OPTIONS, call_azure, error_code, error_message
+from shared.adapters.azure_batch.calls import call_azure, error_code, error_message
+from shared.adapters.azure_batch.clients import AzureClients
 from shared.adapters.azure_batch.cluster_identity import ClusterIdentities
 from shared.adapters.azure_batch.pools import (
     CLUSTER_KEY,
@@ -45,19 +42,17 @@ from shared.adapters.azure_batch.pools import (
     pool_body,
     pool_id,
     subnet_id_of,
-    task_id,
 )
+from shared.adapters.azure_batch.runs import BatchRuns
 from shared.config import AzureBatchSettings, Settings
-from shared.domain.cluster import Cluster, JobPhase, ProvisioningState
+from shared.domain.cluster import Cluster, ProvisioningState
 from shared.domain.observation import (
     LockLevel,
     NodeStatus,
     Observation,
     ObservedNode,
-    ObservedRun,
     ResizeError,
     ResourceLock,
-    RunStatus,
 )
 from shared.domain.quota import QuotaLimits
 from shared.ports import Clock, RunRequest
@@ -65,37 +60,6 @@ from shared.ports import Clock, RunRequest
 log = logging.getLogger(__name__)
 BATCH_API_VERSION = "2025-06-01"  # the azure-batch SDK's own; used for the one raw request (removenodes)
 EXPECTED_BOOT = timedelta(minutes=5)
-_FINISHED_TASK_STATES = frozenset({"completed"})
-
-
-@dataclass
-class AzureClients:
-    """The SDK clients, all on the control plane's credential. Built lazily: importing this module loads no SDK."""
-
-    batch: Any  # azure.batch.BatchClient (data plane: nodes, jobs, tasks, files)
-    pools: Any  # azure.mgmt.batch.BatchManagementClient (pools, the account's quotas)
-    locks: Any  # azure.mgmt.resource.locks.ManagementLockClient
-    identities: Any  # azure.mgmt.msi.ManagedServiceIdentityClient
-
-    def close(self) -> None:
-        """Close the clients' connections (a shutdown, a test's end)."""
-        _close_all((self.batch, self.pools, self.locks, self.identities))
-
-    @classmethod
-    def build(cls, batch: AzureBatchSettings, client_id: str | None) -> AzureClients:
-        from azure.batch import BatchClient
-        from azure.mgmt.batch import BatchManagementClient
-        from azure.mgmt.msi import ManagedServiceIdentityClient
-        from azure.mgmt.resource.locks import ManagementLockClient
-
-        from shared.adapters.credentials import azure_credential
-
-        credential = azure_credential(client_id)
-        arm = {"base_url": batch.arm_endpoint, **CLIENT_OPTIONS}  # tokens for https://management.azure.com
-        return cls(batch=BatchClient(batch.account_endpoint, credential, **CLIENT_OPTIONS),
-                   pools=BatchManagementClient(credential, batch.subscription_id, **arm),
-                   locks=ManagementLockClient(credential, batch.subscription_id, **arm),
-                   identities=ManagedServiceIdentityClient(credential, batch.subscription_id, **arm))
 
 
 class AzureBatchNodeProvider:
@@ -105,7 +69,7 @@ class AzureBatchNodeProvider:
         self._identities = ClusterIdentities(clients.identities, settings.subscription_id, settings.resource_group,
                                              workspace_location)
         self._pool_of_node: dict[str, str] = {}  # a cache; the pools' metadata is the truth
-        self._job_of_task: dict[str, str] = {}
+        self._runs = BatchRuns(clients.batch)
         self._cache_lock = threading.Lock()
 
     def close(self) -> None:
@@ -332,7 +296,7 @@ class AzureBatchNodeProvider:
                     NodeStatus.FAILED, f"Batch node {batch_node} is no longer in pool {pool}")
             else:
                 observation.nodes[node.node_id] = observed_node(seen)
-        self._observe_runs(cluster, pool, node_map, observation)
+        self._runs.observe(cluster, pool, node_map, observation)
         return observation
 
     def _list_nodes(self, pool: str) -> list[dict[str, Any]]:
@@ -340,34 +304,6 @@ class AzureBatchNodeProvider:
             return call_azure(lambda: [dict(n) for n in self._clients.batch.list_nodes(pool)])
         except ResourceNotFoundError:
             return []
-
-    def _observe_runs(self, cluster: Cluster, pool: str, node_map: NodeMap, observation: Observation) -> None:
-        for entry in cluster.jobs:
-            if entry.phase is JobPhase.RUNNING:
-                observation.runs[(entry.job_id, entry.attempt)] = self._run_status(pool, entry.job_id,
-                                                                                   entry.attempt)
-        try:
-            unfinished = call_azure(lambda: [dict(t) for t in self._clients.batch.list_tasks(
-                pool, filter="state ne 'completed'")])
-        except ResourceNotFoundError:
-            return
-        for task in unfinished:
-            job_id, attempt = _run_of(task)
-            nodes = {node_map.node_of(n) for n in _task_nodes(task)} - {None}
-            if job_id is not None and nodes:
-                observation.unfinished_runs[(job_id, attempt)] = frozenset(n for n in nodes if n)
-
-    def _run_status(self, job: str, job_id: str, attempt: int) -> ObservedRun:
-        try:
-            task = dict(call_azure(lambda: self._clients.batch.get_task(job, task_id(job_id, attempt))))
-        except ResourceNotFoundError:
-            return ObservedRun(RunStatus.NOT_STARTED)
-        if str(task.get("state")) not in _FINISHED_TASK_STATES:
-            return ObservedRun(RunStatus.RUNNING)
-        execution = task.get("executionInfo") or {}
-        if execution.get("exitCode") is None:
-            return ObservedRun(RunStatus.LOST)  # ended without a process exit (could not start, was terminated)
-        return ObservedRun(RunStatus.FINISHED, int(execution["exitCode"]))
 
     def _strictest_lock(self) -> ResourceLock | None:
         group = self._settings.resource_group
@@ -387,96 +323,17 @@ class AzureBatchNodeProvider:
         if any(i.kind == "SystemAssigned" for i in cluster.identity.identities):
             self._identities.delete(cluster)
 
-    # --- runs ----------------------------------------------------------------------------------------------------
+    # --- runs (shared.adapters.azure_batch.runs) -----------------------------------------------------------------
     def start_run(self, node_ids: Sequence[str], run: RunRequest) -> None:
-        pool = pool_id(run.workspace, run.cluster)
-        found = self._get_pool(pool)
-        node_map = NodeMap.from_metadata((found or {}).get("properties", {}).get("metadata"))
-        with contextlib.suppress(ResourceExistsError):  # one job per cluster, its tasks are the attempts
-            call_azure(lambda: self._clients.batch.create_job({
-                "id": pool, "poolInfo": {"poolId": pool}, "onAllTasksComplete": "noaction",
-                "metadata": [{"name": WORKSPACE_KEY, "value": run.workspace},
-                             {"name": CLUSTER_KEY, "value": run.cluster}]}))
-        environment = {**run.environment, "COMPUTEPLANE_NODE_COUNT": str(len(node_ids))}
-        default_identity = node_map.value(DEFAULT_IDENTITY_KEY)
-        if default_identity:
-            environment["DEFAULT_IDENTITY_CLIENT_ID"] = default_identity
-        task: dict[str, Any] = {
-            "id": task_id(run.job_id, run.attempt),
-            "displayName": json.dumps({"job_id": run.job_id, "attempt": run.attempt}),
-            "commandLine": shlex.join(run.command),
-            "environmentSettings": [{"name": k, "value": v} for k, v in sorted(environment.items())],
-            "constraints": {"maxTaskRetryCount": 0},
-        }
-        if len(node_ids) > 1:
-            task["multiInstanceSettings"] = {"numberOfInstances": len(node_ids)}
-        else:
-            batch_node = node_map.batch_node(node_ids[0]) if node_ids else None
-            if batch_node:
-                task["affinityInfo"] = {"affinityId": f"TVM:{batch_node}"}
-        try:
-            call_azure(lambda: self._clients.batch.create_task(pool, task))
-        except ResourceExistsError:
-            return  # started before: starting again would run the job twice
-        with self._cache_lock:
-            self._job_of_task[task["id"]] = pool
+        found = self._get_pool(pool_id(run.workspace, run.cluster))
+        self._runs.start_run(node_ids, run, NodeMap.from_metadata((found or {}).get("properties", {})
+                                                                  .get("metadata")))
 
     def stop_run(self, job_id: str, attempt: int) -> None:
-        job = self._find_job_of(task_id(job_id, attempt))
-        if job is None:
-            return
-        try:
-            call_azure(lambda: self._clients.batch.terminate_task(job, task_id(job_id, attempt)))
-        except (ResourceNotFoundError, ResourceExistsError):
-            pass  # gone, or completed already
-        except HttpResponseError as error:
-            if error.status_code != 409:
-                raise
+        self._runs.stop_run(job_id, attempt)
 
     def read_logs(self, job_id: str, attempt: int) -> str | None:
-        task = task_id(job_id, attempt)
-        job = self._find_job_of(task)
-        if job is None:
-            return None
-        parts = []
-        for name in ("stdout.txt", "stderr.txt"):
-            try:
-                content = self._download(job, task, name)
-            except ResourceNotFoundError:
-                continue
-            if content:
-                parts.append(content.decode(errors="replace"))
-        return "".join(parts) if parts else None
-
-    def _download(self, job: str, task: str, name: str) -> bytes:
-        return call_azure(lambda: b"".join(self._clients.batch.download_task_file(job, task, name)))
-
-    def _has_task(self, job: str, task: str) -> bool:
-        try:
-            call_azure(lambda: self._clients.batch.get_task(job, task))
-        except ResourceNotFoundError:
-            return False
-        return True
-
-    def _find_job_of(self, task: str) -> str | None:
-        with self._cache_lock:
-            cached = self._job_of_task.get(task)
-        if cached is not None:
-            return cached
-        jobs: list[dict[str, Any]] = call_azure(lambda: [dict(j) for j in self._clients.batch.list_jobs()])
-        for job in jobs:
-            if not str(job["id"]).startswith("cp-") or not self._has_task(str(job["id"]), task):
-                continue
-            with self._cache_lock:
-                self._job_of_task[task] = str(job["id"])
-            return str(job["id"])
-        return None
-
-
-def _close_all(clients: Iterable[Any]) -> None:
-    for client in clients:
-        with contextlib.suppress(Exception):  # closing is best effort: the process may be going anyway
-            client.close()
+        return self._runs.read_logs(job_id, attempt)
 
 
 def _pool_priority(pool: dict[str, Any]) -> str:
@@ -493,15 +350,3 @@ def _resize_error(pool: dict[str, Any]) -> ResizeError | None:
     code = str(first.get("code", "ResizeError"))
     return ResizeError(code, str(first.get("message", "")), is_quota=code in QUOTA_ERROR_CODES or "Quota" in code)
 
-
-def _run_of(task: dict[str, Any]) -> tuple[str | None, int]:
-    try:
-        names = json.loads(task.get("displayName") or "{}")
-        return str(names["job_id"]), int(names["attempt"])
-    except (ValueError, KeyError, TypeError):
-        return None, 0
-
-
-def _task_nodes(task: dict[str, Any]) -> Iterable[str]:
-    node = (task.get("nodeInfo") or {}).get("nodeId")
-    return [node] if node else []
