@@ -56,6 +56,8 @@ def _not_dumpable() -> None:
 
 def job_isolation(sandbox: JobSandbox | None, settings: Settings) -> str:
     """One line for the start-up banner: whether local jobs are sandboxed, and if not why not."""
+    if settings.azure_batch is not None:
+        return f"none: jobs run on Azure Batch pools of account {settings.azure_batch.account_name}"
     if sandbox is not None:
         return "sandboxed (own user and mount namespaces; the data directory is hidden from jobs)"
     if settings.job_sandbox == "off":

@@ -60,6 +60,7 @@ def batch_node_of(standin: StandIn, name: str, node_id: str) -> str:
 
 def test_the_whole_lifecycle_runs_on_batch_pools(server: Server, standin: StandIn,
                                                  token_endpoint: TokenEndpoint) -> None:
+    assert "Local jobs:        none: jobs run on Azure Batch pools of account cpbatch" in server.log()
     assert create_cluster(server, "batchcpu", max_nodes=2).status_code == 202
     wait_for(lambda: cluster(server, "batchcpu")["provisioning_state"] == "Succeeded", what="Succeeded")
     assert pool_id("default", "batchcpu") in standin.world.pools
