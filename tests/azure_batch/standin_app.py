@@ -60,11 +60,15 @@ def create_standin_app(world: BatchWorld) -> FastAPI:
         return {"id": f"/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Batch/batchAccounts/{account}",
                 "name": account, "type": "Microsoft.Batch/batchAccounts", "location": "eastus",
                 "properties": {"accountEndpoint": f"{account}.eastus.batch.azure.com", "provisioningState": "Succeeded",
-                               "poolAllocationMode": "BatchService", "dedicatedCoreQuota": 500,
+                               "dedicatedCoreQuota": 500,
                                "dedicatedCoreQuotaPerVMFamily": [{"name": "standardDv2Family", "coreQuota": 100},
-                                                                 {"name": "standardNCSv3Family", "coreQuota": 24}],
+                                                                 {"name": "standardNCSv3Family", "coreQuota": 24},
+                                                                 {"name": "Standard NCASv3_T4 Family", "coreQuota": 8}],
                                "dedicatedCoreQuotaPerVMFamilyEnforced": True, "lowPriorityCoreQuota": 200,
-                               "poolQuota": 100, "activeJobAndJobScheduleQuota": 300}}
+                               "poolQuota": 100, "activeJobAndJobScheduleQuota": 300,
+                               "poolAllocationMode": "BatchService", "publicNetworkAccess": "Enabled",
+                               "encryption": {"keySource": "Microsoft.Batch"}, "allowedAuthenticationModes": ["AAD"]},
+                "identity": {"type": "None"}}
 
     # --- management plane: pools ------------------------------------------------------------------------------
     def pool_resource(sub: str, rg: str, account: str, pool: Pool) -> dict[str, Any]:

@@ -226,6 +226,7 @@ def test_the_batch_accounts_core_quotas_become_the_quota_limits(batch_provider: 
     assert limits.total_regional_dedicated_vcpus == 500
     assert limits.dedicated_family_limit("standardDv2Family") == 100
     assert limits.dedicated_family_limit("standardNCSv3Family") == 24
+    assert limits.dedicated_family_limit("standardNCASv3_T4Family") == 8  # spelled "Standard NCASv3_T4 Family"
 
 
 def test_every_call_carries_the_control_planes_managed_identity_token(batch_provider: AzureBatchNodeProvider,

@@ -71,6 +71,11 @@ def test_pool_management_answers_have_the_recorded_shapes(http: httpx.Client) ->
     assert http.get(pool, params={"api-version": MGMT_API}).status_code == 404
 
 
+def test_the_account_answer_has_the_recorded_shape(http: httpx.Client) -> None:
+    account = recorded("mgmt_batch_account.json")["get_account"]
+    assert_same_answer(account, http.get(ACCOUNT_PATH, params={"api-version": MGMT_API}))
+
+
 def test_node_and_task_answers_have_the_recorded_shapes(http: httpx.Client, standin: StandIn) -> None:
     data = recorded("batch_nodes_and_tasks.json")
     body = {"properties": {"vmSize": "standard_d2_v2", "scaleSettings": {"fixedScale": {"targetDedicatedNodes": 2}},

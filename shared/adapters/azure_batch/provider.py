@@ -94,14 +94,16 @@ class AzureBatchNodeProvider:
             log.warning("Batch account quotas not read (%s); using the quota settings", error_message(error))
             return limits
         properties = dict(account).get("properties", {})
-        families = {f["name"]: int(f["coreQuota"]) for f in properties.get("dedicatedCoreQuotaPerVMFamily") or []}
+        # Batch spells some families "Standard NCASv3_T4 Family": without spaces they are the catalogue's names.
+        families = {f["name"].replace(" ", ""): int(f["coreQuota"])
+                    for f in properties.get("dedicatedCoreQuotaPerVMFamily") or []}
         return replace(
             limits,
             total_regional_dedicated_vcpus=int(properties.get("dedicatedCoreQuota",
                                                               limits.total_regional_dedicated_vcpus)),
             low_priority_vcpus=int(properties.get("lowPriorityCoreQuota", limits.low_priority_vcpus)),
-            family_dedicated_vcpus={**limits.family_dedicated_vcpus, **families} if families
-            else limits.family_dedicated_vcpus)
+            family_dedicated_vcpus={**{name: limit for name, limit in limits.family_dedicated_vcpus.items()
+                                       if name.lower() not in {f.lower() for f in families}}, **families})
 
     # --- pools ---------------------------------------------------------------------------------------------------
     def _get_pool(self, pool: str) -> dict[str, Any] | None:
