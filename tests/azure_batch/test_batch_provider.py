@@ -167,6 +167,7 @@ def test_a_lock_on_the_node_resource_group_is_observed(batch_provider: AzureBatc
     assert batch_provider.observe(cluster).lock is None
     standin.world.locks["no-delete"] = "CanNotDelete"
     standin.world.locks["frozen"] = "ReadOnly"
+    standin.world.locks["undecided"] = "NotSpecified"  # ARM has it; it blocks nothing
     lock = batch_provider.observe(cluster).lock
     assert lock is not None and (lock.name, lock.level) == ("frozen", LockLevel.READ_ONLY)
 

@@ -310,8 +310,9 @@ class AzureBatchNodeProvider:
     def _strictest_lock(self) -> ResourceLock | None:
         group = self._settings.resource_group
         locks = call_azure(lambda: list(self._clients.locks.management_locks.list_at_resource_group_level(group)))
-        found = [ResourceLock(str(lock.name), LockLevel(str(lock.level)), f"resource group '{group}'")
-                 for lock in locks]
+        levels = {level.value.lower(): level for level in LockLevel}  # ARM also knows "NotSpecified": no effect
+        found = [ResourceLock(str(lock.name), levels[str(lock.level).lower()], f"resource group '{group}'")
+                 for lock in locks if str(lock.level).lower() in levels]
         return max(found, key=lambda lock: lock.level is LockLevel.READ_ONLY) if found else None
 
     def _delete_pool_of(self, cluster: Cluster, pool: str) -> None:
