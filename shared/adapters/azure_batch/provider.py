@@ -311,8 +311,8 @@ class AzureBatchNodeProvider:
         group = self._settings.resource_group
         locks = call_azure(lambda: list(self._clients.locks.management_locks.list_at_resource_group_level(group)))
         levels = {level.value.lower(): level for level in LockLevel}  # ARM also knows "NotSpecified": no effect
-        found = [ResourceLock(str(lock.name), levels[str(lock.level).lower()], f"resource group '{group}'")
-                 for lock in locks if str(lock.level).lower() in levels]
+        found = [ResourceLock(str(lock.name), levels[_text(lock.level).lower()], f"resource group '{group}'")
+                 for lock in locks if _text(lock.level).lower() in levels]
         return max(found, key=lambda lock: lock.level is LockLevel.READ_ONLY) if found else None
 
     def _delete_pool_of(self, cluster: Cluster, pool: str) -> None:
@@ -337,6 +337,11 @@ class AzureBatchNodeProvider:
 
     def read_logs(self, job_id: str, attempt: int) -> str | None:
         return self._runs.read_logs(job_id, attempt)
+
+
+def _text(value: Any) -> str:
+    """An SDK enum member or a plain string, as the string on the wire."""
+    return str(getattr(value, "value", value))
 
 
 def _pool_priority(pool: dict[str, Any]) -> str:
