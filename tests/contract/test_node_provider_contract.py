@@ -200,3 +200,13 @@ def test_a_preempted_node_is_observed_as_preempted_and_its_run_does_not_finish(s
     subject.preempt(cluster, node_id)
     seen = wait_for(subject, cluster, lambda o: o.node(node_id).status is NodeStatus.PREEMPTED, "preempted")
     assert seen.run("job-spot", 1).status is not RunStatus.FINISHED or seen.run("job-spot", 1).exit_code != 0
+
+
+def test_a_command_that_cannot_start_finishes_with_exit_code_127(subject: Subject) -> None:
+    cluster = low_priority_cluster()
+    [node_id] = add_nodes(subject, cluster, 1)
+    wait_for(subject, cluster, ready([node_id]), "ready")
+    running_job(cluster, "job-typo", [node_id])
+    subject.provider.start_run([node_id], run_request("job-typo", ["no-such-program-here", "--flag"]))
+    seen = wait_for(subject, cluster, lambda o: o.run("job-typo", 1).status is RunStatus.FINISHED, "finished")
+    assert seen.run("job-typo", 1).exit_code == 127

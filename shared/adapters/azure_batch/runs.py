@@ -31,6 +31,7 @@ from shared.domain.observation import Observation, ObservedRun, RunStatus
 from shared.ports import RunRequest
 
 _FINISHED_TASK_STATES = frozenset({"completed"})
+COULD_NOT_START = 127  # the exit code a shell gives a command it cannot run, as the local provider does
 
 
 class BatchRuns:
@@ -64,9 +65,12 @@ class BatchRuns:
         if str(task.get("state")) not in _FINISHED_TASK_STATES:
             return ObservedRun(RunStatus.RUNNING)
         execution = task.get("executionInfo") or {}
-        if execution.get("exitCode") is None:
-            return ObservedRun(RunStatus.LOST)  # ended without a process exit (could not start, was terminated)
-        return ObservedRun(RunStatus.FINISHED, int(execution["exitCode"]))
+        if execution.get("exitCode") is not None:
+            return ObservedRun(RunStatus.FINISHED, int(execution["exitCode"]))
+        failure = execution.get("failureInfo") or {}
+        if failure and failure.get("code") != "TaskEnded":
+            return ObservedRun(RunStatus.FINISHED, COULD_NOT_START)  # e.g. CommandProgramNotFound: the user's error
+        return ObservedRun(RunStatus.LOST)  # ended without an exit code: terminated, or its node went away
 
     def start_run(self, node_ids: Sequence[str], run: RunRequest, node_map: NodeMap) -> None:
         """The attempt as a task of the cluster's job (created on first use); ``node_map`` is the pool's."""
@@ -150,7 +154,6 @@ class BatchRuns:
                 self._job_of_task[task] = str(job["id"])
             return str(job["id"])
         return None
-
 
 
 def _run_of(task: dict[str, Any]) -> tuple[str | None, int]:
