@@ -34,6 +34,19 @@ param nodeProvisioningRole string = ''
 @description('Also grant Managed Identity Operator on the node resource group, so clusters can use user-assigned identities that live there.')
 param grantManagedIdentityOperator bool = true
 
+@description('Who provisions nodes (COMPUTEPLANE_PROVIDER): azurebatch (a Batch account is deployed in the node resource group, one pool per cluster) or local (nodes are processes of the Functions host: for trials only).')
+@allowed([
+  'azurebatch'
+  'local'
+])
+param nodeProvider string = 'azurebatch'
+
+@description('Ubuntu marketplace image of the Batch nodes, publisher:offer:sku:version (COMPUTEPLANE_BATCH_NODE_IMAGE).')
+param batchNodeImage string = 'canonical:ubuntu-24_04-lts:server:latest'
+
+@description('Grant Managed Identity Contributor on the node resource group, so SystemAssigned clusters get a user-assigned identity of their own there (Batch pools take user-assigned identities only).')
+param grantClusterIdentityContributor bool = true
+
 @description('Also grant Azure Service Bus Data Owner to the app identity (only if the scale controller reports a missing Manage claim).')
 param grantServiceBusDataOwner bool = false
 
@@ -162,6 +175,10 @@ module api 'app/api.bicep' = {
     cosmosContainerName: db.outputs.containerName
     workspaceLocation: empty(workspaceLocation) ? location : workspaceLocation
     nodeResourceGroupName: nodeGroupName
+    nodeProvider: nodeProvider
+    batchAccountName: nodeProvider == 'azurebatch' ? batch.outputs.name : ''
+    batchAccountEndpoint: nodeProvider == 'azurebatch' ? batch.outputs.endpoint : ''
+    batchNodeImage: batchNodeImage
     extraAppSettings: extraAppSettings
   }
 }
@@ -177,6 +194,18 @@ module rbac 'app/rbac.bicep' = {
     grantServiceBusDataOwner: grantServiceBusDataOwner
     cosmosAccountName: db.outputs.accountName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+module batch 'app/batch.bicep' = if (nodeProvider == 'azurebatch') {
+  name: 'batch'
+  scope: resourceGroup(nodeGroupName)
+  params: {
+    name: 'batchcp${resourceToken}'
+    location: empty(workspaceLocation) ? location : workspaceLocation
+    tags: allTags
+    appPrincipalId: appIdentity.properties.principalId
+    grantClusterIdentityContributor: grantClusterIdentityContributor
   }
 }
 
@@ -221,3 +250,6 @@ output COSMOS_CONTAINER string = db.outputs.containerName
 
 @description('Resource group of the cluster nodes.')
 output COMPUTEPLANE_NODE_RESOURCE_GROUP string = nodeGroupName
+
+@description('Batch account that provisions the nodes (empty with nodeProvider local).')
+output COMPUTEPLANE_BATCH_ACCOUNT string = nodeProvider == 'azurebatch' ? batch.outputs.name : ''

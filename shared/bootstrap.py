@@ -11,7 +11,7 @@ from starlette.types import ASGIApp
 from shared.adapters.clock import SystemClock
 from shared.adapters.file_snapshots import FileSnapshotStore
 from shared.adapters.identity_grants import SqliteIdentityGrants
-from shared.adapters.local_provider import LocalNodeProvider
+from shared.adapters.local_provider import LocalNodeProvider, Publish
 from shared.adapters.local_tokens import LocalTokens
 from shared.adapters.no_identity import NoIdentityTokens
 from shared.adapters.sqlite_queue import SqliteQueue
@@ -21,9 +21,9 @@ from shared.adapters.token_signer import TokenSigner
 from shared.api.auth import ApiKeys
 from shared.config import Settings
 from shared.domain.events import CloudEvent
-from shared.domain.quota import limits_from_settings
+from shared.domain.quota import QuotaLimits, limits_from_settings
 from shared.handlers.deps import Deps
-from shared.ports import Clock, EventBus, SnapshotStore, Store, TokenProvider
+from shared.ports import Clock, EventBus, NodeProvider, SnapshotStore, Store, TokenProvider
 
 
 @dataclass
@@ -33,7 +33,8 @@ class Container:
     settings: Settings
     deps: Deps
     queue: SqliteQueue | None = None
-    provider: LocalNodeProvider | None = None
+    provider: NodeProvider | None = None
+    local_nodes: LocalNodeProvider | None = None  # the local host's job sandbox and shutdown; None with Azure Batch
     identity_app: ASGIApp | None = None
     api_keys: ApiKeys | None = None  # checked by the app locally; in Azure the Functions host checks its keys
 
@@ -49,12 +50,18 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         bus.publish(event, not_before=not_before)
 
     snapshots = _snapshot_store(settings)
-    provider = LocalNodeProvider(settings.data_dir, settings.runs_root, clock, publish,
-                                 timedelta(seconds=settings.node_boot_seconds),
-                                 fail_provisioning=settings.fail_provisioning,
-                                 preemption_rate_per_node_hour=float(
-                                     settings.extra.get("COMPUTEPLANE_PREEMPTION_RATE_PER_NODE_HOUR", "0") or 0),
-                                 job_sandbox=settings.job_sandbox, snapshots=snapshots)
+    quota_limits = limits_from_settings(settings.extra)
+    local_nodes: LocalNodeProvider | None = None
+    provider: NodeProvider
+    if settings.provider == "azurebatch":
+        provider, quota_limits = _azure_batch(settings, clock, publish, quota_limits)
+    else:
+        provider = local_nodes = LocalNodeProvider(
+            settings.data_dir, settings.runs_root, clock, publish, timedelta(seconds=settings.node_boot_seconds),
+            fail_provisioning=settings.fail_provisioning,
+            preemption_rate_per_node_hour=float(
+                settings.extra.get("COMPUTEPLANE_PREEMPTION_RATE_PER_NODE_HOUR", "0") or 0),
+            job_sandbox=settings.job_sandbox, snapshots=snapshots)
     tokens: TokenProvider = NoIdentityTokens()
     identity_app: ASGIApp | None = None
     if settings.identity_endpoint:
@@ -64,9 +71,20 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         tokens = LocalTokens(grants, settings.identity_endpoint, signer, clock, denied)
         identity_app = create_token_endpoint_app(grants, signer, clock)
     deps = Deps(store=store, bus=bus, provider=provider, tokens=tokens, clock=clock, policy=settings.policy,
-                workspace_location=settings.workspace_location, quota_limits=limits_from_settings(settings.extra),
+                workspace_location=settings.workspace_location, quota_limits=quota_limits, simulation=local_nodes,
                 snapshots=snapshots)
-    return Container(settings=settings, deps=deps, queue=queue, provider=provider, identity_app=identity_app)
+    return Container(settings=settings, deps=deps, queue=queue, provider=provider, local_nodes=local_nodes,
+                     identity_app=identity_app)
+
+
+def _azure_batch(settings: Settings, clock: Clock, publish: Publish,
+                 limits: QuotaLimits) -> tuple[NodeProvider, QuotaLimits]:
+    """The Azure Batch provider, and the quota limits with the Batch account's own core quotas in them."""
+    # Imported here so the embedded runtime never loads the Batch SDKs.
+    from shared.adapters.azure_batch.provider import AzureBatchNodeProvider
+
+    provider = AzureBatchNodeProvider.from_settings(settings, clock, publish)
+    return provider, provider.account_quota_limits(limits)
 
 
 def _store(settings: Settings) -> Store:

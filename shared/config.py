@@ -29,18 +29,57 @@ SETTING_NAMES = (
     "COMPUTEPLANE_ARM_AUTH", "COMPUTEPLANE_ARM_TENANT_ID", "COMPUTEPLANE_ARM_AUDIENCE", "COMPUTEPLANE_ARM_WORKSPACES",
     "COMPUTEPLANE_ARM_SUBSCRIPTION",
     "COMPUTEPLANE_SNAPSHOT_ACCOUNT_URL", "COMPUTEPLANE_SNAPSHOT_CONTAINER",
+    "COMPUTEPLANE_PROVIDER", "AZURE_SUBSCRIPTION_ID", "COMPUTEPLANE_NODE_RESOURCE_GROUP", "COMPUTEPLANE_BATCH_ACCOUNT",
+    "COMPUTEPLANE_BATCH_ACCOUNT_ENDPOINT", "COMPUTEPLANE_BATCH_NODE_IMAGE", "COMPUTEPLANE_ARM_ENDPOINT",
 )
+ProviderKind = Literal["local", "azurebatch"]
+PROVIDER_KINDS: tuple[str, ...] = get_args(ProviderKind)
+# An Ubuntu marketplace image (publisher:offer:sku:version) and the Batch node agent that goes with it.
+BATCH_NODE_IMAGE_DEFAULT = "canonical:ubuntu-24_04-lts:server:latest"
+ARM_ENDPOINT_DEFAULT = "https://management.azure.com"
+
+
+@dataclass(frozen=True)
+class AzureBatchSettings:
+    """Where the Azure Batch node provider creates pools (COMPUTEPLANE_PROVIDER=azurebatch)."""
+
+    subscription_id: str
+    resource_group: str  # the node resource group: the Batch account, per-cluster identities, locks read here
+    account_name: str
+    account_endpoint: str  # https://<account>.<region>.batch.azure.com
+    node_image: str = BATCH_NODE_IMAGE_DEFAULT
+    arm_endpoint: str = ARM_ENDPOINT_DEFAULT
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AzureBatchSettings:
+        names = {"subscription_id": "AZURE_SUBSCRIPTION_ID", "resource_group": "COMPUTEPLANE_NODE_RESOURCE_GROUP",
+                 "account_name": "COMPUTEPLANE_BATCH_ACCOUNT",
+                 "account_endpoint": "COMPUTEPLANE_BATCH_ACCOUNT_ENDPOINT"}
+        missing = [name for name in names.values() if not env.get(name)]
+        if missing:
+            raise ValueError(f"{', '.join(missing)}: required when COMPUTEPLANE_PROVIDER=azurebatch")
+        image = env.get("COMPUTEPLANE_BATCH_NODE_IMAGE") or BATCH_NODE_IMAGE_DEFAULT
+        if len(image.split(":")) != 4:
+            raise ValueError(f"COMPUTEPLANE_BATCH_NODE_IMAGE: must be publisher:offer:sku:version, got {image!r}")
+        for name in ("COMPUTEPLANE_BATCH_ACCOUNT_ENDPOINT", "COMPUTEPLANE_ARM_ENDPOINT"):
+            if env.get(name) and not env[name].startswith("https://"):
+                raise ValueError(f"{name}: must be an https:// URL (bearer tokens never go over plain http), "
+                                 f"got {env[name]!r}")
+        return cls(**{field_name: env[name] for field_name, name in names.items()}, node_image=image,
+                   arm_endpoint=env.get("COMPUTEPLANE_ARM_ENDPOINT") or ARM_ENDPOINT_DEFAULT)
 JobSandboxMode = Literal["auto", "required", "off"]
 JOB_SANDBOX_MODES: tuple[str, ...] = get_args(JobSandboxMode)
 
-__all__ = ["COSMOS_CONTAINER_DEFAULT", "COSMOS_DATABASE_DEFAULT", "JOB_SANDBOX_MODES", "QUEUE_NAMES", "SETTING_NAMES",
-           "JobSandboxMode", "Settings"]
+__all__ = ["COSMOS_CONTAINER_DEFAULT", "COSMOS_DATABASE_DEFAULT", "JOB_SANDBOX_MODES", "PROVIDER_KINDS", "QUEUE_NAMES",
+           "SETTING_NAMES", "AzureBatchSettings", "JobSandboxMode", "ProviderKind", "Settings"]
 
 
 @dataclass(frozen=True)
 class Settings:
     store: Literal["sqlite", "cosmos"] = "sqlite"
     bus: Literal["sqlite", "servicebus"] = "sqlite"
+    provider: ProviderKind = "local"  # who provisions nodes: local processes, or Azure Batch pools
+    azure_batch: AzureBatchSettings | None = None  # set when provider is azurebatch
     data_dir: Path = Path(".computeplane")
     runs_dir: Path | None = None  # local jobs' working directories; None: next to the data directory (runs_root)
     job_sandbox: JobSandboxMode = "auto"  # local jobs in user and mount namespaces (shared/adapters/job_sandbox.py)
@@ -94,9 +133,14 @@ class Settings:
         if job_sandbox not in JOB_SANDBOX_MODES:
             raise ValueError(f"COMPUTEPLANE_JOB_SANDBOX: must be auto, required or off, got {job_sandbox!r}")
         runs_dir = env.get("COMPUTEPLANE_RUNS_DIR")
+        provider = env.get("COMPUTEPLANE_PROVIDER") or "local"
+        if provider not in PROVIDER_KINDS:
+            raise ValueError(f"COMPUTEPLANE_PROVIDER: must be local or azurebatch, got {provider!r}")
         return cls(
             store=store,  # type: ignore[arg-type]
             bus=bus,  # type: ignore[arg-type]
+            provider=provider,  # type: ignore[arg-type]
+            azure_batch=AzureBatchSettings.from_env(env) if provider == "azurebatch" else None,
             data_dir=Path(env.get("COMPUTEPLANE_DATA_DIR", ".computeplane")),
             runs_dir=Path(runs_dir) if runs_dir else None,
             job_sandbox=job_sandbox,  # type: ignore[arg-type]

@@ -76,6 +76,22 @@ param workspaceLocation string
 @description('Resource group in which the app provisions cluster nodes (COMPUTEPLANE_NODE_RESOURCE_GROUP).')
 param nodeResourceGroupName string
 
+@description('Who provisions nodes (COMPUTEPLANE_PROVIDER): azurebatch or local.')
+@allowed([
+  'azurebatch'
+  'local'
+])
+param nodeProvider string = 'azurebatch'
+
+@description('Batch account that provisions the nodes (COMPUTEPLANE_BATCH_ACCOUNT); empty with nodeProvider local.')
+param batchAccountName string = ''
+
+@description('Data-plane endpoint of that account, https://... (COMPUTEPLANE_BATCH_ACCOUNT_ENDPOINT).')
+param batchAccountEndpoint string = ''
+
+@description('Ubuntu marketplace image of the nodes, publisher:offer:sku:version (COMPUTEPLANE_BATCH_NODE_IMAGE).')
+param batchNodeImage string = 'canonical:ubuntu-24_04-lts:server:latest'
+
 @description('Extra app settings as [{ name: ..., value: ... }] (e.g. quota overrides); names must not repeat the ones set below.')
 param extraAppSettings array = []
 
@@ -206,6 +222,22 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'COMPUTEPLANE_SNAPSHOT_CONTAINER'
           value: snapshotContainerName
+        }
+        {
+          name: 'COMPUTEPLANE_PROVIDER'
+          value: nodeProvider
+        }
+        {
+          name: 'COMPUTEPLANE_BATCH_ACCOUNT'
+          value: batchAccountName
+        }
+        {
+          name: 'COMPUTEPLANE_BATCH_ACCOUNT_ENDPOINT'
+          value: batchAccountEndpoint
+        }
+        {
+          name: 'COMPUTEPLANE_BATCH_NODE_IMAGE'
+          value: batchNodeImage
         }
         {
           name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'

@@ -39,6 +39,13 @@ class InvalidField(DomainError):
                           "details": [{"field": self.field, "rule": self.rule}]}}
 
 
+class SimulationOnly(DomainError):
+    """A control only a simulated cloud has (preempt a node, set a lock), asked of a runtime with real nodes."""
+
+    code = "NotSupportedByNodeProvider"
+    status = 501
+
+
 class InvalidFields(InvalidField):
     """Several fields broke rules: all of them are reported at once (``field``/``rule`` are the first's)."""
 

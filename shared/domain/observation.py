@@ -52,11 +52,22 @@ class ResourceLock:
         return self.level is LockLevel.READ_ONLY
 
 
+@dataclass(frozen=True)
+class ResizeError:
+    """Why the cloud could not give the cluster the nodes asked for (a Batch pool's resize error). A quota error is
+    reported as ``QuotaExceeded``, like ComputePlane's own quota errors."""
+
+    code: str
+    message: str
+    is_quota: bool = False
+
+
 @dataclass
 class Observation:
     nodes: dict[str, ObservedNode] = field(default_factory=dict)
     runs: dict[tuple[str, int], ObservedRun] = field(default_factory=dict)
     lock: ResourceLock | None = None
+    resize_error: ResizeError | None = None  # the latest resize of the cluster's nodes failed (cloud providers)
     # Runs still going on the cluster's nodes, with the nodes they occupy (level-triggered stopping).
     unfinished_runs: dict[tuple[str, int], frozenset[str]] = field(default_factory=dict)
 

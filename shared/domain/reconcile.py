@@ -28,7 +28,7 @@ from shared.domain.low_priority import (
     after_preemption,
     checkpointed_seconds,
 )
-from shared.domain.observation import NodeStatus, Observation, ResourceLock, RunStatus
+from shared.domain.observation import NodeStatus, Observation, ResizeError, ResourceLock, RunStatus
 from shared.domain.quota_ledger import QuotaCap
 
 
@@ -65,6 +65,7 @@ def reconcile(cluster: Cluster, observed: Observation, now: datetime, policy: Re
         actions += _fail_jobs_that_no_longer_fit(cluster)
         actions += _place_jobs(cluster, now, occupied)
         actions += _scale(cluster, now, quota, observed.lock, policy, occupied)
+        _report_resize_error(cluster, observed.resize_error, now)
         actions += _project_waiting_jobs(cluster, now)
     _update_allocation_state(cluster, now)
     actions += _schedule_next(cluster, now, policy)
@@ -245,6 +246,19 @@ def _place_jobs(cluster: Cluster, now: datetime, occupied: frozenset[str]) -> li
         entry.visible_state, entry.reason = JobState.RUNNING.value, None
         actions.append(StartRun(entry.job_id, entry.attempt, tuple(entry.node_ids)))
     return actions
+
+
+def _report_resize_error(cluster: Cluster, error: ResizeError | None, now: datetime) -> None:
+    """The cloud's own refusal to resize shows in the cluster's errors: a quota refusal as ``QuotaExceeded`` (the
+    code ComputePlane's quota errors use), anything else as ``ResizeError``; it goes once the cloud stops saying it."""
+    if error is None or error.is_quota:
+        cluster.clear_error("ResizeError")
+    if error is None:
+        return
+    if error.is_quota:
+        cluster.add_error("QuotaExceeded", f"{error.code}: {error.message}", now)
+    else:
+        cluster.add_error("ResizeError", f"{error.code}: {error.message}", now)
 
 
 def _scale(cluster: Cluster, now: datetime, quota: QuotaCap | None, lock: ResourceLock | None,

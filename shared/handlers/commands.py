@@ -27,6 +27,7 @@ from shared.domain.errors import (
     JobNotFound,
     OperationNotAllowed,
     QuotaExceeded,
+    SimulationOnly,
 )
 from shared.domain.job import Job, JobSpec
 from shared.domain.quota import can_ever_fit
@@ -201,7 +202,10 @@ def preempt_node(deps: Deps, workspace: str, name: str, node_id: str) -> Node:
     if cluster.priority_of(node) != "lowpriority":
         raise OperationNotAllowed(f"only low-priority nodes are preempted; node '{node_id}' of cluster '{name}' "
                                   "is dedicated")
-    if not deps.provider.preempt(node_id):
+    if deps.simulation is None:
+        raise SimulationOnly("preempting a node is a simulation control: this control plane's nodes are real "
+                             "(COMPUTEPLANE_PROVIDER=azurebatch), and Azure preempts low-priority nodes itself")
+    if not deps.simulation.preempt(node_id):
         raise OperationNotAllowed(f"node '{node_id}' is not running (already preempted, leaving or not ready)")
     return node
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from shared.domain.quota import QuotaLimits
 from shared.domain.reconcile import ReconcilePolicy
-from shared.ports import Clock, EventBus, NodeProvider, SnapshotStore, Store, TokenProvider
+from shared.ports import Clock, EventBus, NodeProvider, SimulatedCloud, SnapshotStore, Store, TokenProvider
 
 
 @dataclass
@@ -20,3 +20,4 @@ class Deps:
     workspace_location: str = "eastus"
     quota_limits: QuotaLimits = field(default_factory=QuotaLimits)
     snapshots: SnapshotStore | None = None  # jobs' code (None: this deployment takes no code snapshots)
+    simulation: SimulatedCloud | None = None  # only where the cloud is simulated (the local provider)

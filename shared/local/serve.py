@@ -60,6 +60,8 @@ def _not_dumpable() -> None:
 
 def job_isolation(sandbox: JobSandbox | None, settings: Settings) -> str:
     """One line for the start-up banner: whether local jobs are sandboxed, and if not why not."""
+    if settings.azure_batch is not None:
+        return f"none: jobs run on Azure Batch pools of account {settings.azure_batch.account_name}"
     if sandbox is not None:
         return "sandboxed (own user and mount namespaces; the data directory is hidden from jobs)"
     if settings.job_sandbox == "off":
@@ -93,7 +95,7 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
     settings = replace(settings, identity_endpoint=settings.identity_endpoint or f"{base_url}/identity")
     container = bootstrap.build(settings)
     # Probed now rather than at the first job: the warning shows at start, and `required` refuses to start.
-    sandbox = container.provider.job_sandbox() if container.provider is not None else None
+    sandbox = container.local_nodes.job_sandbox() if container.local_nodes is not None else None
     container.api_keys, key_file = load_or_create_keys(settings.data_dir, settings.extra.get("COMPUTEPLANE_API_KEY"))
     if port_is_free(host, port):  # else uvicorn fails to start: the server holding the port keeps its record
         record_server(port, settings.data_dir, key_file)  # so `computeplane keys show` finds it from anywhere
@@ -130,10 +132,10 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
     try:
         server.run()
     finally:
-        if container.provider is not None:
-            container.provider.begin_shutdown()  # before the pumps stop: runs they end are ours, not failures
+        if container.local_nodes is not None:
+            container.local_nodes.begin_shutdown()  # before the pumps stop: runs they end are ours, not failures
         functions_host.stop()
-        if container.provider is not None:
-            container.provider.stop_all()
+        if container.local_nodes is not None:
+            container.local_nodes.stop_all()
         forget_server(port)
         print("ComputePlane stopped.", flush=True)

@@ -81,5 +81,5 @@ class Worker:
         self._stop.set()
         self.host.stop()
         self._sweeper.join(10)
-        if self.container.provider is not None:
-            self.container.provider.stop_all()
+        if self.container.local_nodes is not None:
+            self.container.local_nodes.stop_all()

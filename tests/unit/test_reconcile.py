@@ -8,7 +8,7 @@ from shared.domain.actions import ProjectJob, ProvisionNode, ReleaseNode, StartR
 from shared.domain.cluster import AllocationState, JobPhase, NodeState
 from shared.domain.commands import ScaleSettingsUpdate, accept_job, cancel_job, mark_deleting, update_scale_settings
 from shared.domain.job import Job, JobSpec, JobState
-from shared.domain.observation import NodeStatus, Observation, ObservedNode, ObservedRun, RunStatus
+from shared.domain.observation import NodeStatus, Observation, ObservedNode, ObservedRun, ResizeError, RunStatus
 from shared.domain.reconcile import ReconcilePolicy, reconcile
 from tests.unit.builders import T0, add_job, add_node, at, everything_ready, make_cluster, running
 
@@ -192,3 +192,14 @@ def test_a_node_that_never_reached_the_provider_is_not_asked_for_again_once_max_
     actions = reconcile(cluster, seen, at(3), POLICY)
     assert not [a for a in actions if isinstance(a, ProvisionNode)]
     assert ReleaseNode(late.node_id) in actions and late.state is NodeState.LEAVING
+
+
+def test_a_resize_error_of_the_cloud_shows_in_the_cluster_errors_and_a_quota_one_as_quota_exceeded() -> None:
+    cluster = make_cluster()
+    reconcile(cluster, Observation(resize_error=ResizeError("AllocationFailed", "no capacity")), at(1), POLICY)
+    assert [(e.code, e.message) for e in cluster.errors] == [("ResizeError", "AllocationFailed: no capacity")]
+    quota = ResizeError("AccountCoreQuotaReached", "The specified account has reached VM core quota", is_quota=True)
+    reconcile(cluster, Observation(resize_error=quota), at(2), POLICY)
+    assert {e.code for e in cluster.errors} == {"QuotaExceeded"}
+    reconcile(cluster, Observation(), at(3), POLICY)
+    assert cluster.errors == []  # the cloud no longer refuses: both errors are gone
