@@ -88,7 +88,7 @@ def test_a_vcpu_quota_caps_the_nodes_held() -> None:
 
 @dataclass(frozen=True)
 class PreemptedAfter:
-    """Every node is preempted this long after it is ready."""
+    """Every low-priority node is preempted this long after it is ready."""
 
     seconds: float
     label: str = "fixed"

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass
-
 import pytest
 
 from shared.domain.low_priority import FallbackTrigger, LowPriorityFallback
@@ -13,18 +10,7 @@ from shared.sim.engine import SimConfig, simulate
 from shared.sim.jobs import SimJob, make_workload
 from shared.sim.policy import computeplane
 from shared.sim.recovery import RECOVER_FOREVER, computeplane_fallback
-
-
-@dataclass(frozen=True)
-class PreemptedAfter:
-    """Every low-priority node is preempted this long after it is ready."""
-
-    seconds: float
-    label: str = "fixed"
-
-    def preemption_after(self, ready_at: float, rng: random.Random) -> float | None:
-        return ready_at + self.seconds
-
+from tests.sim.test_engine import PreemptedAfter  # only low-priority nodes are ever preempted
 
 ALWAYS_PREEMPTED = SimConfig(max_nodes=2, priority="lowpriority", preemption=PreemptedAfter(100.0), max_retries=1)
 ONE_JOB = make_workload("one", [SimJob("a", 0.0, 600.0, 1)])
