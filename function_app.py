@@ -5,7 +5,7 @@
 
 import azure.functions as func
 
-from functions import health, queues, timer
+from functions import dashboard, health, queues, timer
 from shared.api.app import create_app
 
 api = create_app()
@@ -13,3 +13,4 @@ app = func.AsgiFunctionApp(app=api, http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(queues.bp)
 app.register_functions(timer.bp)
 app.register_functions(health.bp)
+app.register_functions(dashboard.bp)

@@ -7,11 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from shared.api import catalogue, locks
+from shared.api import catalogue, dashboard, locks
 from shared.api.auth import ApiKeyMiddleware, ApiKeys
 from shared.api.deps import DepsDep
 from shared.api.errors import install_error_handlers
 from shared.api.limits import BodySizeLimit
+from shared.api.openapi_docs import install_docs
 from shared.api.views import ClusterView, EventAccepted, JobLogs, JobView, NodeView
 from shared.domain.commands import ScaleSettingsUpdate
 from shared.domain.errors import InvalidField
@@ -160,7 +161,8 @@ def _api_keys() -> ApiKeys | None:
 def create_app() -> FastAPI:
     app = FastAPI(title="ComputePlane", version="0.1.0",
                   description="A serverless control plane for ML compute clusters with AmlCompute semantics.",
-                  docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
+                  docs_url=None, openapi_url="/api/openapi.json", redoc_url=None)
+    install_docs(app)  # Swagger UI from a pinned package, the key scheme and the error bodies
     install_error_handlers(app)
     app.add_middleware(ApiKeyMiddleware, keys=_api_keys)
     app.add_middleware(BodySizeLimit)
@@ -168,4 +170,5 @@ def create_app() -> FastAPI:
     app.include_router(system_routes)
     app.include_router(catalogue.routes)
     app.include_router(locks.routes)
+    app.include_router(dashboard.routes)
     return app

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.clock import UtcDatetime
 from shared.domain.identity import ClusterIdentity
+from shared.domain.node_history import NodeCountSample
 
 APPLIED_EVENTS_KEPT = 200
 
@@ -131,6 +132,7 @@ class Cluster(BaseModel):
     spec_changed_at: UtcDatetime | None = None  # when the last applied update was asked for
     wake_scheduled_for: UtcDatetime | None = None  # the last scheduled wake-up sent, so it is sent once
     node_seq: int = 0
+    node_history: list[NodeCountSample] = Field(default_factory=list)  # the dashboard's node timeline
     created_at: UtcDatetime
     modified_at: UtcDatetime
     etag: str | None = Field(default=None, exclude=True)

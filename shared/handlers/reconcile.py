@@ -12,6 +12,7 @@ from shared.domain.cluster import Cluster, ProvisioningState
 from shared.domain.commands import cancel_job
 from shared.domain.events import SCALE_REQUEST, new_event
 from shared.domain.job import JobState, JobUpdate
+from shared.domain.node_history import record_node_counts
 from shared.domain.reconcile import reconcile
 from shared.handlers.deps import Deps
 from shared.handlers.jobs import KnownJobs, project_job
@@ -54,6 +55,7 @@ def _decide_and_save(deps: Deps, workspace: str, name: str, change: Change | Non
     booking = open_booking(deps, cluster)
     actions += reconcile(cluster, deps.provider.observe(cluster), now, deps.policy,
                          booking.allowance if booking else None)
+    record_node_counts(cluster.node_history, cluster.node_state_counts(), now)  # in the same write, if any
     # A finished job is written down before the cluster forgets it; a crash in between repeats this, harmlessly.
     for action in actions:
         if isinstance(action, ProjectJob) and action.update.is_terminal:

@@ -17,7 +17,7 @@ from shared.config import SERVICE_BUS_CONNECTION, SETTING_NAMES
 from shared.domain.events import QUEUE_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
-ANONYMOUS_FUNCTIONS = {"health"}  # probes and load balancers carry no function key
+ANONYMOUS_FUNCTIONS = {"health", "dashboard"}  # probes carry no function key; the page holds no data
 # Key-like secrets: storage/Service Bus keys, or any long base64 run (a key pasted without its name).
 SECRET_PATTERNS = (re.compile(r"AccountKey=", re.I), re.compile(r"SharedAccessKey=", re.I),
                    re.compile(r"[A-Za-z0-9+/]{40,}={0,2}"))
