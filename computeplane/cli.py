@@ -60,6 +60,8 @@ def serve(
     store: Annotated[str | None, typer.Option(
         help="sqlite (embedded, the default) or cosmos (COSMOS_ENDPOINT, e.g. the local @vercel/cosmosdb-server).",
         envvar="COMPUTEPLANE_STORE")] = None,
+    telemetry_console: Annotated[bool, typer.Option(
+        help="Print OpenTelemetry spans and metrics (OTLP export: set OTEL_EXPORTER_OTLP_ENDPOINT).")] = False,
 ) -> None:
     """Run the control plane locally: embedded SQLite store and queue, local nodes, local token endpoint."""
     from shared.adapters.job_sandbox import JobSandboxUnavailable
@@ -68,6 +70,8 @@ def serve(
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides = {"COMPUTEPLANE_DATA_DIR": str(data_dir)} | ({"COMPUTEPLANE_STORE": store} if store else {})
+    if telemetry_console:
+        os.environ["COMPUTEPLANE_TELEMETRY_CONSOLE"] = "1"
     try:
         settings = Settings.from_env({**os.environ, **overrides})
     except ValueError as exc:

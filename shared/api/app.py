@@ -20,6 +20,7 @@ from shared.domain.events import parse_cloud_event
 from shared.domain.job import JobSpec
 from shared.domain.requests import ClusterCreate, IdentityAssignment, IdentityRemoval
 from shared.handlers import commands, identity
+from shared.telemetry.http import RequestTelemetry
 
 Workspace = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="workspace name")]
 ClusterName = Annotated[str, Path(min_length=1, max_length=64)]
@@ -166,6 +167,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(ApiKeyMiddleware, keys=_api_keys)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(RequestTelemetry)  # outermost: refused requests are traced and logged too
     app.include_router(workspace_routes)
     app.include_router(system_routes)
     app.include_router(catalogue.routes)

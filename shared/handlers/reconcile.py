@@ -20,6 +20,7 @@ from shared.handlers.quota import QuotaBooking, open_booking
 from shared.handlers.retry import retry_on_conflict
 from shared.handlers.tombstones import bury_cluster
 from shared.ports import RunRequest
+from shared.telemetry.events import count_decisions
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def reconcile_cluster(deps: Deps, workspace: str, name: str, change: Change | No
     Returns the saved cluster, or None when there is no such cluster (any more)."""
     known = {} if known is None else known
     actions, cluster = _decide_and_save(deps, workspace, name, change, event_id, known)
+    count_decisions(actions)
     if cluster is not None:
         carry_out(deps, cluster, actions, known)
     return cluster

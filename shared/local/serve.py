@@ -19,6 +19,9 @@ from shared.api.auth import load_or_create_keys
 from shared.config import Settings
 from shared.handlers.sweep import sweep
 from shared.local.host import LocalFunctionsHost, QueueReceiver
+from shared.telemetry.http import enable_access_log
+from shared.telemetry.log_context import add_ids_to_logs
+from shared.telemetry.setup import TelemetrySettings, configure_telemetry
 
 log = logging.getLogger("computeplane")
 
@@ -76,6 +79,9 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
     _not_dumpable()
     base_url = f"http://{host}:{port}"
     settings = replace(settings, identity_endpoint=settings.identity_endpoint or f"{base_url}/identity")
+    configure_telemetry(TelemetrySettings.from_env())  # OTLP, console, or off
+    add_ids_to_logs()
+    enable_access_log()
     container = bootstrap.build(settings)
     # Probed now rather than at the first job: the warning shows at start, and `required` refuses to start.
     sandbox = container.provider.job_sandbox() if container.provider is not None else None

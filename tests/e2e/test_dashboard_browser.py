@@ -115,6 +115,8 @@ def test_a_workspace_limited_key_sees_only_its_workspace(browser: Browser, dashb
     expect(page.locator("#view-error")).to_contain_text("Not allowed", timeout=SLOW)
     assert page.locator("#node-timeline").count() == 0
     page.close()
+    # The server's access log: one line per request, with its status and latency.
+    assert re.search(r'access: 127\.0\.0\.1 "GET /api/workspaces/default/clusters" 403 [0-9.]+ ms', server.log())
 
 
 def test_api_docs_load_without_another_origin_and_offer_authorize(browser: Browser, server: Server) -> None:
