@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
@@ -88,4 +88,6 @@ def _local_providers(settings: TelemetrySettings) -> tuple[TracerProvider, Meter
     tracer_provider = TracerProvider(resource=resource)
     for processor in processors:
         tracer_provider.add_span_processor(processor)
-    return tracer_provider, MeterProvider(resource=resource, metric_readers=readers)
+    # Exemplars (a sampled measurement tied to its span) would cost each measurement a look at the span.
+    return tracer_provider, MeterProvider(resource=resource, metric_readers=readers,
+                                          exemplar_filter=AlwaysOffExemplarFilter())

@@ -10,7 +10,7 @@ from shared.adapters.sqlite_queue import SqliteQueue
 from shared.domain.events import QUEUE_NAMES
 from shared.handlers.deps import Deps
 from shared.ports import Clock, EventBus, NodeProvider, Store
-from shared.telemetry.ports import TracedEventBus, TracedPort, TracedStore
+from shared.telemetry.ports import TRACED_PROVIDER_CALLS, TracedEventBus, TracedPort, TracedStore
 from shared.telemetry.state import QueueStats, add_queue_source, current
 
 
@@ -24,7 +24,8 @@ def traced_deps(deps: Deps) -> Deps:
     if instruments is None:
         return deps
     return replace(deps, store=cast(Store, TracedStore(deps.store, instruments)),
-                   provider=cast(NodeProvider, TracedPort(deps.provider, "provider", instruments)))
+                   provider=cast(NodeProvider,
+                                 TracedPort(deps.provider, "provider", TRACED_PROVIDER_CALLS, instruments)))
 
 
 def observe_queue(queue: SqliteQueue, clock: Clock) -> None:
