@@ -14,6 +14,7 @@ from shared.domain.errors import InvalidEvent
 from shared.domain.events import CloudEvent
 from shared.telemetry.log_context import log_ids
 from shared.telemetry.state import current
+from shared.telemetry.store_calls import noting_store_calls
 
 _propagator = TraceContextTextMapPropagator()
 
@@ -58,6 +59,7 @@ def handling(queue: str, event: CloudEvent) -> Iterator[None]:
     started, outcome = time.perf_counter(), "ok"
     with instruments.tracer.start_as_current_span(f"process {event.type}", context=parent,
                                                   kind=trace.SpanKind.CONSUMER, attributes=attributes) as span, \
+            noting_store_calls(span), \
             log_ids(workspace=attributes.get("computeplane.workspace"),
                     cluster=attributes.get("computeplane.cluster"), job=attributes.get("computeplane.job_id"),
                     event=event.id):

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.telemetry.log_context import log_ids
 from shared.telemetry.state import current
+from shared.telemetry.store_calls import noting_store_calls
 
 access_log = logging.getLogger("computeplane.access")
 access_log.propagate = False  # only where a handler is added for it: `computeplane serve` (see enable_access_log)
@@ -61,7 +62,7 @@ class RequestTelemetry:
                                                       ("computeplane.job_id", job)) if v}
                     with instruments.tracer.start_as_current_span(
                             f"{method} {path}", context=_propagator.extract(headers), kind=trace.SpanKind.SERVER,
-                            attributes=attributes) as span:
+                            attributes=attributes) as span, noting_store_calls(span):
                         await self._app(scope, receive, send_noting_status)
                         route = _route_of(scope) or path
                         span.update_name(f"{method} {route}")

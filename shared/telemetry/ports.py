@@ -1,5 +1,5 @@
-"""The ports wrapped for tracing, in the composition root only when telemetry is on: a client span per store and
-provider call, a producer span per published event (which carries the trace on as ``traceparent``)."""
+"""The ports wrapped for tracing, in the composition root only when telemetry is on: a client span per provider
+action, store calls noted on the current span, and published events carrying the trace on (``traceparent``)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from shared.domain.events import CloudEvent
 from shared.ports import EventBus
 from shared.telemetry.events import with_trace_context
 from shared.telemetry.state import Instruments
+from shared.telemetry.store_calls import note_store_call
 
 CLUSTER_WRITES = frozenset({"create_cluster", "replace_cluster", "delete_cluster"})
 # Calls that change the world get a child span; they are few (a node asked for, a run started) and slow in Azure.
@@ -56,10 +57,8 @@ class TracedPort:
 
 
 class TracedStore:
-    """Each store call as an event (``store.<method>`` with its duration) on the span of the request or handler
-    that made it: a handler makes several, and an event costs a quarter of a span. In Azure the Cosmos SDK's own
-    spans (azure-core tracing) show each call as a dependency as well. Also notes each saved cluster's nodes by
-    state for the ``computeplane.cluster.nodes`` gauge."""
+    """Each store call noted with its duration on the span of the request or handler that made it (see
+    ``store_calls``); and each saved cluster's nodes by state, for the ``computeplane.cluster.nodes`` gauge."""
 
     def __init__(self, inner: Any, instruments: Instruments) -> None:
         self._inner, self._instruments = inner, instruments
@@ -73,7 +72,7 @@ class TracedStore:
         return recorded
 
     def _recorded(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
-        event_name, counts, lock = f"store.{name}", self._instruments.node_counts, self._instruments.node_counts_lock
+        counts, lock = self._instruments.node_counts, self._instruments.node_counts_lock
 
         @functools.wraps(method)
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -81,12 +80,9 @@ class TracedStore:
             try:
                 result = method(*args, **kwargs)
             except BaseException as exc:
-                trace.get_current_span().add_event(event_name, {
-                    "computeplane.duration_ms": 1000 * (time.perf_counter() - started),
-                    "exception.type": type(exc).__name__})
+                note_store_call(name, time.perf_counter() - started, type(exc).__name__)
                 raise
-            trace.get_current_span().add_event(event_name, {
-                "computeplane.duration_ms": 1000 * (time.perf_counter() - started)})
+            note_store_call(name, time.perf_counter() - started)
             if name in CLUSTER_WRITES:
                 cluster: Cluster = args[0]
                 with lock:
