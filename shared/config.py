@@ -25,6 +25,8 @@ SETTING_NAMES = (
     "ServiceBusConnection__fullyQualifiedNamespace", "COMPUTEPLANE_PREEMPTION_RATE_PER_NODE_HOUR",
     "COMPUTEPLANE_DENIED_RESOURCES", "COMPUTEPLANE_API_KEY", "COMPUTEPLANE_PROVISION_BACKOFF_SECONDS",
     "COMPUTEPLANE_RUNS_DIR", "COMPUTEPLANE_JOB_SANDBOX",
+    # read by shared.telemetry.setup.TelemetrySettings
+    "APPLICATIONINSIGHTS_CONNECTION_STRING", "OTEL_EXPORTER_OTLP_ENDPOINT", "COMPUTEPLANE_TELEMETRY_CONSOLE",
 )
 JobSandboxMode = Literal["auto", "required", "off"]
 JOB_SANDBOX_MODES: tuple[str, ...] = get_args(JobSandboxMode)
