@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from shared.api.auth import request_key
 from shared.api.deps import DepsDep
 from shared.dashboard.assets import asset
-from shared.domain.node_history import NodeCountSample
+from shared.domain.node_history import NodeCountSample, samples_of
 from shared.handlers import commands
 
 DASHBOARD_PATH = "/api/dashboard/"  # under /api/ so the Functions host (route prefix "api") reaches it in Azure
@@ -64,4 +64,4 @@ def node_timeline(workspace: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-
     """The cluster's node counts by state each time they changed (bounded: the latest samples)."""
     cluster = commands.get_cluster(deps, workspace, name)
     return NodeTimeline(cluster=cluster.name, now=deps.clock.now(), created_at=cluster.created_at,
-                        samples=cluster.node_history)
+                        samples=samples_of(cluster.node_history))

@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.clock import UtcDatetime
 from shared.domain.identity import ClusterIdentity
-from shared.domain.node_history import NodeCountSample
 
 APPLIED_EVENTS_KEPT = 200
 
@@ -132,7 +131,7 @@ class Cluster(BaseModel):
     spec_changed_at: UtcDatetime | None = None  # when the last applied update was asked for
     wake_scheduled_for: UtcDatetime | None = None  # the last scheduled wake-up sent, so it is sent once
     node_seq: int = 0
-    node_history: list[NodeCountSample] = Field(default_factory=list)  # the dashboard's node timeline
+    node_history: str = ""  # the dashboard's node timeline, compact (see node_history.py)
     created_at: UtcDatetime
     modified_at: UtcDatetime
     etag: str | None = Field(default=None, exclude=True)

@@ -57,7 +57,7 @@ def _decide_and_save(deps: Deps, workspace: str, name: str, change: Change | Non
     booking = open_booking(deps, cluster)
     actions += reconcile(cluster, deps.provider.observe(cluster), now, deps.policy,
                          booking.allowance if booking else None)
-    record_node_counts(cluster.node_history, cluster.node_state_counts(), now)  # in the same write, if any
+    cluster.node_history = record_node_counts(cluster.node_history, cluster.node_state_counts(), now)  # same write
     # A finished job is written down before the cluster forgets it; a crash in between repeats this, harmlessly.
     for action in actions:
         if isinstance(action, ProjectJob) and action.update.is_terminal:
