@@ -18,7 +18,7 @@ AZURITE := $(AZURITE_DIR)/node_modules/.bin/azurite-blob
 PORT ?= 7071
 DATA_DIR ?= $(or $(COMPUTEPLANE_DATA_DIR),.computeplane)
 
-.PHONY: run test lint typecheck
+.PHONY: run test lint typecheck chromium
 
 $(STAMP): pyproject.toml requirements.txt package.json package-lock.json
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -49,6 +49,12 @@ $(AZURE_CLI_VENV)/.installed:
 	$(AZURE_CLI_VENV)/bin/python -m pip install --quiet azure-cli==2.91.0
 	touch $@
 
+# The dashboard's browser tests drive the system Chromium (Playwright's own browser download cannot work here).
+chromium:
+	@command -v chromium >/dev/null || if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "chromium is missing: sudo apt-get install -y chromium (browser tests skip without it)"; fi
+
 run: $(STAMP)
 	$(VENV)/bin/computeplane serve --port $(PORT) --data-dir $(DATA_DIR)
 
@@ -58,7 +64,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy shared functions function_app.py
 
-test: lint typecheck $(CHECKOV) $(ARM_CLIENTS) $(AZURITE)
+test: lint typecheck $(CHECKOV) $(ARM_CLIENTS) $(AZURITE) chromium
 	CHECKOV=$(abspath $(CHECKOV)) AZUREML_CORE_PYTHON=$(abspath $(AZUREML_CORE_VENV))/bin/python \
 	AZURE_AI_ML_PYTHON=$(abspath $(AZURE_AI_ML_VENV))/bin/python AZURE_CLI_AZ=$(abspath $(AZURE_CLI_VENV))/bin/az \
 	AZURITE_BLOB=$(abspath $(AZURITE)) $(PY) -m pytest

@@ -5,7 +5,7 @@
 
 import azure.functions as func
 
-from functions import arm, health, queues, timer
+from functions import arm, dashboard, health, queues, timer
 from shared.api.app import create_app
 
 api = create_app()
@@ -14,3 +14,4 @@ app.register_functions(queues.bp)
 app.register_functions(timer.bp)
 app.register_functions(health.bp)
 app.register_functions(arm.blueprint(api))  # the ARM-shaped API, bearer-checked by the app
+app.register_functions(dashboard.bp)

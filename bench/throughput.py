@@ -3,6 +3,8 @@ reaction time from job-submit to the stored scale-up decision.
 
     python -m bench.throughput              # 20 clusters x 50 waves (about 4,000 events)
     python -m bench.throughput --quick      # a few hundred events, for tests
+    python -m bench.throughput --tracing    # with OpenTelemetry on (spans and metrics), to measure its cost
+    python -m bench.throughput --tracing-overhead 3   # off and on alternately, 3 rounds each: the overhead
 
 Every message goes through ``shared.handlers.messages.handle_message`` (what each queue trigger calls) with the
 SQLite queue and store and idempotency on. Jobs do not start processes: the provider is wrapped so that a run ends
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+import statistics
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,7 @@ from bench.commit_floor import CommitCounts, average_row_sizes, replay
 from bench.embedded_runtime import DrainStats, EmbeddedRuntime, start_runtime
 from bench.machine import console, peak_rss_kb, print_header
 from bench.store_counter import OpKind
+from bench.tracing import TracingOn
 from bench.workload_mix import create_clusters, run_waves
 from shared.sim.metrics import percentile
 
@@ -54,6 +58,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--waves", type=int, default=50, help="jobs per cluster (one per wave)")
     parser.add_argument("--quick", action="store_true", help="4 clusters x 5 waves")
     parser.add_argument("--data-dir", type=Path, default=None, help="keep the databases here (default: a temp dir)")
+    parser.add_argument("--tracing", action="store_true",
+                        help="OpenTelemetry on: spans through a batch processor (exported nowhere), metrics")
+    parser.add_argument("--tracing-overhead", type=int, default=0, metavar="ROUNDS",
+                        help="run with tracing off and on alternately ROUNDS times each and report the overhead")
     return parser.parse_args(argv)
 
 
@@ -103,6 +111,7 @@ def report(figures: ThroughputFigures, clusters: int, waves: int) -> None:
         table.add_row(f"  {event_type.removeprefix('computeplane.')}", f"{count:,}")
     table.add_row("handler failures (redelivered)", str(figures.stats.failures))
     table.add_row("seconds (receive + handle + complete)", f"{figures.seconds:.2f}")
+    table.add_row("CPU seconds of this process meanwhile", f"{figures.stats.cpu_seconds:.2f}")
     table.add_row("ComputePlane events/s", f"{figures.events_per_second:,.0f}")
     table.add_row("floor: same SQLite commits, no logic (commits)", f"{figures.commits.total:,}")
     table.add_row("floor: seconds", f"{figures.floor_seconds:.2f}")
@@ -125,7 +134,10 @@ def peak_rss_mb() -> float:
 def main(argv: list[str] | None = None) -> ThroughputFigures:
     args = parse_args(argv)
     clusters, waves = (4, 5) if args.quick else (args.clusters, args.waves)
-    print_header(console(), "ComputePlane queue-trigger throughput")
+    if args.tracing_overhead:
+        return tracing_overhead(args.tracing_overhead, clusters, waves)
+    print_header(console(), "ComputePlane queue-trigger throughput" + (" (tracing on)" if args.tracing else ""))
+    tracing = TracingOn() if args.tracing else None
     if args.data_dir is not None:
         args.data_dir.mkdir(parents=True, exist_ok=True)
         figures, _ = measure(args.data_dir, clusters, waves)
@@ -133,7 +145,44 @@ def main(argv: list[str] | None = None) -> ThroughputFigures:
         with tempfile.TemporaryDirectory(prefix="cp-throughput-") as tmp:
             figures, _ = measure(Path(tmp), clusters, waves)
     report(figures, clusters, waves)
+    if tracing is not None:
+        spans = tracing.finish()
+        console().print(f"tracing on: {spans:,} spans, {spans / max(figures.messages, 1):.1f} per event")
     return figures
+
+
+def tracing_overhead(rounds: int, clusters: int, waves: int) -> ThroughputFigures:
+    """Off and on alternately (the order swapped each round, so a machine growing busier favours neither), in one
+    process. CPU per event is this process's CPU (all threads) while draining; on a shared machine other load
+    only adds to it, so the least of the rounds is the steadiest estimate and the median is shown beside it."""
+    print_header(console(), "ComputePlane queue-trigger throughput: tracing off versus on")
+    runs: dict[bool, list[ThroughputFigures]] = {False: [], True: []}
+    for round_ in range(rounds):
+        for tracing_on in ((False, True) if round_ % 2 == 0 else (True, False)):
+            tracing = TracingOn() if tracing_on else None
+            with tempfile.TemporaryDirectory(prefix="cp-throughput-") as tmp:
+                figures, _ = measure(Path(tmp), clusters, waves)
+            if tracing is not None:
+                tracing.finish()
+            runs[tracing_on].append(figures)
+    table = Table(title=f"Tracing overhead: {clusters} clusters x {waves} jobs, {rounds} round(s) each")
+    for column in ("tracing", "events", "events/s (wall): best", "median", "CPU µs per event: least", "median"):
+        table.add_column(column, justify="right")
+    least, median, best, typical = {}, {}, {}, {}
+    for tracing_on, figures_list in runs.items():
+        cpu = [1e6 * f.stats.cpu_seconds / f.messages for f in figures_list]
+        rates = [f.events_per_second for f in figures_list]
+        least[tracing_on], median[tracing_on] = min(cpu), statistics.median(cpu)
+        best[tracing_on], typical[tracing_on] = max(rates), statistics.median(rates)
+        table.add_row("on" if tracing_on else "off", f"{figures_list[0].messages:,}", f"{best[tracing_on]:,.0f}",
+                      f"{typical[tracing_on]:,.0f}", f"{least[tracing_on]:,.0f}", f"{median[tracing_on]:,.0f}")
+    out = console()
+    out.print(table)
+    out.print(f"overhead of tracing: CPU per event {100 * (least[True] / least[False] - 1):+.1f}% (least), "
+              f"{100 * (median[True] / median[False] - 1):+.1f}% (median); events/s "
+              f"{100 * (best[True] / best[False] - 1):+.1f}% (best), "
+              f"{100 * (typical[True] / typical[False] - 1):+.1f}% (median)")
+    return runs[True][-1]
 
 
 if __name__ == "__main__":

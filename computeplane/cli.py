@@ -84,6 +84,8 @@ def serve(
     tls: Annotated[bool, typer.Option(
         "--tls", help="Serve HTTPS with a local CA kept in the data directory (needed by the Azure SDKs and az).")]
         = False,
+    telemetry_console: Annotated[bool, typer.Option(
+        help="Print OpenTelemetry spans and metrics (OTLP export: set OTEL_EXPORTER_OTLP_ENDPOINT).")] = False,
 ) -> None:
     """Run the control plane locally: embedded SQLite store and queue, local nodes, local token endpoint."""
     from shared.adapters.job_sandbox import JobSandboxUnavailable
@@ -93,6 +95,8 @@ def serve(
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides = {"COMPUTEPLANE_DATA_DIR": str(data_dir)} | ({"COMPUTEPLANE_STORE": store} if store else {})
+    if telemetry_console:
+        os.environ["COMPUTEPLANE_TELEMETRY_CONSOLE"] = "1"
     try:
         settings = Settings.from_env({**os.environ, **overrides})
     except ValueError as exc:

@@ -24,6 +24,8 @@ from shared.domain.events import CloudEvent
 from shared.domain.quota import QuotaLimits, limits_from_settings
 from shared.handlers.deps import Deps
 from shared.ports import Clock, EventBus, NodeProvider, SnapshotStore, Store, TokenProvider
+from shared.telemetry.setup import TelemetrySettings, configure_telemetry
+from shared.telemetry.wiring import observe_queue, traced_bus, traced_deps
 
 
 @dataclass
@@ -44,7 +46,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store: Store = _store(settings)
     queue = SqliteQueue(settings.data_dir / "queue.db", clock) if settings.bus == "sqlite" else None
-    bus: EventBus = queue if queue is not None else _service_bus(settings)
+    bus: EventBus = traced_bus(queue if queue is not None else _service_bus(settings))  # as is when telemetry is off
 
     def publish(event: CloudEvent, not_before: datetime | None) -> None:
         bus.publish(event, not_before=not_before)
@@ -70,9 +72,11 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         denied = frozenset(r for r in settings.extra.get("COMPUTEPLANE_DENIED_RESOURCES", "").split(",") if r)
         tokens = LocalTokens(grants, settings.identity_endpoint, signer, clock, denied)
         identity_app = create_token_endpoint_app(grants, signer, clock)
-    deps = Deps(store=store, bus=bus, provider=provider, tokens=tokens, clock=clock, policy=settings.policy,
-                workspace_location=settings.workspace_location, quota_limits=quota_limits, simulation=local_nodes,
-                snapshots=snapshots)
+    deps = traced_deps(Deps(store=store, bus=bus, provider=provider, tokens=tokens, clock=clock, policy=settings.policy,
+                            workspace_location=settings.workspace_location, quota_limits=quota_limits,
+                            simulation=local_nodes, snapshots=snapshots))
+    if queue is not None:
+        observe_queue(queue, clock)
     return Container(settings=settings, deps=deps, queue=queue, provider=provider, local_nodes=local_nodes,
                      identity_app=identity_app)
 
@@ -124,6 +128,7 @@ def container() -> Container:
     global _container
     with _lock:
         if _container is None:
+            configure_telemetry(TelemetrySettings.from_env())
             _container = build(Settings.from_env())
         return _container
 

@@ -213,6 +213,15 @@ class SqliteQueue:
             return int(self._conn().execute("SELECT COUNT(*) FROM messages").fetchone()[0])
         return int(self._conn().execute("SELECT COUNT(*) FROM messages WHERE queue=?", (queue,)).fetchone()[0])
 
+    def ready(self, queue: str) -> tuple[int, datetime | None]:
+        """Messages due now (scheduled ones not yet), and since when the oldest of them has waited."""
+        count, oldest = self._conn().execute("SELECT COUNT(*), MIN(visible_at) FROM messages "
+                                             "WHERE queue=? AND visible_at<=?", (queue, self._now())).fetchone()
+        return int(count), datetime.fromisoformat(oldest) if oldest else None
+
+    def dead_letter_count(self, queue: str) -> int:
+        return int(self._conn().execute("SELECT COUNT(*) FROM dead_letters WHERE queue=?", (queue,)).fetchone()[0])
+
     def next_visible_at(self, queue: str) -> datetime | None:
         row = self._conn().execute("SELECT MIN(visible_at) FROM messages WHERE queue=?", (queue,)).fetchone()
         return datetime.fromisoformat(row[0]) if row and row[0] else None

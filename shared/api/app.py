@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from shared.api import catalogue, locks, snapshots
+from shared.api import catalogue, dashboard, locks, snapshots
 from shared.api.arm import cloud as arm_cloud
 from shared.api.arm import routes as arm_routes
 from shared.api.arm.paths import ArmPathCasing
@@ -15,6 +15,7 @@ from shared.api.auth import ApiKeyMiddleware, ApiKeys
 from shared.api.deps import DepsDep
 from shared.api.errors import install_error_handlers
 from shared.api.limits import BodySizeLimit
+from shared.api.openapi_docs import install_docs
 from shared.api.views import ClusterView, EventAccepted, JobLogs, JobView, NodeView
 from shared.domain.commands import ScaleSettingsUpdate
 from shared.domain.errors import InvalidField
@@ -22,6 +23,7 @@ from shared.domain.events import parse_cloud_event
 from shared.domain.job import JobSpec
 from shared.domain.requests import ClusterCreate, IdentityAssignment, IdentityRemoval
 from shared.handlers import commands, identity
+from shared.telemetry.http import RequestTelemetry
 
 Workspace = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="workspace name")]
 ClusterName = Annotated[str, Path(min_length=1, max_length=64)]
@@ -166,11 +168,13 @@ def _api_keys() -> ApiKeys | None:
 def create_app() -> FastAPI:
     app = FastAPI(title="ComputePlane", version="0.1.0",
                   description="A serverless control plane for ML compute clusters with AmlCompute semantics.",
-                  docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
+                  docs_url=None, openapi_url="/api/openapi.json", redoc_url=None)
+    install_docs(app)  # Swagger UI from a pinned package, the key scheme and the error bodies
     install_error_handlers(app)
     app.add_middleware(ApiKeyMiddleware, keys=_api_keys)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(ArmPathCasing)
+    app.add_middleware(RequestTelemetry)  # outermost: refused requests are traced and logged too
     app.include_router(workspace_routes)
     app.include_router(system_routes)
     app.include_router(catalogue.routes)
@@ -178,4 +182,5 @@ def create_app() -> FastAPI:
     app.include_router(arm_routes.routes)  # the ARM-shaped API (shared/api/arm), next to /api
     app.include_router(arm_cloud.routes)
     app.include_router(snapshots.routes)
+    app.include_router(dashboard.routes)
     return app

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 KEY_FILE = "api-keys.json"
 OPEN_PATHS = frozenset({"/api/health", "/api/docs", "/api/openapi.json", "/api/docs/oauth2-redirect"})
+OPEN_PREFIXES = ("/api/dashboard", "/api/docs/")  # static pages and their assets: they hold no data
 UNLIMITED_ONLY_PREFIXES = ("/api/locks", "/api/events")
 
 
@@ -114,7 +115,8 @@ class ApiKeyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        keys = self._keys() if path.startswith("/api/") and path not in OPEN_PATHS else None
+        keys = self._keys() if path.startswith("/api/") and path not in OPEN_PATHS and not path.startswith(
+            OPEN_PREFIXES) else None
         if keys is None:
             await self._app(scope, receive, send)
             return
@@ -132,7 +134,17 @@ class ApiKeyMiddleware:
             await _deny(403, "Forbidden", "this operation needs a key valid for every workspace", scope, receive,
                         send)
             return
+        scope.setdefault("state", {})[_KEY_STATE] = key  # for routes that answer per key (visible workspaces)
         await self._app(scope, receive, send)
+
+
+_KEY_STATE = "computeplane_api_key"
+
+
+def request_key(scope: Scope) -> ApiKey | None:
+    """The key the middleware accepted for this request; None where no key is checked here (Azure's host checks)."""
+    key = scope.get("state", {}).get(_KEY_STATE)
+    return key if isinstance(key, ApiKey) else None
 
 
 def _presented_key(scope: Scope) -> str | None:

@@ -156,6 +156,7 @@ class Cluster(BaseModel):
     spec_changed_at: UtcDatetime | None = None  # when the last applied update was asked for
     wake_scheduled_for: UtcDatetime | None = None  # the last scheduled wake-up sent, so it is sent once
     node_seq: int = 0
+    node_history: str = ""  # the dashboard's node timeline, compact (see node_history.py)
     created_at: UtcDatetime
     modified_at: UtcDatetime
     etag: str | None = Field(default=None, exclude=True)

@@ -63,6 +63,9 @@ class CloudEvent(BaseModel):
     time: UtcDatetime | None = None
     datacontenttype: str = "application/json"
     data: dict[str, Any] = Field(default_factory=dict)
+    # The CloudEvents distributed-tracing extension: the W3C trace context of the action that caused this event.
+    traceparent: str | None = Field(default=None, max_length=128)
+    tracestate: str | None = Field(default=None, max_length=512)
 
     @property
     def queue(self) -> str:

@@ -9,6 +9,7 @@ from shared.domain.errors import InvalidEvent
 from shared.domain.events import parse_cloud_event
 from shared.handlers.deps import Deps
 from shared.handlers.events import handle_event
+from shared.telemetry.events import handling
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,8 @@ def handle_message(queue: str, message_id: str, body: bytes, deps: Deps) -> None
         event = parse_cloud_event(body)
         if event.queue != queue:
             raise InvalidEvent(f"type: {event.type} belongs on queue {event.queue!r}, not {queue!r}")
-        handle_event(event, deps)
+        with handling(queue, event):  # the publisher's trace continued, the ids on every log record, metrics
+            handle_event(event, deps)
     except InvalidEvent as exc:
         log.warning("dead-lettering message %s from %s: %s", message_id, queue, exc.message)
         deps.bus.dead_letter(queue, message_id, body, exc.message)

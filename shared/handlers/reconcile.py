@@ -12,6 +12,7 @@ from shared.domain.cluster import Cluster, ProvisioningState
 from shared.domain.commands import cancel_job
 from shared.domain.events import SCALE_REQUEST, new_event
 from shared.domain.job import JobState, JobUpdate
+from shared.domain.node_history import record_node_counts
 from shared.domain.reconcile import reconcile
 from shared.handlers.deps import Deps
 from shared.handlers.jobs import KnownJobs, project_job
@@ -19,6 +20,7 @@ from shared.handlers.quota import ClusterBookings, open_bookings
 from shared.handlers.retry import retry_on_conflict
 from shared.handlers.tombstones import bury_cluster
 from shared.ports import RunRequest
+from shared.telemetry.events import count_decisions
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ def reconcile_cluster(deps: Deps, workspace: str, name: str, change: Change | No
     Returns the saved cluster, or None when there is no such cluster (any more)."""
     known = {} if known is None else known
     actions, cluster = _decide_and_save(deps, workspace, name, change, event_id, known)
+    count_decisions(actions)
     if cluster is not None:
         carry_out(deps, cluster, actions, known)
     return cluster
@@ -54,6 +57,7 @@ def _decide_and_save(deps: Deps, workspace: str, name: str, change: Change | Non
     booking = open_bookings(deps, cluster)
     actions += reconcile(cluster, deps.provider.observe(cluster), now, deps.policy,
                          booking.allowance if booking else None)
+    cluster.node_history = record_node_counts(cluster.node_history, cluster.node_state_counts(), now)  # same write
     # A finished job is written down before the cluster forgets it; a crash in between repeats this, harmlessly.
     for action in actions:
         if isinstance(action, ProjectJob) and action.update.is_terminal:

@@ -23,6 +23,9 @@ from shared.config import Settings
 from shared.handlers.sweep import sweep
 from shared.local.host import LocalFunctionsHost, QueueReceiver
 from shared.local.tls import ensure_tls_files
+from shared.telemetry.http import enable_access_log
+from shared.telemetry.log_context import add_ids_to_logs
+from shared.telemetry.setup import TelemetrySettings, configure_telemetry
 
 log = logging.getLogger("computeplane")
 
@@ -93,6 +96,9 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
     tls_files = ensure_tls_files(settings.data_dir, host) if tls else None
     base_url = f"{'https' if tls else 'http'}://{host}:{port}"
     settings = replace(settings, identity_endpoint=settings.identity_endpoint or f"{base_url}/identity")
+    configure_telemetry(TelemetrySettings.from_env())  # OTLP, console, or off
+    add_ids_to_logs()
+    enable_access_log()
     container = bootstrap.build(settings)
     # Probed now rather than at the first job: the warning shows at start, and `required` refuses to start.
     sandbox = container.local_nodes.job_sandbox() if container.local_nodes is not None else None

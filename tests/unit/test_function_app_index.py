@@ -17,8 +17,9 @@ from shared.config import SERVICE_BUS_CONNECTION, SETTING_NAMES
 from shared.domain.events import QUEUE_NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
-# Probes and load balancers carry no function key; ARM clients carry an Entra bearer token instead (the app checks it).
-ANONYMOUS_FUNCTIONS = {"health", "arm"}
+# Probes and load balancers carry no function key; ARM clients carry an Entra bearer token instead (the app checks
+# it); the dashboard page holds no data (it asks for a key and calls the API with it).
+ANONYMOUS_FUNCTIONS = {"health", "arm", "dashboard"}
 # Key-like secrets: storage/Service Bus keys, or any long base64 run (a key pasted without its name).
 SECRET_PATTERNS = (re.compile(r"AccountKey=", re.I), re.compile(r"SharedAccessKey=", re.I),
                    re.compile(r"[A-Za-z0-9+/]{40,}={0,2}"))

@@ -1,0 +1,89 @@
+"""Spans and metrics around CloudEvents: the producer side puts the W3C trace context into the event (the
+CloudEvents distributed-tracing extension, ``traceparent``), the consumer side continues that trace."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from opentelemetry import context, trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from shared.domain.errors import InvalidEvent
+from shared.domain.events import CloudEvent
+from shared.telemetry.log_context import log_ids
+from shared.telemetry.state import current
+from shared.telemetry.store_calls import noting_store_calls
+
+_propagator = TraceContextTextMapPropagator()
+
+
+def event_attributes(event: CloudEvent) -> dict[str, str]:
+    """The event's ids as span attributes (the event is parsed: its subject is known to be well formed)."""
+    attributes = {"cloudevents.event_id": event.id, "cloudevents.event_type": event.type,
+                  "cloudevents.event_source": event.source, "messaging.destination.name": event.queue,
+                  "computeplane.workspace": event.workspace, "computeplane.cluster": event.cluster}
+    job = event.data.get("job_id")
+    if isinstance(job, str):
+        attributes["computeplane.job_id"] = job
+    return attributes
+
+
+def with_trace_context(event: CloudEvent) -> CloudEvent:
+    """The event carrying the current trace context (unchanged when telemetry is off or it carries one)."""
+    if current() is None or event.traceparent:
+        return event
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    if "traceparent" not in carrier:
+        return event
+    return event.model_copy(update={"traceparent": carrier["traceparent"],
+                                    "tracestate": carrier.get("tracestate") or None})
+
+
+@contextmanager
+def handling(queue: str, event: CloudEvent) -> Iterator[None]:
+    """Around applying one event: a consumer span continuing the publisher's trace, the ids on every log record,
+    and the events-handled counter and latency by type and outcome (ok, dead_lettered, retried)."""
+    instruments = current()
+    if instruments is None:
+        job = event.data.get("job_id")
+        with log_ids(workspace=event.workspace, cluster=event.cluster, event=event.id,
+                     job=job if isinstance(job, str) else None):
+            yield
+        return
+    carrier = {k: v for k, v in (("traceparent", event.traceparent), ("tracestate", event.tracestate)) if v}
+    parent = _propagator.extract(carrier) if carrier else context.Context()  # no parent: a trace of its own
+    attributes = event_attributes(event)
+    started, outcome = time.perf_counter(), "ok"
+    with instruments.tracer.start_as_current_span(f"process {event.type}", context=parent,
+                                                  kind=trace.SpanKind.CONSUMER, attributes=attributes) as span, \
+            noting_store_calls(span), \
+            log_ids(workspace=attributes.get("computeplane.workspace"),
+                    cluster=attributes.get("computeplane.cluster"), job=attributes.get("computeplane.job_id"),
+                    event=event.id):
+        try:
+            yield
+        except InvalidEvent as exc:
+            outcome = "dead_lettered"
+            span.set_status(trace.StatusCode.ERROR, exc.message)
+            raise
+        except BaseException:
+            outcome = "retried"
+            raise
+        finally:
+            span.set_attribute("computeplane.outcome", outcome)
+            labels = {"cloudevents.event_type": event.type, "computeplane.outcome": outcome}
+            instruments.events_handled.add(1, labels)
+            instruments.handler_duration.record(time.perf_counter() - started, labels)
+
+
+def count_decisions(actions: Sequence[object]) -> None:
+    """Reconcile's decisions, by kind of action (ProvisionNode, ReleaseNode, StartRun, ...)."""
+    instruments = current()
+    if instruments is None or not actions:
+        return
+    for action in actions:
+        instruments.reconcile_decisions.add(1, {"computeplane.action": type(action).__name__})
+

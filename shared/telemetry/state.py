@@ -1,0 +1,114 @@
+"""The process's telemetry: off until ``install`` is called with a tracer and meter provider (tests install
+their own in-memory ones; ``shared.telemetry.setup`` installs the exporting ones)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
+
+SCOPE = "computeplane"
+
+
+@dataclass
+class Instruments:
+    tracer: trace.Tracer
+    events_handled: metrics.Counter
+    handler_duration: metrics.Histogram
+    reconcile_decisions: metrics.Counter
+    dead_letters: metrics.Counter
+    http_requests: metrics.Counter
+    http_duration: metrics.Histogram
+    # Nodes by state per cluster, as last saved by this process: read when metrics are collected, never on a write.
+    node_counts: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    node_counts_lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_instruments: Instruments | None = None
+_queue_sources: list[Callable[[], list[QueueStats]]] = []
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    queue: str
+    depth: int
+    oldest_age_seconds: float
+    dead_letters: int
+
+
+def current() -> Instruments | None:
+    """None while telemetry is off: callers test this and do nothing else."""
+    return _instruments
+
+
+def install(tracer_provider: trace.TracerProvider, meter_provider: metrics.MeterProvider) -> Instruments:
+    global _instruments
+    meter = meter_provider.get_meter(SCOPE)
+    instruments = Instruments(
+        tracer=tracer_provider.get_tracer(SCOPE),
+        events_handled=meter.create_counter("computeplane.events.handled", unit="{event}",
+                                            description="CloudEvents handled, by type and outcome"),
+        handler_duration=meter.create_histogram("computeplane.handler.duration", unit="s",
+                                                description="Time to apply one CloudEvent, by type and outcome"),
+        reconcile_decisions=meter.create_counter("computeplane.reconcile.decisions", unit="{action}",
+                                                 description="Actions reconcile decided, by kind"),
+        dead_letters=meter.create_counter("computeplane.dead_letters", unit="{message}",
+                                          description="Messages dead-lettered by a handler, by queue"),
+        http_requests=meter.create_counter("computeplane.http.requests", unit="{request}",
+                                           description="HTTP requests, by method, route and status"),
+        http_duration=meter.create_histogram("computeplane.http.duration", unit="s",
+                                             description="HTTP request latency, by method and route"))
+    meter.create_observable_gauge("computeplane.cluster.nodes", callbacks=[_node_observations], unit="{node}",
+                                  description="Nodes by state per cluster")
+    for name, unit, description, read in (
+            ("computeplane.queue.depth", "{message}", "Messages waiting in a local queue", _depth),
+            ("computeplane.queue.oldest_age", "s", "Age of the oldest message in a local queue", _oldest_age),
+            ("computeplane.queue.dead_letters", "{message}", "Dead letters kept by the local queue", _dead)):
+        meter.create_observable_gauge(name, callbacks=[_queue_gauge(read)], unit=unit, description=description)
+    _instruments = instruments
+    return instruments
+
+
+def uninstall() -> None:
+    global _instruments
+    _instruments = None
+    _queue_sources.clear()
+
+
+def add_queue_source(source: Callable[[], list[QueueStats]]) -> None:
+    """The embedded queue, read when metrics are collected (locally; Azure Monitor has Service Bus' own)."""
+    _queue_sources.append(source)
+
+
+def _node_observations(_: CallbackOptions) -> Iterable[Observation]:
+    instruments = _instruments
+    if instruments is None:
+        return []
+    with instruments.node_counts_lock:
+        snapshot = dict(instruments.node_counts)
+    return [Observation(count, {"computeplane.workspace": workspace, "computeplane.cluster": cluster,
+                                "computeplane.node.state": state})
+            for (workspace, cluster), counts in snapshot.items() for state, count in counts.items()]
+
+
+def _depth(stats: QueueStats) -> float:
+    return stats.depth
+
+
+def _oldest_age(stats: QueueStats) -> float:
+    return stats.oldest_age_seconds
+
+
+def _dead(stats: QueueStats) -> float:
+    return stats.dead_letters
+
+
+def _queue_gauge(read: Callable[[QueueStats], float]) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    def observe(_: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(read(stats), {"messaging.destination.name": stats.queue})
+                for source in list(_queue_sources) for stats in source()]
+
+    return observe

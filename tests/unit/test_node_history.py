@@ -1,0 +1,42 @@
+"""The node timeline's history: a sample only when the counts change, bounded, nothing for a cluster that never
+had a node (so a no-op reconcile still costs no write)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from shared.domain.cluster import NodeState
+from shared.domain.node_history import NODE_HISTORY_KEPT, SAMPLED_STATES, record_node_counts, samples_of
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+NONE = {state.value: 0 for state in NodeState}
+
+
+def test_the_samples_cover_every_node_state() -> None:
+    assert tuple(state.value for state in NodeState) == SAMPLED_STATES
+
+
+def test_an_empty_cluster_records_nothing_until_it_has_a_node() -> None:
+    history = ""
+    history = record_node_counts(history, NONE, T0)
+    assert history == ""
+    history = record_node_counts(history, NONE | {"preparing": 2}, T0 + timedelta(seconds=1))
+    assert [(s.time, s.counts) for s in samples_of(history)] == [(T0 + timedelta(seconds=1), {"preparing": 2})]
+
+
+def test_a_sample_is_added_only_when_the_counts_change_and_the_fall_to_zero_is_kept() -> None:
+    history = ""
+    for second, counts in enumerate([{"preparing": 1}, {"preparing": 1}, {"running": 1}, {"running": 1},
+                                     {"idle": 1}, {"leaving": 1}, {}, {}]):
+        history = record_node_counts(history, NONE | counts, T0 + timedelta(seconds=second))
+    shown = samples_of(history)
+    assert [s.counts for s in shown] == [{"preparing": 1}, {"running": 1}, {"idle": 1}, {"leaving": 1}, {}]
+    assert shown[1].time == T0 + timedelta(seconds=2)
+
+
+def test_the_history_keeps_only_the_latest_samples() -> None:
+    history = ""
+    for n in range(NODE_HISTORY_KEPT + 30):
+        history = record_node_counts(history, NONE | {"running": n % 2 + 1}, T0 + timedelta(seconds=n))
+    assert len(samples_of(history)) == NODE_HISTORY_KEPT
+    assert samples_of(history)[-1].time == T0 + timedelta(seconds=NODE_HISTORY_KEPT + 29)
