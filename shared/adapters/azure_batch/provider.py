@@ -32,6 +32,7 @@ from azure.core.rest import HttpRequest
 from shared.adapters.azure_batch.calls import call_azure, error_code, error_message
 from shared.adapters.azure_batch.clients import AzureClients
 from shared.adapters.azure_batch.cluster_identity import ClusterIdentities
+from shared.adapters.azure_batch.node_code import CHECKPOINT_MOUNT, checkpoint_mount
 from shared.adapters.azure_batch.pools import (
     CLUSTER_KEY,
     DEFAULT_IDENTITY_KEY,
@@ -43,7 +44,7 @@ from shared.adapters.azure_batch.pools import (
     pool_id,
     subnet_id_of,
 )
-from shared.adapters.azure_batch.runs import BatchRuns
+from shared.adapters.azure_batch.runs import BatchRuns, NodeFiles
 from shared.config import AzureBatchSettings, Settings
 from shared.domain.cluster import Cluster, ProvisioningState
 from shared.domain.observation import (
@@ -127,6 +128,9 @@ class AzureBatchNodeProvider:
             node_map.other.append({"name": DEFAULT_IDENTITY_KEY, "value": default_client_id})
         body = pool_body(cluster, image=s.node_image, vm_size=cluster.spec.vm_size, identity_ids=identity_ids,
                          subnet_id=subnet_id_of(cluster, s.subscription_id), node_map=node_map)
+        if s.checkpoint_container_url and identity_ids:  # jobs' checkpoints survive their attempts on any node
+            body["properties"]["mountConfiguration"] = [checkpoint_mount(s.checkpoint_container_url,
+                                                                         s.node_identity_id or identity_ids[0])]
         try:  # create only if absent: a racing worker's pool (and node map) is never overwritten
             created = call_azure(lambda: self._clients.pools.pool.create(
                 s.resource_group, s.account_name, pool, body, etag="*", match_condition=MatchConditions.IfMissing))
@@ -139,8 +143,16 @@ class AzureBatchNodeProvider:
         return dict(created)
 
     def _identities_of(self, cluster: Cluster, *, create: bool) -> tuple[list[str], str | None]:
-        """The ARM ids the cluster's pool must carry and the default identity's client id (None when ``create``
-        is False and the cluster's own identity would have to be made to know it)."""
+        """The ARM ids the cluster's pool must carry (the nodes' own identity for code and checkpoints, if set, last)
+        and the default identity's client id (None when ``create`` is False and the cluster's own identity would
+        have to be made to know it)."""
+        ids, default_client_id = self._cluster_identities_of(cluster, create=create)
+        node_identity = self._settings.node_identity_id
+        if node_identity and node_identity.lower() not in {i.lower() for i in ids}:
+            ids.append(node_identity)
+        return ids, default_client_id
+
+    def _cluster_identities_of(self, cluster: Cluster, *, create: bool) -> tuple[list[str], str | None]:
         if any(i.kind == "SystemAssigned" for i in cluster.identity.identities):
             if not create:
                 return [self._identities.resource_id(cluster)], None
@@ -328,9 +340,14 @@ class AzureBatchNodeProvider:
 
     # --- runs (shared.adapters.azure_batch.runs) -----------------------------------------------------------------
     def start_run(self, node_ids: Sequence[str], run: RunRequest) -> None:
-        found = self._get_pool(pool_id(run.workspace, run.cluster))
-        self._runs.start_run(node_ids, run, NodeMap.from_metadata((found or {}).get("properties", {})
-                                                                  .get("metadata")))
+        found = self._get_pool(pool_id(run.workspace, run.cluster)) or {}
+        properties = found.get("properties", {})
+        pool_identities = list(((found.get("identity") or {}).get("userAssignedIdentities") or {}).keys())
+        mounted = any((m.get("azureBlobFileSystemConfiguration") or {}).get("relativeMountPath") == CHECKPOINT_MOUNT
+                      for m in properties.get("mountConfiguration") or [])
+        self._runs.start_run(node_ids, run, NodeMap.from_metadata(properties.get("metadata")), NodeFiles(
+            container_url=self._settings.snapshot_container_url, checkpoint_mounted=mounted,
+            identity=self._settings.node_identity_id or (pool_identities[0] if pool_identities else None)))
 
     def stop_run(self, job_id: str, attempt: int) -> None:
         self._runs.stop_run(job_id, attempt)
