@@ -32,6 +32,7 @@ SETTING_NAMES = (
     "COMPUTEPLANE_PROVIDER", "AZURE_SUBSCRIPTION_ID", "COMPUTEPLANE_NODE_RESOURCE_GROUP", "COMPUTEPLANE_BATCH_ACCOUNT",
     "COMPUTEPLANE_BATCH_ACCOUNT_ENDPOINT", "COMPUTEPLANE_BATCH_NODE_IMAGE", "COMPUTEPLANE_ARM_ENDPOINT",
     "COMPUTEPLANE_BATCH_NODE_IDENTITY", "COMPUTEPLANE_CHECKPOINT_CONTAINER", "COMPUTEPLANE_BATCH_POLL_SECONDS",
+    "COMPUTEPLANE_BATCH_EXPECTED_BOOT_SECONDS",
 )
 ProviderKind = Literal["local", "azurebatch"]
 PROVIDER_KINDS: tuple[str, ...] = get_args(ProviderKind)
@@ -56,7 +57,10 @@ class AzureBatchSettings:
     snapshot_container_url: str | None = None
     checkpoint_container_url: str | None = None
     node_identity_id: str | None = None
-    poll_seconds: float = 10.0  # how often running tasks are looked at (Batch sends no events)
+    # Batch sends no events: a cluster is looked at again when its nodes are expected to be ready, and then every
+    # poll interval while a node boots or a task runs (shared/adapters/azure_batch/wakeups.py).
+    poll_seconds: float = 10.0
+    expected_boot_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AzureBatchSettings:
@@ -81,7 +85,8 @@ class AzureBatchSettings:
                                            if storage else None),
                    checkpoint_container_url=f"{storage}/{checkpoints}" if storage and checkpoints else None,
                    node_identity_id=env.get("COMPUTEPLANE_BATCH_NODE_IDENTITY") or None,
-                   poll_seconds=_float(env, "COMPUTEPLANE_BATCH_POLL_SECONDS", 10.0))
+                   poll_seconds=_float(env, "COMPUTEPLANE_BATCH_POLL_SECONDS", 10.0),
+                   expected_boot_seconds=_float(env, "COMPUTEPLANE_BATCH_EXPECTED_BOOT_SECONDS", 300.0))
 JobSandboxMode = Literal["auto", "required", "off"]
 JOB_SANDBOX_MODES: tuple[str, ...] = get_args(JobSandboxMode)
 

@@ -45,6 +45,7 @@ from shared.adapters.azure_batch.pools import (
     subnet_id_of,
 )
 from shared.adapters.azure_batch.runs import BatchRuns, NodeFiles
+from shared.adapters.azure_batch.wakeups import BatchWakeUps, Publish
 from shared.config import AzureBatchSettings, Settings
 from shared.domain.cluster import Cluster, ProvisioningState
 from shared.domain.observation import (
@@ -60,13 +61,14 @@ from shared.ports import Clock, RunRequest
 
 log = logging.getLogger(__name__)
 BATCH_API_VERSION = "2025-06-01"  # the azure-batch SDK's own; used for the one raw request (removenodes)
-EXPECTED_BOOT = timedelta(minutes=5)
 
 
 class AzureBatchNodeProvider:
     def __init__(self, settings: AzureBatchSettings, clients: AzureClients, clock: Clock,
-                 workspace_location: str) -> None:
+                 workspace_location: str, publish: Publish | None = None) -> None:
         self._settings, self._clients, self._clock = settings, clients, clock
+        self._wake_ups = BatchWakeUps(publish, timedelta(seconds=settings.poll_seconds),
+                                      timedelta(seconds=settings.expected_boot_seconds))
         self._identities = ClusterIdentities(clients.identities, settings.subscription_id, settings.resource_group,
                                              workspace_location)
         self._pool_of_node: dict[str, str] = {}  # a cache; the pools' metadata is the truth
@@ -78,11 +80,11 @@ class AzureBatchNodeProvider:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock,
-                      publish: Callable[..., None] | None = None) -> AzureBatchNodeProvider:
-        """``publish`` is not used: Batch has no events to forward, the timer's resync observes the nodes."""
+                      publish: Publish | None = None) -> AzureBatchNodeProvider:
+        """``publish`` schedules the wake-ups Batch's missing events call for (``wakeups``)."""
         assert settings.azure_batch is not None, "COMPUTEPLANE_PROVIDER=azurebatch needs the Batch settings"
         return cls(settings.azure_batch, AzureClients.build(settings.azure_batch, settings.azure_client_id), clock,
-                   settings.workspace_location)
+                   settings.workspace_location, publish)
 
     # --- the account ---------------------------------------------------------------------------------------------
     def account_quota_limits(self, limits: QuotaLimits) -> QuotaLimits:
@@ -226,7 +228,7 @@ class AzureBatchNodeProvider:
         self._update_node_map(pool, add)
         with self._cache_lock:
             self._pool_of_node[node_id] = pool
-        return self._clock.now() + EXPECTED_BOOT
+        return self._wake_ups.after_provision(workspace, cluster, self._clock.now())
 
     def release(self, node_id: str) -> None:
         pool = self._find_pool_of(node_id)
@@ -311,6 +313,7 @@ class AzureBatchNodeProvider:
             else:
                 observation.nodes[node.node_id] = observed_node(seen)
         self._runs.observe(cluster, pool, node_map, observation)
+        self._wake_ups.after_observe(cluster, observation, self._clock.now())
         return observation
 
     def _list_nodes(self, pool: str) -> list[dict[str, Any]]:
@@ -348,6 +351,7 @@ class AzureBatchNodeProvider:
         self._runs.start_run(node_ids, run, NodeMap.from_metadata(properties.get("metadata")), NodeFiles(
             container_url=self._settings.snapshot_container_url, checkpoint_mounted=mounted,
             identity=self._settings.node_identity_id or (pool_identities[0] if pool_identities else None)))
+        self._wake_ups.after_start(run.workspace, run.cluster, self._clock.now())
 
     def stop_run(self, job_id: str, attempt: int) -> None:
         self._runs.stop_run(job_id, attempt)
