@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from computeplane.snapshot_archive import build_archive
 from shared.adapters.azure_batch.node_bootstrap import CODE_ARCHIVE, checkpoint_directory
 from shared.adapters.azure_batch.node_code import (
@@ -18,6 +20,7 @@ from shared.adapters.azure_batch.node_code import (
     checkpoint_mount,
     task_with_code,
 )
+from shared.config import AzureBatchSettings
 
 IDENTITY = "/subscriptions/0/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/nodes"
 CONTAINER = "https://acct.blob.core.windows.net/snapshots"
@@ -100,3 +103,19 @@ def test_the_bootstrap_unpacks_checks_the_digest_and_starts_the_command_in_the_c
                                 container_url=None, identity=None, checkpoint_mounted=False)
     typo = run_on_node(tmp_path / "typo", no_program, None)
     assert typo.returncode == 127 and "cannot start 'no-such-program-here'" in typo.stderr
+
+
+def test_the_batch_settings_name_the_snapshot_and_checkpoint_containers_and_refuse_a_bad_poll() -> None:
+    base = {"AZURE_SUBSCRIPTION_ID": "s", "COMPUTEPLANE_NODE_RESOURCE_GROUP": "rg", "COMPUTEPLANE_BATCH_ACCOUNT": "a",
+            "COMPUTEPLANE_BATCH_ACCOUNT_ENDPOINT": "https://a.eastus.batch.azure.com"}
+    plain = AzureBatchSettings.from_env(base)
+    assert plain.snapshot_container_url is None and plain.checkpoint_container_url is None
+    assert plain.poll_seconds == 10 and plain.expected_boot_seconds == 300
+    full = AzureBatchSettings.from_env({**base, "COMPUTEPLANE_SNAPSHOT_ACCOUNT_URL": "https://acct.blob.core.windows.net/",
+                                        "COMPUTEPLANE_CHECKPOINT_CONTAINER": "checkpoints",
+                                        "COMPUTEPLANE_BATCH_NODE_IDENTITY": IDENTITY})
+    assert full.snapshot_container_url == "https://acct.blob.core.windows.net/snapshots"
+    assert full.checkpoint_container_url == "https://acct.blob.core.windows.net/checkpoints"
+    assert full.node_identity_id == IDENTITY
+    with pytest.raises(ValueError, match="COMPUTEPLANE_BATCH_POLL_SECONDS"):
+        AzureBatchSettings.from_env({**base, "COMPUTEPLANE_BATCH_POLL_SECONDS": "often"})
