@@ -3,7 +3,8 @@
 A job on several nodes is a multi-instance task, which Batch starts on all of its nodes or none; its command runs on
 the primary node, with ``AZ_BATCH_HOST_LIST`` naming every node (MPI style), as AmlCompute runs distributed jobs. A
 one-node task asks for the node ComputePlane chose through ``affinityInfo`` (a hint to Batch, not a promise). The
-task's ``displayName`` carries the job id and attempt, so unfinished tasks map back to runs.
+task's ``displayName`` carries the job id and attempt, so unfinished tasks map back to runs. Every command runs
+through the node bootstrap, in the job's unpacked code and with its checkpoint directory (``node_code``).
 """
 
 from __future__ import annotations
