@@ -65,6 +65,9 @@ def test_a_preempted_job_falls_back_to_a_dedicated_batch_node_and_resumes_from_i
         assert priority == "dedicated" and batch_node is not None
         assert standin.world.pools[pool].nodes[batch_node].dedicated
         assert body["properties"]["scaleSettings"]["fixedScale"]["targetDedicatedNodes"] == 1
+        # Batch requeued attempt 1's task when its node was preempted: it was ended, not run a second time.
+        attempt_one = [t for t in standin.world.tasks.values() if t.id.startswith(f"{job_id}-a1")]
+        assert [(t.state, t.requeues, t.process) for t in attempt_one] == [("completed", 1, None)]
     logs = http.get(f"{server.api()}/jobs/{job_id}/logs", params={"attempt": 2}).json()["logs"]
     assert "resumed from: step 41 saved by attempt 1" in logs
     # A dedicated node is never reported preempted: it is still held, idle, after the job.
