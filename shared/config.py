@@ -33,6 +33,8 @@ SETTING_NAMES = (
     "COMPUTEPLANE_BATCH_ACCOUNT_ENDPOINT", "COMPUTEPLANE_BATCH_NODE_IMAGE", "COMPUTEPLANE_ARM_ENDPOINT",
     # read by shared.telemetry.setup.TelemetrySettings
     "APPLICATIONINSIGHTS_CONNECTION_STRING", "OTEL_EXPORTER_OTLP_ENDPOINT", "COMPUTEPLANE_TELEMETRY_CONSOLE",
+    "COMPUTEPLANE_BATCH_NODE_IDENTITY", "COMPUTEPLANE_CHECKPOINT_CONTAINER", "COMPUTEPLANE_BATCH_POLL_SECONDS",
+    "COMPUTEPLANE_BATCH_EXPECTED_BOOT_SECONDS",
 )
 ProviderKind = Literal["local", "azurebatch"]
 PROVIDER_KINDS: tuple[str, ...] = get_args(ProviderKind)
@@ -51,6 +53,16 @@ class AzureBatchSettings:
     account_endpoint: str  # https://<account>.<region>.batch.azure.com
     node_image: str = BATCH_NODE_IMAGE_DEFAULT
     arm_endpoint: str = ARM_ENDPOINT_DEFAULT
+    # Jobs' code and checkpoints on nodes (shared/adapters/azure_batch/node_code.py): the snapshot container's URL,
+    # the checkpoint container every pool mounts (None: checkpoints stay on the node), and a user-assigned identity
+    # every pool carries to read and write them (None: the cluster's own identity is used).
+    snapshot_container_url: str | None = None
+    checkpoint_container_url: str | None = None
+    node_identity_id: str | None = None
+    # Batch sends no events: a cluster is looked at again when its nodes are expected to be ready, and then every
+    # poll interval while a node boots or a task runs (shared/adapters/azure_batch/wakeups.py).
+    poll_seconds: float = 10.0
+    expected_boot_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AzureBatchSettings:
@@ -67,8 +79,16 @@ class AzureBatchSettings:
             if env.get(name) and not env[name].startswith("https://"):
                 raise ValueError(f"{name}: must be an https:// URL (bearer tokens never go over plain http), "
                                  f"got {env[name]!r}")
+        storage = (env.get("COMPUTEPLANE_SNAPSHOT_ACCOUNT_URL") or "").rstrip("/")
+        checkpoints = env.get("COMPUTEPLANE_CHECKPOINT_CONTAINER")
         return cls(**{field_name: env[name] for field_name, name in names.items()}, node_image=image,
-                   arm_endpoint=env.get("COMPUTEPLANE_ARM_ENDPOINT") or ARM_ENDPOINT_DEFAULT)
+                   arm_endpoint=env.get("COMPUTEPLANE_ARM_ENDPOINT") or ARM_ENDPOINT_DEFAULT,
+                   snapshot_container_url=(f"{storage}/{env.get('COMPUTEPLANE_SNAPSHOT_CONTAINER') or 'snapshots'}"
+                                           if storage else None),
+                   checkpoint_container_url=f"{storage}/{checkpoints}" if storage and checkpoints else None,
+                   node_identity_id=env.get("COMPUTEPLANE_BATCH_NODE_IDENTITY") or None,
+                   poll_seconds=_float(env, "COMPUTEPLANE_BATCH_POLL_SECONDS", 10.0),
+                   expected_boot_seconds=_float(env, "COMPUTEPLANE_BATCH_EXPECTED_BOOT_SECONDS", 300.0))
 JobSandboxMode = Literal["auto", "required", "off"]
 JOB_SANDBOX_MODES: tuple[str, ...] = get_args(JobSandboxMode)
 

@@ -91,7 +91,7 @@ def create_standin_app(world: BatchWorld) -> FastAPI:
             "scaleSettings": {"fixedScale": {"targetDedicatedNodes": ded, "targetLowPriorityNodes": low,
                                              "resizeTimeout": "PT15M"}},
         }
-        for optional in ("networkConfiguration", "metadata", "startTask"):
+        for optional in ("networkConfiguration", "metadata", "startTask", "mountConfiguration"):
             if optional in props:
                 properties[optional] = props[optional]
         status: dict[str, Any] = {"targetDedicatedNodes": ded}

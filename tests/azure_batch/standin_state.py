@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,6 +134,8 @@ class BatchWorld:
         self.faults: list[Fault] = []
         self.core_quota: dict[str, int] = {"dedicated": 10_000, "lowpriority": 10_000}  # nodes, for resize errors
         self.bearer_tokens: list[tuple[str, str]] = []  # (path, token) of every request
+        # Blob Storage as nodes reach it for resource files: (URL, identity resource id or None) -> bytes or None.
+        self.blob_reader: Callable[[str, str | None], bytes | None] | None = None
         self._ips = itertools.count(4)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="batch-standin")
@@ -271,22 +274,84 @@ class BatchWorld:
             node.set_state("running")
         task.set_state("running")
         task.start_time, task.exit_code, task.failure = iso_now(), None, None
-        task.directory = self.work_dir / task.job / task.id
-        task.directory.mkdir(parents=True, exist_ok=True)
         environment = {s["name"]: s["value"] for s in task.body.get("environmentSettings") or []}
         environment |= {"PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/bin", "/bin"]),
-                        "AZ_BATCH_NODE_ID": chosen[0].id, "AZ_BATCH_TASK_ID": task.id, "AZ_BATCH_JOB_ID": task.job,
-                        "AZ_BATCH_HOST_LIST": ",".join(n.ip for n in chosen),
-                        "AZ_BATCH_TASK_WORKING_DIR": str(task.directory), "PYTHONUNBUFFERED": "1"}
+                        "AZ_BATCH_TASK_ID": task.id, "AZ_BATCH_JOB_ID": task.job,
+                        "AZ_BATCH_HOST_LIST": ",".join(n.ip for n in chosen), "PYTHONUNBUFFERED": "1"}
+        multi: dict[str, Any] = task.body.get("multiInstanceSettings") or {}
+        node_envs = [self._task_directories(pool, node, task, environment, bool(multi)) for node in chosen]
+        task.directory = Path(node_envs[0]["AZ_BATCH_TASK_DIR"])  # the primary's: its stdout.txt and stderr.txt
         with open(task.directory / "stdout.txt", "wb") as out, open(task.directory / "stderr.txt", "wb") as err:
+            failure = self._download(pool, task.body.get("resourceFiles") or [],
+                                     node_envs[0]["AZ_BATCH_TASK_WORKING_DIR"])
+            for node_env in node_envs if multi else ():  # common resource files: every node, in its task directory
+                failure = failure or self._download(pool, multi.get("commonResourceFiles") or [],
+                                                    node_env["AZ_BATCH_TASK_DIR"])
+            if failure is not None:
+                err.write(f"{failure['message']}\n".encode())
+                self._finish(task, None, failure)
+                return
+            for node_env in node_envs if multi.get("coordinationCommandLine") else ():
+                # Batch runs the coordination command on every node and the command after all of them succeeded.
+                done = subprocess.run(shlex.split(multi["coordinationCommandLine"]), env=node_env,
+                                      cwd=node_env["AZ_BATCH_TASK_WORKING_DIR"], stdout=out, stderr=err,
+                                      stdin=subprocess.DEVNULL, timeout=60, check=False)
+                if done.returncode != 0:
+                    self._finish(task, done.returncode, None)
+                    return
             try:
-                task.process = subprocess.Popen(shlex.split(task.body["commandLine"]), cwd=task.directory,
-                                                env=environment, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                task.process = subprocess.Popen(shlex.split(task.body["commandLine"]),
+                                                cwd=node_envs[0]["AZ_BATCH_TASK_WORKING_DIR"], env=node_envs[0],
+                                                stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                                 start_new_session=True)
             except OSError as error:
                 err.write(f"{error}\n".encode())
                 self._finish(task, None, {"category": "UserError", "code": "CommandProgramNotFound",
                                           "message": str(error)})
+
+    def _task_directories(self, pool: Pool, node: Node, task: Task, environment: dict[str, str],
+                          multi_instance: bool) -> dict[str, str]:
+        """A node's directories for the task, as Batch lays them out under the node's root: ``tasks/<job>/<task>``
+        with ``wd`` in it, ``shared``, and ``fsmounts`` holding the pool's blob mounts. Every node here is this one
+        machine, so each gets a root of its own (on Batch ``AZ_BATCH_TASK_SHARED_DIR`` is one path on every node)."""
+        root = self.work_dir / "nodes" / node.id
+        task_dir = root / "tasks" / task.job / task.id
+        (task_dir / "wd").mkdir(parents=True, exist_ok=True)
+        mounts = root / "fsmounts"
+        mounts.mkdir(parents=True, exist_ok=True)
+        for mount in pool.body["properties"].get("mountConfiguration") or []:
+            blob = mount.get("azureBlobFileSystemConfiguration") or {}
+            container = self.work_dir / "blob-containers" / blob["accountName"] / blob["containerName"]
+            container.mkdir(parents=True, exist_ok=True)  # every node mounts the same container
+            link = mounts / blob["relativeMountPath"]
+            if not link.exists():
+                link.symlink_to(container, target_is_directory=True)
+        (root / "shared").mkdir(exist_ok=True)
+        node_env = {**environment, "AZ_BATCH_NODE_ID": node.id, "AZ_BATCH_NODE_ROOT_DIR": str(root),
+                    "AZ_BATCH_NODE_SHARED_DIR": str(root / "shared"), "AZ_BATCH_NODE_MOUNTS_DIR": str(mounts),
+                    "AZ_BATCH_TASK_DIR": str(task_dir), "AZ_BATCH_TASK_WORKING_DIR": str(task_dir / "wd")}
+        if multi_instance:
+            (task_dir / "shared").mkdir(exist_ok=True)
+            node_env["AZ_BATCH_TASK_SHARED_DIR"] = str(task_dir / "shared")
+        return node_env
+
+    def _download(self, pool: Pool, resource_files: list[dict[str, Any]], directory: str) -> dict[str, str] | None:
+        """Fetch a task's resource files into ``directory``, as the node agent does; the failure Batch reports,
+        or None. A file fetched with an ``identityReference`` needs that identity on the pool."""
+        on_pool = {i.lower() for i in ((pool.body.get("identity") or {}).get("userAssignedIdentities") or {})}
+        for resource in resource_files:
+            identity = (resource.get("identityReference") or {}).get("resourceId")
+            if identity is not None and identity.lower() not in on_pool:
+                return {"category": "UserError", "code": "ResourceFileIdentityNotOnPool",
+                        "message": f"identity {identity} is not assigned to pool {pool.name}"}
+            content = self.blob_reader(resource["httpUrl"], identity) if self.blob_reader else None
+            if content is None:
+                return {"category": "UserError", "code": "BlobNotFound",
+                        "message": f"resource file {resource['httpUrl']} could not be downloaded"}
+            target = Path(directory) / resource["filePath"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        return None
 
     def _tick_task(self, task: Task) -> None:
         if task.state == "running" and task.process is not None and task.process.poll() is not None:

@@ -29,6 +29,12 @@ RESUMABLE = ["python", "-c", "import os, time; time.sleep(60 if os.environ['COMP
 @pytest.fixture
 def server(tmp_path: Path, standin: StandIn, certificate: ServerCertificate,
            token_endpoint: TokenEndpoint, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    yield from batch_server(tmp_path, standin, certificate, token_endpoint, monkeypatch)
+
+
+def batch_server(tmp_path: Path, standin: StandIn, certificate: ServerCertificate, token_endpoint: TokenEndpoint,
+                 monkeypatch: pytest.MonkeyPatch, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+    """``computeplane serve`` on the stand-in (``extra_env``: more settings)."""
     for name in HOST_IDENTITY_VARIABLES:
         monkeypatch.delenv(name, raising=False)  # the server must not find another identity than the endpoint's
     srv = start_server(tmp_path / "data", {
@@ -43,6 +49,7 @@ def server(tmp_path: Path, standin: StandIn, certificate: ServerCertificate,
         "REQUESTS_CA_BUNDLE": str(certificate.ca_file),
         "NO_PROXY": "127.0.0.1,localhost",
         "COMPUTEPLANE_BOOT_TIMEOUT_SECONDS": "60",
+        **(extra_env or {}),
     })
     try:
         yield srv

@@ -26,6 +26,12 @@ def test_a_node_without_a_batch_node_yet_is_booting() -> None:
     assert observed_node(None).status is NodeStatus.BOOTING
 
 
+def test_a_dedicated_node_is_never_reported_preempted() -> None:
+    assert observed_node({"id": "tvm-s", "state": "preempted", "isDedicated": False}).status is NodeStatus.PREEMPTED
+    seen = observed_node({"id": "tvm-d", "state": "preempted", "isDedicated": True})
+    assert seen.status is NodeStatus.FAILED and "dedicated" in (seen.reason or "")
+
+
 def test_new_batch_nodes_go_to_waiting_nodes_of_their_priority_and_the_map_round_trips() -> None:
     node_map = NodeMap(entries={"c-0001": ("dedicated", None), "c-0002": ("lowpriority", None),
                                 "c-0003": ("dedicated", "tvm-old")},

@@ -134,6 +134,8 @@ def observed_node(batch_node: Mapping[str, Any] | None) -> ObservedNode:
         return ObservedNode(NodeStatus.READY, private_ip=batch_node.get("ipAddress"))
     if state in _BOOTING_STATES:
         return ObservedNode(NodeStatus.BOOTING)
+    if state == "preempted" and batch_node.get("isDedicated"):  # never preempted: it failed, it is not spot capacity
+        return ObservedNode(NodeStatus.FAILED, f"dedicated Batch node {batch_node['id']} was reported preempted")
     if state == "preempted":
         return ObservedNode(NodeStatus.PREEMPTED, "preempted by Azure (low-priority capacity was reclaimed)")
     if state == "leavingpool":

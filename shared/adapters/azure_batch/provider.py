@@ -32,6 +32,7 @@ from azure.core.rest import HttpRequest
 from shared.adapters.azure_batch.calls import call_azure, error_code, error_message
 from shared.adapters.azure_batch.clients import AzureClients
 from shared.adapters.azure_batch.cluster_identity import ClusterIdentities
+from shared.adapters.azure_batch.node_code import CHECKPOINT_MOUNT, checkpoint_mount
 from shared.adapters.azure_batch.pools import (
     CLUSTER_KEY,
     DEFAULT_IDENTITY_KEY,
@@ -43,7 +44,8 @@ from shared.adapters.azure_batch.pools import (
     pool_id,
     subnet_id_of,
 )
-from shared.adapters.azure_batch.runs import BatchRuns
+from shared.adapters.azure_batch.runs import BatchRuns, NodeFiles
+from shared.adapters.azure_batch.wakeups import BatchWakeUps, Publish
 from shared.config import AzureBatchSettings, Settings
 from shared.domain.cluster import Cluster, ProvisioningState
 from shared.domain.observation import (
@@ -59,13 +61,14 @@ from shared.ports import Clock, RunRequest
 
 log = logging.getLogger(__name__)
 BATCH_API_VERSION = "2025-06-01"  # the azure-batch SDK's own; used for the one raw request (removenodes)
-EXPECTED_BOOT = timedelta(minutes=5)
 
 
 class AzureBatchNodeProvider:
     def __init__(self, settings: AzureBatchSettings, clients: AzureClients, clock: Clock,
-                 workspace_location: str) -> None:
+                 workspace_location: str, publish: Publish | None = None) -> None:
         self._settings, self._clients, self._clock = settings, clients, clock
+        self._wake_ups = BatchWakeUps(publish, timedelta(seconds=settings.poll_seconds),
+                                      timedelta(seconds=settings.expected_boot_seconds))
         self._identities = ClusterIdentities(clients.identities, settings.subscription_id, settings.resource_group,
                                              workspace_location)
         self._pool_of_node: dict[str, str] = {}  # a cache; the pools' metadata is the truth
@@ -77,11 +80,11 @@ class AzureBatchNodeProvider:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock,
-                      publish: Callable[..., None] | None = None) -> AzureBatchNodeProvider:
-        """``publish`` is not used: Batch has no events to forward, the timer's resync observes the nodes."""
+                      publish: Publish | None = None) -> AzureBatchNodeProvider:
+        """``publish`` schedules the wake-ups Batch's missing events call for (``wakeups``)."""
         assert settings.azure_batch is not None, "COMPUTEPLANE_PROVIDER=azurebatch needs the Batch settings"
         return cls(settings.azure_batch, AzureClients.build(settings.azure_batch, settings.azure_client_id), clock,
-                   settings.workspace_location)
+                   settings.workspace_location, publish)
 
     # --- the account ---------------------------------------------------------------------------------------------
     def account_quota_limits(self, limits: QuotaLimits) -> QuotaLimits:
@@ -127,6 +130,9 @@ class AzureBatchNodeProvider:
             node_map.other.append({"name": DEFAULT_IDENTITY_KEY, "value": default_client_id})
         body = pool_body(cluster, image=s.node_image, vm_size=cluster.spec.vm_size, identity_ids=identity_ids,
                          subnet_id=subnet_id_of(cluster, s.subscription_id), node_map=node_map)
+        if s.checkpoint_container_url and identity_ids:  # jobs' checkpoints survive their attempts on any node
+            body["properties"]["mountConfiguration"] = [checkpoint_mount(s.checkpoint_container_url,
+                                                                         s.node_identity_id or identity_ids[0])]
         try:  # create only if absent: a racing worker's pool (and node map) is never overwritten
             created = call_azure(lambda: self._clients.pools.pool.create(
                 s.resource_group, s.account_name, pool, body, etag="*", match_condition=MatchConditions.IfMissing))
@@ -139,8 +145,16 @@ class AzureBatchNodeProvider:
         return dict(created)
 
     def _identities_of(self, cluster: Cluster, *, create: bool) -> tuple[list[str], str | None]:
-        """The ARM ids the cluster's pool must carry and the default identity's client id (None when ``create``
-        is False and the cluster's own identity would have to be made to know it)."""
+        """The ARM ids the cluster's pool must carry (the nodes' own identity for code and checkpoints, if set, last)
+        and the default identity's client id (None when ``create`` is False and the cluster's own identity would
+        have to be made to know it)."""
+        ids, default_client_id = self._cluster_identities_of(cluster, create=create)
+        node_identity = self._settings.node_identity_id
+        if node_identity and node_identity.lower() not in {i.lower() for i in ids}:
+            ids.append(node_identity)
+        return ids, default_client_id
+
+    def _cluster_identities_of(self, cluster: Cluster, *, create: bool) -> tuple[list[str], str | None]:
         if any(i.kind == "SystemAssigned" for i in cluster.identity.identities):
             if not create:
                 return [self._identities.resource_id(cluster)], None
@@ -214,7 +228,7 @@ class AzureBatchNodeProvider:
         self._update_node_map(pool, add)
         with self._cache_lock:
             self._pool_of_node[node_id] = pool
-        return self._clock.now() + EXPECTED_BOOT
+        return self._wake_ups.after_provision(workspace, cluster, self._clock.now())
 
     def release(self, node_id: str) -> None:
         pool = self._find_pool_of(node_id)
@@ -299,6 +313,7 @@ class AzureBatchNodeProvider:
             else:
                 observation.nodes[node.node_id] = observed_node(seen)
         self._runs.observe(cluster, pool, node_map, observation)
+        self._wake_ups.after_observe(cluster, observation, self._clock.now())
         return observation
 
     def _list_nodes(self, pool: str) -> list[dict[str, Any]]:
@@ -328,9 +343,15 @@ class AzureBatchNodeProvider:
 
     # --- runs (shared.adapters.azure_batch.runs) -----------------------------------------------------------------
     def start_run(self, node_ids: Sequence[str], run: RunRequest) -> None:
-        found = self._get_pool(pool_id(run.workspace, run.cluster))
-        self._runs.start_run(node_ids, run, NodeMap.from_metadata((found or {}).get("properties", {})
-                                                                  .get("metadata")))
+        found = self._get_pool(pool_id(run.workspace, run.cluster)) or {}
+        properties = found.get("properties", {})
+        pool_identities = list(((found.get("identity") or {}).get("userAssignedIdentities") or {}).keys())
+        mounted = any((m.get("azureBlobFileSystemConfiguration") or {}).get("relativeMountPath") == CHECKPOINT_MOUNT
+                      for m in properties.get("mountConfiguration") or [])
+        self._runs.start_run(node_ids, run, NodeMap.from_metadata(properties.get("metadata")), NodeFiles(
+            container_url=self._settings.snapshot_container_url, checkpoint_mounted=mounted,
+            identity=self._settings.node_identity_id or (pool_identities[0] if pool_identities else None)))
+        self._wake_ups.after_start(run.workspace, run.cluster, self._clock.now())
 
     def stop_run(self, job_id: str, attempt: int) -> None:
         self._runs.stop_run(job_id, attempt)

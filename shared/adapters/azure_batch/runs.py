@@ -3,21 +3,23 @@
 A job on several nodes is a multi-instance task, which Batch starts on all of its nodes or none; its command runs on
 the primary node, with ``AZ_BATCH_HOST_LIST`` naming every node (MPI style), as AmlCompute runs distributed jobs. A
 one-node task asks for the node ComputePlane chose through ``affinityInfo`` (a hint to Batch, not a promise). The
-task's ``displayName`` carries the job id and attempt, so unfinished tasks map back to runs.
+task's ``displayName`` carries the job id and attempt, so unfinished tasks map back to runs. Every command runs
+through the node bootstrap, in the job's unpacked code and with its checkpoint directory (``node_code``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import shlex
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from shared.adapters.azure_batch.calls import call_azure
+from shared.adapters.azure_batch.node_code import task_with_code
 from shared.adapters.azure_batch.pools import (
     CLUSTER_KEY,
     DEFAULT_IDENTITY_KEY,
@@ -32,6 +34,15 @@ from shared.ports import RunRequest
 
 _FINISHED_TASK_STATES = frozenset({"completed"})
 COULD_NOT_START = 127  # the exit code a shell gives a command it cannot run, as the local provider does
+
+
+@dataclass(frozen=True)
+class NodeFiles:
+    """Where a task's code comes from and whether its pool mounts the checkpoint container (``node_code``)."""
+
+    container_url: str | None  # the snapshot container
+    identity: str | None  # the pool's user-assigned identity that fetches the code
+    checkpoint_mounted: bool
 
 
 class BatchRuns:
@@ -72,8 +83,9 @@ class BatchRuns:
             return ObservedRun(RunStatus.FINISHED, COULD_NOT_START)  # e.g. CommandProgramNotFound: the user's error
         return ObservedRun(RunStatus.LOST)  # ended without an exit code: terminated, or its node went away
 
-    def start_run(self, node_ids: Sequence[str], run: RunRequest, node_map: NodeMap) -> None:
-        """The attempt as a task of the cluster's job (created on first use); ``node_map`` is the pool's."""
+    def start_run(self, node_ids: Sequence[str], run: RunRequest, node_map: NodeMap, files: NodeFiles) -> None:
+        """The attempt as a task of the cluster's job (created on first use); ``node_map`` is the pool's. The
+        command runs in the job's unpacked code, with its checkpoint directory (``node_code``)."""
         pool = pool_id(run.workspace, run.cluster)
         with contextlib.suppress(ResourceExistsError):  # one job per cluster, its tasks are the attempts
             call_azure(lambda: self._batch.create_job({
@@ -87,7 +99,6 @@ class BatchRuns:
         task: dict[str, Any] = {
             "id": task_id(run.job_id, run.attempt),
             "displayName": json.dumps({"job_id": run.job_id, "attempt": run.attempt}),
-            "commandLine": shlex.join(run.command),
             "environmentSettings": [{"name": k, "value": v} for k, v in sorted(environment.items())],
             "constraints": {"maxTaskRetryCount": 0},
         }
@@ -97,6 +108,9 @@ class BatchRuns:
             batch_node = node_map.batch_node(node_ids[0]) if node_ids else None
             if batch_node:
                 task["affinityInfo"] = {"affinityId": f"TVM:{batch_node}"}
+        task = task_with_code(task, run.command, workspace=run.workspace, job_id=run.job_id, code=run.code,
+                              container_url=files.container_url, identity=files.identity,
+                              checkpoint_mounted=files.checkpoint_mounted)
         try:
             call_azure(lambda: self._batch.create_task(pool, task))
         except ResourceExistsError:
