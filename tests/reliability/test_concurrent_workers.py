@@ -130,8 +130,9 @@ def test_workers_sharing_one_store_lose_no_update(tmp_path: Path, workers: int, 
             worker.stop()
     jobs = {j.id: j for j in documents.list_jobs(WORKSPACE)}
     assert len(jobs) == len(CLUSTERS) * JOBS_PER_CLUSTER  # no job lost
-    assert {jobs[j].state.value for j in quick} == {"Completed"}, [
-        (j, jobs[j].state.value, jobs[j].reason) for j in quick if jobs[j].state.value != "Completed"]
+    assert {jobs[j].state.value for j in quick} == {"Completed"}, [  # with the run's log, to tell why
+        (j, jobs[j].state.value, jobs[j].reason, api.container.provider.read_logs(j, jobs[j].attempts))
+        for j in quick if jobs[j].state.value != "Completed"]
     assert {jobs[j].state.value for j in slow} == {"Canceled"}, [
         (j, jobs[j].state.value, jobs[j].reason) for j in slow if jobs[j].state.value != "Canceled"]
     assert all(count == 1 for count in applied.values()), [e for e, n in applied.items() if n > 1]
