@@ -19,10 +19,10 @@ from shared.api.openapi_docs import install_docs
 from shared.api.views import ClusterView, EventAccepted, JobLogs, JobView, NodeView
 from shared.domain.commands import ScaleSettingsUpdate
 from shared.domain.errors import InvalidField
-from shared.domain.events import parse_cloud_event
 from shared.domain.job import JobSpec
 from shared.domain.requests import ClusterCreate, IdentityAssignment, IdentityRemoval
 from shared.handlers import commands, identity
+from shared.handlers.registry import decode_event
 from shared.telemetry.http import RequestTelemetry
 
 Workspace = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="workspace name")]
@@ -149,7 +149,7 @@ system_routes = APIRouter(prefix="/api")
                         "application/json": {"schema": {"type": "object"}}}}})
 async def accept_event(request: Request, deps: DepsDep) -> EventAccepted:
     """A structured-mode CloudEvent from another system, routed to its queue by type."""
-    event = parse_cloud_event(await request.body())
+    event = decode_event(await request.body())
     deps.bus.publish(event)
     return EventAccepted(id=event.id, type=event.type, queue=event.queue)
 

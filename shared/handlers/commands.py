@@ -35,7 +35,7 @@ from shared.domain.requests import ClusterCreate, check_cluster_create, check_jo
 from shared.domain.vm_sizes import load_catalogue, normalize_location
 from shared.handlers.deps import Deps
 from shared.handlers.retry import retry_on_conflict
-from shared.ports import AlreadyExists
+from shared.ports import MAX_EVENT_BYTES, AlreadyExists
 
 # Job ids derived from an Idempotency-Key (uuid5 in this namespace, over the workspace and the key).
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1f7a4e-3c1b-5d2a-9e0f-2b8c4d6a1e57")
@@ -47,11 +47,11 @@ def create_cluster(deps: Deps, workspace: str, body: ClusterCreate) -> tuple[Clu
     if existing is None:
         event = ev.new_event(ev.CLUSTER_CREATE, workspace, body.name, body.model_dump(mode="json"),
                              event_id="size-check")
-        if len(event.to_json()) > ev.MAX_EVENT_BYTES:
+        if len(event.to_json()) > MAX_EVENT_BYTES:
             biggest = max(("tags", len(str(body.tags))), ("description", len(body.description or "")),
                           key=lambda pair: pair[1])[0]
             raise InvalidField(biggest, f"the request is too large to travel as an event (Service Bus carries at "
-                                        f"most {ev.MAX_EVENT_BYTES} bytes); shorten {biggest}")
+                                        f"most {MAX_EVENT_BYTES} bytes); shorten {biggest}")
         cluster = prepare_cluster(deps, workspace, body)
         try:
             cluster = deps.store.create_cluster(cluster)

@@ -12,9 +12,9 @@ from shared.domain.cluster import Cluster
 from shared.domain.commands import cancel_job
 from shared.domain.job import JobState, JobUpdate
 from shared.handlers.deps import Deps
-from shared.handlers.events import on_job_submit
 from shared.handlers.jobs import project_job
 from shared.handlers.reconcile import reconcile_cluster
+from shared.handlers.registry import dispatch
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def sweep(deps: Deps, horizon: timedelta = timedelta(0)) -> SweepReport:
                              {"job_id": job.id, **job.spec.model_dump(mode="json")}, event_id=f"submit-{job.id}",
                              time=job.submitted_at)
         try:
-            on_job_submit(event, deps)
+            dispatch(event, deps)
             report.jobs_resubmitted += 1
         except Exception:
             report.failures += 1
