@@ -11,7 +11,7 @@ from shared.domain import events as ev
 from shared.domain.actions import Action, ProjectJob
 from shared.domain.cluster import Cluster, ProvisioningState
 from shared.domain.commands import accept_job, cancel_job, mark_deleting, update_scale_settings
-from shared.domain.errors import InvalidEvent, QuotaExceeded
+from shared.domain.errors import ClusterStillDeleting, InvalidEvent, QuotaExceeded
 from shared.domain.events import CloudEvent
 from shared.domain.job import Job, JobState, JobUpdate
 from shared.domain.requests import (
@@ -43,11 +43,6 @@ from shared.ports import AlreadyExists
 
 
 # --- cluster-events ------------------------------------------------------------------------------------------------
-class ClusterStillDeleting(Exception):
-    """Transient: a create for a name whose previous cluster is still releasing its nodes. Redelivered until the
-    name is free (as the HTTP API answers 409 until then); dead-lettered with this reason if it never is."""
-
-
 def on_cluster_create(event: CloudEvent, body: ClusterCreate, deps: Deps) -> None:
     if body.name != event.cluster:
         raise InvalidEvent(f"data.name {body.name!r} does not match the subject's cluster {event.cluster!r}")
@@ -63,8 +58,7 @@ def on_cluster_create(event: CloudEvent, body: ClusterCreate, deps: Deps) -> Non
         if meant_for_a_deleted_cluster(deps, event):
             return
         if existing.provisioning_state is ProvisioningState.DELETING:
-            raise ClusterStillDeleting(f"cluster {event.workspace}/{event.cluster} is still being deleted; "
-                                       f"the create is retried until it is gone")
+            raise ClusterStillDeleting(event.workspace, event.cluster)
         check_same_request(existing, body, check_cluster_create(body, deps.workspace_location).spec)
     reconcile_cluster(deps, event.workspace, event.cluster)
 

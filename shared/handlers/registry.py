@@ -1,8 +1,8 @@
 """The one event registry: each event type's queue and body model (``shared.domain.events.EVENT_KINDS``) bound to
 its handler. The API's ``POST /api/events``, the queue triggers and DESIGN's table of events all come from here.
 
-``dispatch`` applies one event: an event that can never be applied raises ``InvalidEvent`` (the trigger layer
-dead-letters it at once); any other failure propagates so the broker redelivers it.
+``dispatch`` applies one event and lets its handler's errors pass: the trigger layer (``shared.handlers.messages``)
+dead-letters a ``PermanentError`` and leaves anything else to redelivery.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from shared.domain.errors import DomainError, InvalidEvent
+from shared.domain.errors import InvalidEvent
 from shared.domain.events import EVENT_KINDS, CloudEvent, EventKind, describe_validation_error, parse_cloud_event
 from shared.handlers.deps import Deps
 from shared.handlers.events import HANDLERS
@@ -61,17 +61,11 @@ def event_body(event: CloudEvent) -> BaseModel:
 
 
 def dispatch(event: CloudEvent, deps: Deps) -> None:
-    """Apply one event. A domain error raised by its handler can never pass by redelivery: it becomes
-    ``InvalidEvent`` (dead-lettered by the trigger layer)."""
+    """Apply one event with its type's handler."""
     route = ROUTES.get(event.type)
     if route is None:
         raise InvalidEvent(f"type: {event.type} is not handled by this version of ComputePlane")
-    try:
-        route.handler(event, event_body(event), deps)
-    except DomainError as exc:
-        if isinstance(exc, InvalidEvent):
-            raise
-        raise InvalidEvent(f"{exc.code}: {exc.message}") from None
+    route.handler(event, event_body(event), deps)
 
 
 def design_table() -> str:

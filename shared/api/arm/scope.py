@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shared.api.errors import answers
 from shared.domain.errors import DomainError
 
 PROVIDER = "Microsoft.MachineLearningServices"
@@ -20,9 +21,9 @@ LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 _WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
+@answers(404)
 class WorkspaceNotFound(DomainError):
     code = "ResourceNotFound"
-    status = 404
 
 
 @dataclass(frozen=True)
