@@ -23,9 +23,9 @@ from shared.domain.errors import (
     InvalidEvent,
     InvalidField,
     InvalidFields,
+    JobExceedsQuota,
     JobNotFound,
     OperationNotAllowed,
-    QuotaExceeded,
     SimulationOnly,
     TransientError,
 )
@@ -36,7 +36,7 @@ RETRY_AFTER_SECONDS = 1
 HTTP_STATUS: dict[type[DomainError], int] = {
     DomainError: 400,
     InvalidEvent: 400,
-    QuotaExceeded: 400,
+    JobExceedsQuota: 400,
     InvalidField: 422,
     ComputeTargetNotFound: 404,
     JobNotFound: 404,
@@ -71,7 +71,7 @@ def error_body(error: DomainError) -> dict[str, object]:
     elif isinstance(error, ClusterSpecConflict):
         body["details"] = [{"field": f, "existing": old, "requested": new}
                            for f, (old, new) in sorted(error.differing.items())]
-    elif isinstance(error, QuotaExceeded) and error.field is not None:
+    elif isinstance(error, JobExceedsQuota) and error.field is not None:
         body["details"] = [{"field": error.field, "rule": error.message}]
     return {"error": body}
 

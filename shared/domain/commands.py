@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.domain.actions import Action, ProjectJob, StopRun
 from shared.domain.cluster import Cluster, ClusterSpec, JobEntry, JobPhase, NodeState, ProvisioningState
-from shared.domain.errors import InvalidField, OperationNotAllowed, QuotaExceeded
+from shared.domain.errors import InvalidField, JobExceedsQuota, OperationNotAllowed
 from shared.domain.job import Job, JobSpec, JobState, JobUpdate
 from shared.domain.low_priority import DEFAULT_MAX_PREEMPTION_RETRIES
 from shared.domain.validation import (
@@ -89,7 +89,7 @@ def check_job_fits(cluster: Cluster, spec: JobSpec) -> None:
     if cluster.provisioning_state is ProvisioningState.DELETING:
         raise OperationNotAllowed(f"cluster '{cluster.name}' is being deleted")
     if spec.node_count > cluster.spec.max_nodes:
-        raise QuotaExceeded(f"the job needs {spec.node_count} node(s) but cluster '{cluster.name}' has "
+        raise JobExceedsQuota(f"the job needs {spec.node_count} node(s) but cluster '{cluster.name}' has "
                             f"max_nodes={cluster.spec.max_nodes}: submit with node_count <= "
                             f"{cluster.spec.max_nodes}, or raise the cluster's max_nodes to {spec.node_count} or more "
                             f"(PATCH .../clusters/{cluster.name}, `computeplane cluster update {cluster.name} "
@@ -110,7 +110,7 @@ def accept_job(cluster: Cluster, job: Job) -> list[Action]:
     spec = job.spec
     cluster.jobs.append(JobEntry(
         job_id=job.id, node_count=spec.node_count, max_retries=spec.max_retries, submitted_at=job.submitted_at,
-        attempt=max(job.attempts, 1), visible_state="", reason=None,
+        attempt=max(job.attempts, 1), visible_state=None, reason=None,
         max_preemption_retries=(DEFAULT_MAX_PREEMPTION_RETRIES if spec.max_preemption_retries is None
                                 else spec.max_preemption_retries),
         on_preemption_retries_exhausted=spec.on_preemption_retries_exhausted,

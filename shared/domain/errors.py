@@ -122,8 +122,9 @@ class IdempotencyKeyReused(DomainError):
     code = "IdempotencyKeyReused"
 
 
-class QuotaExceeded(DomainError):
-    """A job that can never fit the cluster or the quota, rejected at submit. ``field`` names what to change."""
+class JobExceedsQuota(DomainError):
+    """A job that can never fit the cluster or the quota, rejected at submit. ``field`` names what to change.
+    Not the cluster's ``ClusterErrorCode.QUOTA_EXCEEDED`` condition, which says that a job waits for quota."""
 
     code = "JobNodeCountExceedsCoreQuota"
 

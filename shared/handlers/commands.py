@@ -24,9 +24,9 @@ from shared.domain.errors import (
     DomainError,
     IdempotencyKeyReused,
     InvalidField,
+    JobExceedsQuota,
     JobNotFound,
     OperationNotAllowed,
-    QuotaExceeded,
     SimulationOnly,
 )
 from shared.domain.job import Job, JobSpec
@@ -219,4 +219,4 @@ def check_job_fits_quota(deps: Deps, cluster: Cluster, spec: JobSpec) -> None:
         return
     problem = can_ever_fit(deps.quota_limits, vm_size, cluster.spec.vm_priority, region, spec.node_count)
     if problem:
-        raise QuotaExceeded(problem)
+        raise JobExceedsQuota(problem)

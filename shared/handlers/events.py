@@ -11,7 +11,7 @@ from shared.domain import events as ev
 from shared.domain.actions import Action, ProjectJob
 from shared.domain.cluster import Cluster, ProvisioningState
 from shared.domain.commands import accept_job, cancel_job, mark_deleting, update_scale_settings
-from shared.domain.errors import ClusterStillDeleting, InvalidEvent, QuotaExceeded
+from shared.domain.errors import ClusterStillDeleting, InvalidEvent, JobExceedsQuota
 from shared.domain.events import CloudEvent
 from shared.domain.job import Job, JobState, JobUpdate
 from shared.domain.requests import (
@@ -115,7 +115,7 @@ def on_job_submit(event: CloudEvent, body: JobSubmit, deps: Deps) -> None:
         if not known.state.is_terminal and cluster.job(known.id) is None:
             try:
                 check_job_fits_quota(deps, cluster, spec)  # other systems' events get the HTTP edge's check
-            except QuotaExceeded as exc:
+            except JobExceedsQuota as exc:
                 return [ProjectJob(JobUpdate(job_id=known.id, state=JobState.FAILED, attempt=max(known.attempts, 1),
                                              reason=f"{exc.code}: {exc.message}"))]
         return accept_job(cluster, known)

@@ -10,7 +10,7 @@ from shared.domain import events as ev
 from shared.domain.actions import Action
 from shared.domain.cluster import Cluster
 from shared.domain.commands import cancel_job
-from shared.domain.job import JobState, JobUpdate
+from shared.domain.job import JobUpdate
 from shared.handlers.deps import Deps
 from shared.handlers.jobs import project_job
 from shared.handlers.reconcile import reconcile_cluster
@@ -68,8 +68,10 @@ def resync_job_documents(deps: Deps, cluster: Cluster) -> int:
         if job is None or job.state.is_terminal:
             stale.append(entry.job_id)
             continue
-        if job.state.value != entry.visible_state or job.attempts != entry.attempt:
-            project_job(deps, cluster.workspace, JobUpdate(job_id=entry.job_id, state=JobState(entry.visible_state),
+        if entry.visible_state is None:
+            continue  # accepted but not shown yet: the next reconcile projects it
+        if job.state is not entry.visible_state or job.attempts != entry.attempt:
+            project_job(deps, cluster.workspace, JobUpdate(job_id=entry.job_id, state=entry.visible_state,
                                                            attempt=entry.attempt, reason=entry.reason,
                                                            nodes=entry.node_ids))
             fixed += 1

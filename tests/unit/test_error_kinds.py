@@ -64,3 +64,13 @@ def test_the_local_host_waits_a_temporary_error_s_delay_before_redelivery(
     host.deliver(QueueFunction("busy", "q", busy), message)
     assert queue.dead_letters() == []
     assert queue.next_visible_at("q") == NOW + expected
+
+
+def test_a_job_entry_written_before_the_enum_reads_as_nothing_shown_yet() -> None:
+    from shared.domain.cluster import JobEntry
+    from shared.domain.job import JobState
+
+    old = {"job_id": "j1", "node_count": 1, "max_retries": 0, "submitted_at": "2026-01-01T00:00:00.000000Z"}
+    assert JobEntry.model_validate({**old, "visible_state": ""}).visible_state is None
+    assert JobEntry.model_validate({**old, "visible_state": "Running"}).visible_state is JobState.RUNNING
+    assert JobEntry.model_validate(old).model_dump(mode="json")["visible_state"] == "Queued"
