@@ -102,7 +102,7 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
     container = bootstrap.build(settings)
     # Probed now rather than at the first job: the warning shows at start, and `required` refuses to start.
     sandbox = container.local_nodes.job_sandbox() if container.local_nodes is not None else None
-    container.api_keys, key_file = load_or_create_keys(settings.data_dir, settings.extra.get("COMPUTEPLANE_API_KEY"))
+    container.api_keys, key_file = load_or_create_keys(settings.data_dir, settings.api_key)
     if port_is_free(host, port):  # else uvicorn fails to start: the server holding the port keeps its record
         record_server(port, settings.data_dir, key_file)  # so `computeplane keys show` finds it from anywhere
     bootstrap.use_container(container)

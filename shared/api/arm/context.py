@@ -68,19 +68,18 @@ def arm_context() -> ArmContext:
 
 
 def _build(settings: Settings, api_keys: ApiKeys | None) -> ArmContext:
-    extra = settings.extra
-    mode = extra.get("COMPUTEPLANE_ARM_AUTH") or ("local" if api_keys is not None else "entra")
+    mode = settings.arm_auth or ("local" if api_keys is not None else "entra")
     if mode not in ("local", "entra"):
         raise InvalidArmSetting(f"COMPUTEPLANE_ARM_AUTH: must be local or entra, got {mode!r}")
-    audience = extra.get("COMPUTEPLANE_ARM_AUDIENCE") or None
-    tenant = extra.get("COMPUTEPLANE_ARM_TENANT_ID") or None
+    audience = settings.arm_audience
+    tenant = settings.arm_tenant_id
     local = entra = None
     if mode == "local":
         local = LocalTokens(TokenSigner(settings.data_dir / "keys"))
     elif tenant and audience:
         entra = EntraTokens(tenant_id=tenant, audience=audience)
     try:
-        mapping = WorkspaceMapping.from_settings(extra)
+        mapping = WorkspaceMapping.from_settings(settings.arm_workspaces, settings.arm_subscription)
     except ValueError as error:
         raise InvalidArmSetting(str(error)) from None
     return ArmContext(mapping=mapping, local=local, entra=entra, api_keys=api_keys,
