@@ -12,7 +12,7 @@ from shared.api.arm import cloud as arm_cloud
 from shared.api.arm import routes as arm_routes
 from shared.api.arm.paths import ArmPathCasing
 from shared.api.auth import ApiKeyMiddleware, ApiKeys
-from shared.api.deps import DepsDep
+from shared.api.deps import ContainerSource, DepsDep
 from shared.api.errors import install_error_handlers
 from shared.api.limits import BodySizeLimit
 from shared.api.openapi_docs import install_docs
@@ -159,19 +159,19 @@ def health() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-def _api_keys() -> ApiKeys | None:
-    from shared.bootstrap import container
-
-    return container().api_keys
-
-
-def create_app() -> FastAPI:
+def create_app(container: ContainerSource) -> FastAPI:
+    """The API of the given container (a callable, so that it can be built on first use)."""
     app = FastAPI(title="ComputePlane", version="0.1.0",
                   description="A serverless control plane for ML compute clusters with AmlCompute semantics.",
                   docs_url=None, openapi_url="/api/openapi.json", redoc_url=None)
     install_docs(app)  # Swagger UI from a pinned package, the key scheme and the error bodies
     install_error_handlers(app)
-    app.add_middleware(ApiKeyMiddleware, keys=_api_keys)
+    app.state.container = container
+
+    def api_keys() -> ApiKeys | None:
+        return container().api_keys
+
+    app.add_middleware(ApiKeyMiddleware, keys=api_keys)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(ArmPathCasing)
     app.add_middleware(RequestTelemetry)  # outermost: refused requests are traced and logged too

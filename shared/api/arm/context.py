@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -20,7 +21,11 @@ from shared.adapters.token_signer import LOCAL_TENANT_ID, TokenSigner
 from shared.api.arm.scope import WorkspaceMapping
 from shared.api.arm.tokens import EntraTokens, LocalTokens, TokenRefused
 from shared.api.auth import ApiKeys
+from shared.api.deps import container_of
 from shared.config import Settings
+
+if TYPE_CHECKING:
+    from shared.bootstrap import Container
 
 
 class InvalidArmSetting(ValueError):
@@ -56,11 +61,13 @@ _built: tuple[object, ArmContext] | None = None
 _lock = threading.Lock()
 
 
-def arm_context() -> ArmContext:
-    from shared.bootstrap import container  # late, as the other routes reach the composition root
+def arm_context(request: Request) -> ArmContext:
+    return arm_context_of(container_of(request))
 
+
+def arm_context_of(current: Container) -> ArmContext:
+    """The ARM context of a container, built from its settings once."""
     global _built
-    current = container()
     with _lock:
         if _built is None or _built[0] is not current:
             _built = (current, _build(current.settings, current.api_keys))
