@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.domain.clock import UtcDatetime
 from shared.domain.identity import ClusterIdentity
 from shared.domain.job import JobState
 from shared.domain.low_priority import (
@@ -18,6 +17,7 @@ from shared.domain.low_priority import (
     LowPriorityFallback,
     Priority,
 )
+from shared.domain.utc import UtcDatetime
 
 APPLIED_EVENTS_KEPT = 200
 

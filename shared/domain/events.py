@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from shared.domain.clock import UtcDatetime
 from shared.domain.errors import InvalidEvent
 from shared.domain.requests import (
     ClusterCreate,
@@ -28,6 +27,7 @@ from shared.domain.requests import (
     UnreadBody,
     WakeUp,
 )
+from shared.domain.utc import UtcDatetime
 
 CLUSTER_EVENTS = "cluster-events"
 JOB_EVENTS = "job-events"

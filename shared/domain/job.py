@@ -7,8 +7,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.domain.clock import UtcDatetime
 from shared.domain.low_priority import AfterPreemptionRetries
+from shared.domain.utc import UtcDatetime
 
 
 class JobState(StrEnum):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 
 from shared.domain.actions import Action, ProjectJob, ProvisionNode, ReleaseNode, StartRun, StopRun, WakeUpAt
-from shared.domain.clock import format_utc
 from shared.domain.cluster import Cluster
 from shared.domain.commands import cancel_job
 from shared.domain.events import SCALE_REQUEST, new_event
 from shared.domain.job import JobState, JobUpdate
+from shared.domain.utc import format_utc
 from shared.handlers.decision import Change, ClusterDecision
 from shared.handlers.deps import Deps
 from shared.handlers.jobs import KnownJobs, project_job

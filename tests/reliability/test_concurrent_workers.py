@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.sqlite_store import connect
+from shared.adapters.sqlite_connections import connect
 from shared.domain.job import JobSpec
 from shared.domain.requests import ClusterCreate
 from shared.handlers import commands

@@ -19,7 +19,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.adapters.clock import FakeClock
 from shared.bootstrap import Container, build
 from shared.config import Settings
 from shared.domain import events as ev
@@ -27,6 +26,7 @@ from shared.domain.events import new_event
 from shared.handlers.messages import handle_message
 from shared.local.host import LocalFunctionsHost, QueueFunction
 from shared.ports import MAX_EVENT_BYTES
+from tests.fakes.clock import FakeClock
 
 SUBJECT = "workspaces/ws/clusters/alpha"
 FIXED_EXAMPLES = not os.environ.get("COMPUTEPLANE_PROPERTY_RANDOM")  # set it to explore new inputs

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from shared.adapters.clock import FakeClock
 from shared.adapters.sqlite_store import SqliteStore
 from shared.bootstrap import build
 from shared.config import Settings
@@ -27,6 +26,7 @@ from shared.handlers.deps import Deps
 from shared.handlers.messages import handle_message
 from shared.handlers.sweep import sweep
 from shared.ports import NodeProvider
+from tests.fakes.clock import FakeClock
 from tests.reliability.broker import DeliveryChaos, DuplicatingBus
 from tests.reliability.fake_provider import FakeNodeProvider
 from tests.reliability.faults import Crash, FaultPlan, FaultyBus, FaultyProvider, FaultyStore

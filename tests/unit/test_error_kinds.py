@@ -9,7 +9,6 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
-from shared.adapters.clock import FakeClock
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.api.errors import error_body, status_of
 from shared.domain.errors import (
@@ -24,6 +23,7 @@ from shared.domain.errors import (
     reason_of,
 )
 from shared.local.host import LocalFunctionsHost, QueueFunction, redelivery_delay
+from tests.fakes.clock import FakeClock
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

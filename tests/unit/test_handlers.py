@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.clock import FakeClock
 from shared.bootstrap import Container, build
 from shared.config import Settings
 from shared.domain import events as ev
 from shared.domain.job import JobState
 from shared.handlers.messages import handle_message
+from tests.fakes.clock import FakeClock
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ import pytest
 from azure.functions.servicebus import ServiceBusMessage
 
 from function_app import app
-from shared.adapters.clock import FakeClock
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.bootstrap import Container, build, use_container
 from shared.config import Settings
 from shared.domain.events import CLUSTER_CREATE, CLUSTER_EVENTS, JOB_SUBMIT, QUEUE_NAMES, CloudEvent, new_event
+from tests.fakes.clock import FakeClock
 
 QueueFunction = Callable[[func.ServiceBusMessage], None]
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.clock import FakeClock
 from shared.bootstrap import Container, build
 from shared.config import Settings
 from shared.domain import events as ev
@@ -28,6 +27,7 @@ from shared.handlers.messages import handle_message
 from shared.handlers.quota import QuotaBooking, open_booking
 from shared.handlers.reconcile import reconcile_cluster
 from shared.ports import Store
+from tests.fakes.clock import FakeClock
 
 WS, NAME, KEY, REGION = "ws", "cpu", "ws/cpu", "eastus"
 VCPUS = 2  # STANDARD_D2_V2
