@@ -18,6 +18,8 @@ from shared.domain.low_priority import (
     Priority,
 )
 from shared.domain.utc import UtcDatetime
+from shared.domain.validation import DEFAULT_IDLE_SECONDS_BEFORE_SCALEDOWN, DEFAULT_MIN_NODES, DEFAULT_VM_PRIORITY
+from shared.domain.vm_sizes import VmPriority
 
 APPLIED_EVENTS_KEPT = 200
 
@@ -63,9 +65,9 @@ class ClusterSpec(BaseModel):
 
     vm_size: str
     max_nodes: int
-    min_nodes: int = 0
-    vm_priority: Literal["dedicated", "lowpriority"] = "dedicated"
-    idle_seconds_before_scaledown: int = 1800
+    min_nodes: int = DEFAULT_MIN_NODES  # the defaults are AmlCompute's, named once in shared.domain.validation
+    vm_priority: VmPriority = DEFAULT_VM_PRIORITY
+    idle_seconds_before_scaledown: int = DEFAULT_IDLE_SECONDS_BEFORE_SCALEDOWN
     location: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     description: str | None = None
