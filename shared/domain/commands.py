@@ -84,27 +84,34 @@ def mark_deleting(cluster: Cluster, now: datetime) -> bool:
     return True
 
 
+def too_many_nodes(cluster: Cluster, spec: JobSpec) -> JobExceedsQuota | None:
+    """The rule on a job's node count, in one place: never more nodes than the cluster's max_nodes."""
+    if spec.node_count <= cluster.spec.max_nodes:
+        return None
+    return JobExceedsQuota(f"the job needs {spec.node_count} node(s) but cluster '{cluster.name}' has "
+                           f"max_nodes={cluster.spec.max_nodes}: submit with node_count <= "
+                           f"{cluster.spec.max_nodes}, or raise the cluster's max_nodes to {spec.node_count} or more "
+                           f"(PATCH .../clusters/{cluster.name}, `computeplane cluster update {cluster.name} "
+                           f"--max-nodes {spec.node_count}`)", field="node_count")
+
+
 def check_job_fits(cluster: Cluster, spec: JobSpec) -> None:
     """A job that can never run on this cluster is refused at submit, not left queued forever."""
     if cluster.provisioning_state is ProvisioningState.DELETING:
         raise OperationNotAllowed(f"cluster '{cluster.name}' is being deleted")
-    if spec.node_count > cluster.spec.max_nodes:
-        raise JobExceedsQuota(f"the job needs {spec.node_count} node(s) but cluster '{cluster.name}' has "
-                            f"max_nodes={cluster.spec.max_nodes}: submit with node_count <= "
-                            f"{cluster.spec.max_nodes}, or raise the cluster's max_nodes to {spec.node_count} or more "
-                            f"(PATCH .../clusters/{cluster.name}, `computeplane cluster update {cluster.name} "
-                            f"--max-nodes {spec.node_count}`)", field="node_count")
+    if (error := too_many_nodes(cluster, spec)) is not None:
+        raise error
 
 
 def accept_job(cluster: Cluster, job: Job) -> list[Action]:
     """Take a job into the cluster's queue (idempotent: a job already known is left alone)."""
     if cluster.job(job.id) is not None or job.state.is_terminal:
         return []
-    if job.spec.node_count > cluster.spec.max_nodes or cluster.provisioning_state is ProvisioningState.DELETING:
+    too_many = too_many_nodes(cluster, job.spec)
+    if too_many is not None or cluster.provisioning_state is ProvisioningState.DELETING:
         reason = ("ClusterDeleted: the cluster is being deleted"
-                  if cluster.provisioning_state is ProvisioningState.DELETING
-                  else f"JobNodeCountExceedsCoreQuota: needs {job.spec.node_count} nodes, max_nodes is "
-                       f"{cluster.spec.max_nodes}")
+                  if cluster.provisioning_state is ProvisioningState.DELETING or too_many is None
+                  else f"{too_many.code}: {too_many.message}")
         return [ProjectJob(JobUpdate(job_id=job.id, state=JobState.FAILED, attempt=max(job.attempts, 1),
                                      reason=reason))]
     spec = job.spec
