@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from shared.domain.errors import InvalidEvent
+from shared.domain.job import Job
 from shared.domain.requests import (
     ClusterCreate,
     IdentityAssignment,
@@ -128,6 +129,13 @@ def new_event(event_type: str, workspace: str, cluster: str, data: dict[str, Any
               time: datetime | None = None) -> CloudEvent:
     return CloudEvent(specversion="1.0", id=event_id, source=SOURCE, type=event_type,
                       subject=subject_for(workspace, cluster), time=time, data=data)
+
+
+def submit_event(job: Job) -> CloudEvent:
+    """The submit event of a recorded job: published by the HTTP submit, and again by the sweep when it was lost
+    (the same id, so the broker and the handler drop a copy)."""
+    return new_event(JOB_SUBMIT, job.workspace, job.cluster, {"job_id": job.id, **job.spec.model_dump(mode="json")},
+                     event_id=f"submit-{job.id}", time=job.submitted_at)
 
 
 def parse_cloud_event(body: bytes | str) -> CloudEvent:

@@ -86,6 +86,12 @@ class Job(BaseModel):
     history: list[JobHistoryEntry] = Field(default_factory=list)
     etag: str | None = Field(default=None, exclude=True)
 
+    @classmethod
+    def submitted(cls, workspace: str, job_id: str, cluster: str, spec: JobSpec, at: datetime) -> Job:
+        """A job as it is first recorded, by the HTTP submit or by a submit event from another system."""
+        return cls(workspace=workspace, id=job_id, cluster=cluster, spec=spec, submitted_at=at,
+                   reason="submitted; waiting for the scheduler")
+
 
 class JobUpdate(BaseModel):
     """A change to project onto the job document. Applying it twice, or late, changes nothing."""

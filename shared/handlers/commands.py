@@ -140,14 +140,11 @@ def submit_job(deps: Deps, workspace: str, cluster_name: str, spec: JobSpec,
         uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{workspace}/{idempotency_key}").hex
     created = True
     try:
-        job = deps.store.create_job(Job(workspace=workspace, id=job_id, cluster=cluster_name, spec=spec,
-                                        submitted_at=now, reason="submitted; waiting for the scheduler"))
+        job = deps.store.create_job(Job.submitted(workspace, job_id, cluster_name, spec, now))
     except AlreadyExists:
         job, created = _same_submit(deps, workspace, job_id, cluster_name, spec), False
     if created or not job.state.is_terminal:
-        deps.bus.publish(ev.new_event(ev.JOB_SUBMIT, workspace, cluster_name,
-                                      {"job_id": job.id, **spec.model_dump(mode="json")},
-                                      event_id=f"submit-{job.id}", time=job.submitted_at))
+        deps.bus.publish(ev.submit_event(job))
     return job, created
 
 

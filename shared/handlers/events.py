@@ -101,8 +101,7 @@ def on_job_submit(event: CloudEvent, body: JobSubmit, deps: Deps) -> None:
     job_id = body.job_id or event.id  # other systems may leave the id to us: the event id is stable
     job = deps.store.get_job(event.workspace, job_id)
     if job is None:
-        job = Job(workspace=event.workspace, id=job_id, cluster=event.cluster, spec=spec,
-                  submitted_at=event.time or deps.clock.now(), reason="submitted; waiting for the scheduler")
+        job = Job.submitted(event.workspace, job_id, event.cluster, spec, event.time or deps.clock.now())
         try:
             job = deps.store.create_job(job)
         except AlreadyExists:

@@ -47,9 +47,7 @@ def sweep(deps: Deps, horizon: timedelta = timedelta(0)) -> SweepReport:
         if job is None:
             continue
         # The HTTP layer wrote the job but its submit event never arrived: apply it now (same id, idempotent).
-        event = ev.new_event(ev.JOB_SUBMIT, workspace, job.cluster,
-                             {"job_id": job.id, **job.spec.model_dump(mode="json")}, event_id=f"submit-{job.id}",
-                             time=job.submitted_at)
+        event = ev.submit_event(job)
         try:
             dispatch(event, deps)
             report.jobs_resubmitted += 1
