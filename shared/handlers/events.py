@@ -28,17 +28,17 @@ from shared.domain.requests import (
     check_cluster_create,
     check_job_spec,
 )
-from shared.handlers.commands import (
-    check_job_fits_quota,
-    check_same_request,
-    prepare_cluster,
-    revoke_system_identity,
-)
 from shared.handlers.deps import Deps
 from shared.handlers.identity import on_identity_add, on_identity_remove
 from shared.handlers.jobs import project_job
 from shared.handlers.reconcile import reconcile_cluster
 from shared.handlers.tombstones import meant_for_a_deleted_cluster
+from shared.handlers.use_cases import (
+    check_job_fits_quota,
+    check_same_request,
+    prepare_cluster,
+    revoke_system_identity,
+)
 from shared.ports import AlreadyExists
 
 

@@ -146,7 +146,7 @@ def test_a_create_for_a_cluster_still_deleting_is_redelivered_not_dead_lettered(
                                                                                 queue: SqliteQueue) -> None:
     from shared.domain.errors import ClusterStillDeleting, TemporaryError
     from shared.domain.requests import ClusterCreate
-    from shared.handlers.commands import create_cluster, delete_cluster
+    from shared.handlers.use_cases import create_cluster, delete_cluster
 
     create_cluster(container.deps, "ws1", ClusterCreate(name="gpu-a", vm_size="Standard_D2_v2", max_nodes=2))
     container.deps.store.get_cluster("ws1", "gpu-a")

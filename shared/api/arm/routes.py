@@ -36,7 +36,7 @@ from shared.domain.commands import ScaleSettingsUpdate
 from shared.domain.errors import ClusterSpecConflict, InvalidField
 from shared.domain.requests import ClusterCreate, IdentityRemoval, check_cluster_create
 from shared.domain.vm_sizes import load_catalogue, normalize_location
-from shared.handlers import commands, identity
+from shared.handlers import identity, use_cases
 from shared.handlers.deps import Deps
 
 WORKSPACE = ("/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/"
@@ -96,7 +96,7 @@ def list_computes(request: Request, subscription: str, resource_group: str, work
 def get_compute(request: Request, subscription: str, resource_group: str, workspace: str, name: str,
                 deps: DepsDep, api_version: ApiVersion = None) -> Response:
     scope = workspace_of(request, api_version, subscription, resource_group, workspace)
-    return resource(request, commands.get_cluster(deps, scope.workspace, name), scope)
+    return resource(request, use_cases.get_cluster(deps, scope.workspace, name), scope)
 
 
 @arm_errors
@@ -108,7 +108,7 @@ def put_compute(request: Request, subscription: str, resource_group: str, worksp
     existing = deps.store.get_cluster(scope.workspace, name)
     kind: OperationKind = "create"
     if existing is None or existing.provisioning_state is ProvisioningState.DELETING:
-        cluster, _ = commands.create_cluster(deps, scope.workspace, create)
+        cluster, _ = use_cases.create_cluster(deps, scope.workspace, create)
     else:
         cluster, kind = update_in_place(deps, existing, create), "update"
     location = cluster.spec.location or normalize_location(deps.workspace_location)
@@ -134,7 +134,7 @@ def update_in_place(deps: Deps, existing: Cluster, create: ClusterCreate) -> Clu
     differing = {k: v for k, v in existing.spec.differences(spec).items() if k not in SCALE_FIELDS}
     if differing:
         raise ClusterSpecConflict(existing.name, differing)
-    cluster = commands.update_cluster(deps, existing.workspace, existing.name, ScaleSettingsUpdate(
+    cluster = use_cases.update_cluster(deps, existing.workspace, existing.name, ScaleSettingsUpdate(
         min_nodes=spec.min_nodes, max_nodes=spec.max_nodes,
         idle_seconds_before_scaledown=spec.idle_seconds_before_scaledown))
     if not same_identity_request(cluster.identity, create.identity_type, create.identity_id):
@@ -162,8 +162,8 @@ def patch_compute(request: Request, subscription: str, resource_group: str, work
     assert api_version is not None
     body = decoded(body)
     update = scale_update_of(body)
-    cluster = commands.update_cluster(deps, scope.workspace, name, update) if update.model_dump(exclude_none=True) \
-        else commands.get_cluster(deps, scope.workspace, name)
+    cluster = use_cases.update_cluster(deps, scope.workspace, name, update) if update.model_dump(exclude_none=True) \
+        else use_cases.get_cluster(deps, scope.workspace, name)
     if isinstance(body, dict) and "identity" in body:
         patch = identity_patch_of(body["identity"])
         if (patch.remove_all and cluster.identity.type is not None) or patch.remove:
@@ -189,7 +189,7 @@ def delete_compute(request: Request, subscription: str, resource_group: str, wor
                                                        "workspace and cannot be detached")
     if deps.store.get_cluster(scope.workspace, name) is None:
         return Response(status_code=204)
-    cluster = commands.delete_cluster(deps, scope.workspace, name)
+    cluster = use_cases.delete_cluster(deps, scope.workspace, name)
     location = cluster.spec.location or normalize_location(deps.workspace_location)
     headers = operation_headers(request, scope, Operation("delete", scope.workspace, name, cluster.uid), location,
                                 api_version)
@@ -200,7 +200,7 @@ def delete_compute(request: Request, subscription: str, resource_group: str, wor
 def list_nodes(request: Request, subscription: str, resource_group: str, workspace: str, name: str,
                deps: DepsDep, api_version: ApiVersion = None) -> Response:
     scope = workspace_of(request, api_version, subscription, resource_group, workspace)
-    return JSONResponse({"nodes": node_view(commands.get_cluster(deps, scope.workspace, name))})
+    return JSONResponse({"nodes": node_view(use_cases.get_cluster(deps, scope.workspace, name))})
 
 
 for prefix in (WORKSPACE, "/rp/workspaces" + WORKSPACE):

@@ -1,4 +1,4 @@
-"""Commands from the HTTP API: record what was asked (so a GET shows it at once), publish the event, answer.
+"""The HTTP API's use cases: record what was asked (so a GET shows it at once), publish the event, answer.
 
 The queue-triggered handlers do the work; an event that is lost after the record was written is found again by
 the timer's sweep (``next_reconcile_at`` is set, and unscheduled jobs are indexed).
