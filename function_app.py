@@ -7,8 +7,9 @@ import azure.functions as func
 
 from functions import arm, dashboard, health, queues, timer
 from shared.api.app import create_app
+from shared.bootstrap import container
 
-api = create_app()
+api = create_app(container)  # built from the settings on first use, never at import
 app = func.AsgiFunctionApp(app=api, http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(queues.bp)
 app.register_functions(timer.bp)

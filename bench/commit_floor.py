@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.adapters.sqlite_store import connect
+from shared.adapters.sqlite_connections import connect
 
 FLOOR_SCHEMA = """
 CREATE TABLE clusters (id INTEGER PRIMARY KEY, doc TEXT NOT NULL);

@@ -26,12 +26,13 @@ from rich.table import Table
 
 from bench.machine import console, peak_rss_kb, print_header
 from bench.store_counter import WRITES, CountingStore, OpKind, StoreCounter
-from shared.adapters.sqlite_store import SqliteStore, connect
+from shared.adapters.sqlite_connections import connect
+from shared.adapters.sqlite_store import SqliteStore
 from shared.bootstrap import build
 from shared.config import Settings
-from shared.domain.clock import format_utc
 from shared.domain.cluster import ClusterSpec
 from shared.domain.commands import new_cluster
+from shared.domain.utc import format_utc
 from shared.handlers.sweep import sweep
 
 WORKSPACES = 100

@@ -10,7 +10,7 @@ from bench.embedded_runtime import WORKSPACE, DrainStats, EmbeddedRuntime
 from shared.domain.events import SCALE_REQUEST, new_event
 from shared.domain.job import JobSpec
 from shared.domain.requests import ClusterCreate
-from shared.handlers.commands import create_cluster, submit_job
+from shared.handlers.use_cases import create_cluster, submit_job
 
 VM_SIZE = "Standard_D2s_v3"
 

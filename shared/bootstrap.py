@@ -21,7 +21,7 @@ from shared.adapters.token_signer import TokenSigner
 from shared.api.auth import ApiKeys
 from shared.config import Settings
 from shared.domain.events import CloudEvent
-from shared.domain.quota import QuotaLimits, limits_from_settings
+from shared.domain.quota import QuotaLimits
 from shared.handlers.deps import Deps
 from shared.ports import Clock, EventBus, NodeProvider, SnapshotStore, Store, TokenProvider
 from shared.telemetry.setup import TelemetrySettings, configure_telemetry
@@ -52,7 +52,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         bus.publish(event, not_before=not_before)
 
     snapshots = _snapshot_store(settings)
-    quota_limits = limits_from_settings(settings.extra)
+    quota_limits = settings.quota_limits
     local_nodes: LocalNodeProvider | None = None
     provider: NodeProvider
     if settings.provider == "azurebatch":
@@ -61,16 +61,14 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         provider = local_nodes = LocalNodeProvider(
             settings.data_dir, settings.runs_root, clock, publish, timedelta(seconds=settings.node_boot_seconds),
             fail_provisioning=settings.fail_provisioning,
-            preemption_rate_per_node_hour=float(
-                settings.extra.get("COMPUTEPLANE_PREEMPTION_RATE_PER_NODE_HOUR", "0") or 0),
+            preemption_rate_per_node_hour=settings.preemption_rate_per_node_hour,
             job_sandbox=settings.job_sandbox, snapshots=snapshots)
     tokens: TokenProvider = NoIdentityTokens()
     identity_app: ASGIApp | None = None
     if settings.identity_endpoint:
         grants = SqliteIdentityGrants(settings.data_dir / "identity.db")
         signer = TokenSigner(settings.data_dir / "keys")
-        denied = frozenset(r for r in settings.extra.get("COMPUTEPLANE_DENIED_RESOURCES", "").split(",") if r)
-        tokens = LocalTokens(grants, settings.identity_endpoint, signer, clock, denied)
+        tokens = LocalTokens(grants, settings.identity_endpoint, signer, clock, settings.denied_resources)
         identity_app = create_token_endpoint_app(grants, signer, clock)
     deps = traced_deps(Deps(store=store, bus=bus, provider=provider, tokens=tokens, clock=clock, policy=settings.policy,
                             workspace_location=settings.workspace_location, quota_limits=quota_limits,
@@ -102,12 +100,12 @@ def _store(settings: Settings) -> Store:
 
 def _snapshot_store(settings: Settings) -> SnapshotStore:
     """Jobs' code: in Blob Storage when COMPUTEPLANE_SNAPSHOT_ACCOUNT_URL is set, else in the data directory."""
-    account_url = settings.extra.get("COMPUTEPLANE_SNAPSHOT_ACCOUNT_URL")
+    account_url = settings.snapshot_account_url
     if not account_url:
         return FileSnapshotStore(settings.data_dir / "snapshots")
     from shared.adapters.blob_snapshots import BlobSnapshotStore  # the embedded runtime never loads the SDK
 
-    return BlobSnapshotStore.from_settings(account_url, settings.extra.get("COMPUTEPLANE_SNAPSHOT_CONTAINER", ""),
+    return BlobSnapshotStore.from_settings(account_url, settings.snapshot_container,
                                            settings.azure_client_id)
 
 

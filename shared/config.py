@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from shared.domain.events import QUEUE_NAMES
+from shared.domain.quota import QuotaLimits
 from shared.domain.reconcile import ReconcilePolicy
+from shared.settings_quota import QUOTA_SETTING_NAMES, SETTING_FAMILY_PREFIX, limits_from_env
 
 COSMOS_DATABASE_DEFAULT = "computeplane"
 COSMOS_CONTAINER_DEFAULT = "state"
@@ -25,7 +27,7 @@ SETTING_NAMES = (
     "ServiceBusConnection__fullyQualifiedNamespace", "COMPUTEPLANE_PREEMPTION_RATE_PER_NODE_HOUR",
     "COMPUTEPLANE_DENIED_RESOURCES", "COMPUTEPLANE_API_KEY", "COMPUTEPLANE_PROVISION_BACKOFF_SECONDS",
     "COMPUTEPLANE_RUNS_DIR", "COMPUTEPLANE_JOB_SANDBOX",
-    # The ARM-shaped API (shared/api/arm/context.py), read from ``extra``.
+    # The ARM-shaped API (shared/api/arm/context.py checks them when it is first called).
     "COMPUTEPLANE_ARM_AUTH", "COMPUTEPLANE_ARM_TENANT_ID", "COMPUTEPLANE_ARM_AUDIENCE", "COMPUTEPLANE_ARM_WORKSPACES",
     "COMPUTEPLANE_ARM_SUBSCRIPTION",
     "COMPUTEPLANE_SNAPSHOT_ACCOUNT_URL", "COMPUTEPLANE_SNAPSHOT_CONTAINER",
@@ -35,7 +37,19 @@ SETTING_NAMES = (
     "APPLICATIONINSIGHTS_CONNECTION_STRING", "OTEL_EXPORTER_OTLP_ENDPOINT", "COMPUTEPLANE_TELEMETRY_CONSOLE",
     "COMPUTEPLANE_BATCH_NODE_IDENTITY", "COMPUTEPLANE_CHECKPOINT_CONTAINER", "COMPUTEPLANE_BATCH_POLL_SECONDS",
     "COMPUTEPLANE_BATCH_EXPECTED_BOOT_SECONDS",
+    *QUOTA_SETTING_NAMES,
 )
+# The settings infra/app/api.bicep gives the app in Azure (the others keep their defaults there).
+DEPLOYED_SETTING_NAMES = (
+    "COMPUTEPLANE_STORE", "COMPUTEPLANE_BUS", "COMPUTEPLANE_WORKSPACE_LOCATION", "COMPUTEPLANE_PROVIDER",
+    "COSMOS__accountEndpoint", "COSMOS_DATABASE", "COSMOS_CONTAINER", "AZURE_CLIENT_ID",
+    "ServiceBusConnection__fullyQualifiedNamespace", "COMPUTEPLANE_SNAPSHOT_ACCOUNT_URL",
+    "COMPUTEPLANE_SNAPSHOT_CONTAINER", "AZURE_SUBSCRIPTION_ID", "COMPUTEPLANE_NODE_RESOURCE_GROUP",
+    "COMPUTEPLANE_BATCH_ACCOUNT", "COMPUTEPLANE_BATCH_ACCOUNT_ENDPOINT", "COMPUTEPLANE_BATCH_NODE_IMAGE",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+)
+# Settings named by a prefix and a free part (one per VM family): not in SETTING_NAMES, which names fixed settings.
+SETTING_PREFIXES = (SETTING_FAMILY_PREFIX,)
 ProviderKind = Literal["local", "azurebatch"]
 PROVIDER_KINDS: tuple[str, ...] = get_args(ProviderKind)
 # An Ubuntu marketplace image (publisher:offer:sku:version) and the Batch node agent that goes with it.
@@ -92,8 +106,9 @@ class AzureBatchSettings:
 JobSandboxMode = Literal["auto", "required", "off"]
 JOB_SANDBOX_MODES: tuple[str, ...] = get_args(JobSandboxMode)
 
-__all__ = ["COSMOS_CONTAINER_DEFAULT", "COSMOS_DATABASE_DEFAULT", "JOB_SANDBOX_MODES", "PROVIDER_KINDS", "QUEUE_NAMES",
-           "SETTING_NAMES", "AzureBatchSettings", "JobSandboxMode", "ProviderKind", "Settings"]
+__all__ = ["COSMOS_CONTAINER_DEFAULT", "COSMOS_DATABASE_DEFAULT", "DEPLOYED_SETTING_NAMES", "JOB_SANDBOX_MODES",
+           "PROVIDER_KINDS", "QUEUE_NAMES", "SETTING_NAMES", "SETTING_PREFIXES", "AzureBatchSettings", "JobSandboxMode",
+           "ProviderKind", "Settings"]
 
 
 @dataclass(frozen=True)
@@ -118,7 +133,19 @@ class Settings:
     cosmos_container: str = COSMOS_CONTAINER_DEFAULT
     azure_client_id: str | None = None
     service_bus_namespace: str | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
+    quota_limits: QuotaLimits = field(default_factory=QuotaLimits)
+    preemption_rate_per_node_hour: float = 0.0  # simulated preemptions of local low-priority nodes
+    denied_resources: frozenset[str] = frozenset()  # token audiences the local token endpoint refuses
+    api_key: str | None = None  # an extra API key of the local runtime
+    snapshot_account_url: str | None = None  # jobs' code in Blob Storage; None: in the data directory
+    snapshot_container: str = ""
+    # The ARM-shaped API's settings, as given: shared/api/arm/context.py checks them when it is first called, so a
+    # mistake there answers ARM's callers with the reason and leaves the rest of the app running.
+    arm_auth: str | None = None
+    arm_tenant_id: str | None = None
+    arm_audience: str | None = None
+    arm_workspaces: str | None = None
+    arm_subscription: str | None = None
 
     def __post_init__(self) -> None:
         if self.runs_dir is not None and self.runs_root.is_relative_to(self.data_dir.resolve()):
@@ -179,15 +206,26 @@ class Settings:
             cosmos_container=env.get("COSMOS_CONTAINER", COSMOS_CONTAINER_DEFAULT),
             azure_client_id=env.get("AZURE_CLIENT_ID"),
             service_bus_namespace=env.get("ServiceBusConnection__fullyQualifiedNamespace"),
-            extra={k: v for k, v in env.items() if k.startswith("COMPUTEPLANE_")},
+            quota_limits=limits_from_env(env),
+            preemption_rate_per_node_hour=_float(env, "COMPUTEPLANE_PREEMPTION_RATE_PER_NODE_HOUR", 0.0,
+                                                 "a number of preemptions per node-hour"),
+            denied_resources=frozenset(r for r in env.get("COMPUTEPLANE_DENIED_RESOURCES", "").split(",") if r),
+            api_key=env.get("COMPUTEPLANE_API_KEY"),
+            snapshot_account_url=env.get("COMPUTEPLANE_SNAPSHOT_ACCOUNT_URL") or None,
+            snapshot_container=env.get("COMPUTEPLANE_SNAPSHOT_CONTAINER", ""),
+            arm_auth=env.get("COMPUTEPLANE_ARM_AUTH") or None,
+            arm_tenant_id=env.get("COMPUTEPLANE_ARM_TENANT_ID") or None,
+            arm_audience=env.get("COMPUTEPLANE_ARM_AUDIENCE") or None,
+            arm_workspaces=env.get("COMPUTEPLANE_ARM_WORKSPACES") or None,
+            arm_subscription=env.get("COMPUTEPLANE_ARM_SUBSCRIPTION") or None,
         )
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, what: str = "a number of seconds") -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
         return float(raw)
     except ValueError:
-        raise ValueError(f"{name}: must be a number of seconds, got {raw!r}") from None
+        raise ValueError(f"{name}: must be {what}, got {raw!r}") from None

@@ -56,6 +56,11 @@ class Store(Protocol):
         ...
 
 
+# The largest event a bus carries (Service Bus standard tier's message size): a transport limit, checked where
+# events enter (``shared.handlers.registry.decode_event``) and where the API turns a request into an event.
+MAX_EVENT_BYTES = 256 * 1024
+
+
 class EventBus(Protocol):
     def publish(self, event: CloudEvent, *, not_before: datetime | None = None) -> None:
         """Send to the event's queue; ``not_before`` makes it a scheduled message. The event id is the message

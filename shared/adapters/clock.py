@@ -1,26 +1,10 @@
-"""Clocks: the real one, and one tests move by hand."""
+"""The real clock (tests move a fake one by hand: ``tests/fakes/clock.py``)."""
 
 from __future__ import annotations
 
-import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-class FakeClock:
-    def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
-        self._lock = threading.Lock()
-
-    def now(self) -> datetime:
-        with self._lock:
-            return self._now
-
-    def advance(self, delta: timedelta | float) -> datetime:
-        with self._lock:
-            self._now += delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
-            return self._now

@@ -54,12 +54,12 @@ from shared.adapters.cosmos_client import (
     transient_errors,
 )
 from shared.config import Settings
-from shared.domain.clock import format_utc
 from shared.domain.cluster import Cluster
 from shared.domain.errors import ConcurrencyConflict
 from shared.domain.job import Job, JobState
 from shared.domain.quota_ledger import QuotaLedger
 from shared.domain.tombstone import TOMBSTONE_KEPT, ClusterTombstone
+from shared.domain.utc import format_utc
 from shared.ports import AlreadyExists
 
 __all__ = ["EMULATOR_KEY", "INDEXING_POLICY", "CosmosStore", "cosmos_credential", "document_id"]

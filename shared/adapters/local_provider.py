@@ -17,7 +17,6 @@ import math
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -28,9 +27,8 @@ from typing import Any
 
 from computeplane.snapshot_archive import SnapshotRejected, unpack_archive
 from shared.adapters.job_sandbox import JobSandbox, JobSandboxUnavailable, choose_sandbox
-from shared.adapters.sqlite_store import connect
+from shared.adapters.sqlite_connections import ConnectionPerThread
 from shared.config import JobSandboxMode
-from shared.domain.clock import format_utc
 from shared.domain.cluster import Cluster, JobPhase
 from shared.domain.events import JOB_FINISHED, NODE_PREEMPTED, NODE_READY, CloudEvent, new_event
 from shared.domain.identity import LOCAL_RESOURCE_GROUP
@@ -43,6 +41,7 @@ from shared.domain.observation import (
     ResourceLock,
     RunStatus,
 )
+from shared.domain.utc import format_utc
 from shared.ports import Clock, RunRequest, SnapshotStore
 
 SCHEMA = """
@@ -83,7 +82,7 @@ class LocalNodeProvider:
         self._path = data_dir / "provider.db"
         self._clock, self._publish = clock, publish
         self._boot_delay, self._fail_provisioning = boot_delay, fail_provisioning
-        self._local = threading.local()
+        self._conn = ConnectionPerThread(self._path)
         self._conn().executescript(SCHEMA)
         columns = {row[1] for row in self._conn().execute("PRAGMA table_info(nodes)")}
         for column in ("checked_at", "priority"):  # data dirs of an older version
@@ -92,12 +91,6 @@ class LocalNodeProvider:
         self._children: dict[tuple[str, int], list[subprocess.Popen[bytes]]] = {}
         self._children_lock = threading.Lock()
         self._shutting_down = threading.Event()
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = connect(self._path)
-        return conn
 
     # --- nodes -------------------------------------------------------------------------------------------------
     def provision(self, workspace: str, cluster: str, node_id: str, priority: str | None = None) -> datetime | None:

@@ -53,9 +53,9 @@ from azure.servicebus.exceptions import (
 
 from shared.adapters.credentials import azure_credential
 from shared.config import SERVICE_BUS_CONNECTION, Settings
-from shared.domain.clock import as_utc
 from shared.domain.errors import TransientError
 from shared.domain.events import CloudEvent
+from shared.domain.utc import as_utc
 
 log = logging.getLogger(__name__)
 

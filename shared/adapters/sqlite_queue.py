@@ -8,16 +8,15 @@ dead-letter table that keeps the original body and the reason. It is safe for se
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from shared.adapters.sqlite_store import connect
-from shared.domain.clock import format_utc
+from shared.adapters.sqlite_connections import ConnectionPerThread
 from shared.domain.events import CloudEvent
+from shared.domain.utc import format_utc
 from shared.ports import Clock
 
 SCHEMA = """
@@ -75,15 +74,9 @@ class SqliteQueue:
         self._path, self._clock = path, clock
         self._lock_duration, self._duplicate_window = lock_duration, duplicate_window
         self._owner = f"{os.uname().nodename}:{os.getpid()}"
-        self._local = threading.local()
+        self._conn = ConnectionPerThread(self._path)
         self._arrivals: dict[str, threading.Event] = {}
         self._conn().executescript(SCHEMA)
-
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = connect(self._path)
-        return conn
 
     # --- EventBus port -----------------------------------------------------------------------------------------
     def publish(self, event: CloudEvent, *, not_before: datetime | None = None) -> None:

@@ -7,18 +7,18 @@ index and never scan every cluster.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from shared.domain.clock import format_utc
+from shared.adapters.sqlite_connections import ConnectionPerThread
 from shared.domain.cluster import Cluster
 from shared.domain.errors import ConcurrencyConflict
 from shared.domain.job import Job, JobState
 from shared.domain.quota_ledger import QuotaLedger
 from shared.domain.tombstone import ClusterTombstone
+from shared.domain.utc import format_utc
 from shared.ports import AlreadyExists
 
 _Doc = TypeVar("_Doc", Cluster, Job)
@@ -41,28 +41,12 @@ CREATE TABLE IF NOT EXISTS tombstones (
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """WAL so readers never block the writer; a busy timeout so concurrent processes wait instead of failing."""
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
-
-
 class SqliteStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
-        self._local = threading.local()
+        self._conn = ConnectionPerThread(path)
         self._conn().executescript(SCHEMA)
-
-    def _conn(self) -> sqlite3.Connection:
-        """One connection per thread: sqlite3 connections are not meant to be shared between threads."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = connect(self._path)
-        return conn
 
     # --- clusters ----------------------------------------------------------------------------------------------
     def get_cluster(self, workspace: str, name: str) -> Cluster | None:

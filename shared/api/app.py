@@ -12,17 +12,17 @@ from shared.api.arm import cloud as arm_cloud
 from shared.api.arm import routes as arm_routes
 from shared.api.arm.paths import ArmPathCasing
 from shared.api.auth import ApiKeyMiddleware, ApiKeys
-from shared.api.deps import DepsDep
+from shared.api.deps import ContainerSource, DepsDep
 from shared.api.errors import install_error_handlers
 from shared.api.limits import BodySizeLimit
 from shared.api.openapi_docs import install_docs
 from shared.api.views import ClusterView, EventAccepted, JobLogs, JobView, NodeView
 from shared.domain.commands import ScaleSettingsUpdate
 from shared.domain.errors import InvalidField
-from shared.domain.events import parse_cloud_event
 from shared.domain.job import JobSpec
 from shared.domain.requests import ClusterCreate, IdentityAssignment, IdentityRemoval
-from shared.handlers import commands, identity
+from shared.handlers import identity, use_cases
+from shared.handlers.registry import decode_event
 from shared.telemetry.http import RequestTelemetry
 
 Workspace = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="workspace name")]
@@ -41,7 +41,7 @@ workspace_routes = APIRouter(prefix="/api/workspaces/{workspace}")
                        responses={200: {"model": ClusterView}, 409: {}, 422: {}})
 def create_cluster(workspace: Workspace, body: ClusterCreate, deps: DepsDep, request: Request,
                    response: Response) -> ClusterView:
-    cluster, created = commands.create_cluster(deps, workspace, body)
+    cluster, created = use_cases.create_cluster(deps, workspace, body)
     response.status_code = 202 if created else 200
     response.headers["Location"] = str(request.url_for("show_cluster", workspace=workspace, name=cluster.name))
     return ClusterView.of(cluster)
@@ -54,22 +54,22 @@ def list_clusters(workspace: Workspace, deps: DepsDep) -> list[ClusterView]:
 
 @workspace_routes.get("/clusters/{name}", response_model=ClusterView, name="show_cluster")
 def show_cluster(workspace: Workspace, name: ClusterName, deps: DepsDep) -> ClusterView:
-    return ClusterView.of(commands.get_cluster(deps, workspace, name))
+    return ClusterView.of(use_cases.get_cluster(deps, workspace, name))
 
 
 @workspace_routes.patch("/clusters/{name}", response_model=ClusterView)
 def update_cluster(workspace: Workspace, name: ClusterName, body: ScaleSettingsUpdate, deps: DepsDep) -> ClusterView:
-    return ClusterView.of(commands.update_cluster(deps, workspace, name, body))
+    return ClusterView.of(use_cases.update_cluster(deps, workspace, name, body))
 
 
 @workspace_routes.delete("/clusters/{name}", status_code=202, response_model=ClusterView)
 def delete_cluster(workspace: Workspace, name: ClusterName, deps: DepsDep) -> ClusterView:
-    return ClusterView.of(commands.delete_cluster(deps, workspace, name))
+    return ClusterView.of(use_cases.delete_cluster(deps, workspace, name))
 
 
 @workspace_routes.get("/clusters/{name}/nodes", response_model=list[NodeView])
 def list_nodes(workspace: Workspace, name: ClusterName, deps: DepsDep) -> list[NodeView]:
-    cluster = commands.get_cluster(deps, workspace, name)
+    cluster = use_cases.get_cluster(deps, workspace, name)
     return [NodeView(node_id=n.node_id, state=n.state.value, run_id=n.run_id, private_ip=n.private_ip,
                      priority=cluster.priority_of(n))
             for n in cluster.nodes]
@@ -92,7 +92,7 @@ def remove_identity(workspace: Workspace, name: ClusterName, deps: DepsDep,
 def preempt_node(workspace: Workspace, name: ClusterName, node_id: Annotated[str, Path(max_length=200)],
                  deps: DepsDep) -> NodeView:
     """Take a low-priority node away, as Azure may at any time (local provider: for trying out preemption)."""
-    node = commands.preempt_node(deps, workspace, name, node_id)
+    node = use_cases.preempt_node(deps, workspace, name, node_id)
     return NodeView(node_id=node.node_id, state="preempted", run_id=node.run_id, private_ip=node.private_ip,
                     priority="lowpriority")
 
@@ -101,7 +101,7 @@ def preempt_node(workspace: Workspace, name: ClusterName, node_id: Annotated[str
                        responses={200: {"model": JobView}, 409: {}, 422: {}})
 def submit_job(workspace: Workspace, name: ClusterName, body: JobSpec, deps: DepsDep, request: Request,
                response: Response, idempotency_key: IdempotencyKey = None) -> JobView:
-    job, created = commands.submit_job(deps, workspace, name, body, idempotency_key)
+    job, created = use_cases.submit_job(deps, workspace, name, body, idempotency_key)
     response.status_code = 202 if created else 200
     response.headers["Location"] = str(request.url_for("show_job", workspace=workspace, job_id=job.id))
     return JobView.of(job)
@@ -109,7 +109,7 @@ def submit_job(workspace: Workspace, name: ClusterName, body: JobSpec, deps: Dep
 
 @workspace_routes.get("/clusters/{name}/jobs", response_model=list[JobView])
 def list_cluster_jobs(workspace: Workspace, name: ClusterName, deps: DepsDep) -> list[JobView]:
-    commands.get_cluster(deps, workspace, name)
+    use_cases.get_cluster(deps, workspace, name)
     return [JobView.of(j) for j in deps.store.list_jobs(workspace, name)]
 
 
@@ -120,13 +120,13 @@ def list_jobs(workspace: Workspace, deps: DepsDep) -> list[JobView]:
 
 @workspace_routes.get("/jobs/{job_id}", response_model=JobView, name="show_job")
 def show_job(workspace: Workspace, job_id: JobId, deps: DepsDep) -> JobView:
-    return JobView.of(commands.get_job(deps, workspace, job_id))
+    return JobView.of(use_cases.get_job(deps, workspace, job_id))
 
 
 @workspace_routes.get("/jobs/{job_id}/logs", response_model=JobLogs)
 def job_logs(workspace: Workspace, job_id: JobId, deps: DepsDep,
              attempt: Annotated[int | None, Query(ge=1)] = None) -> JobLogs:
-    job = commands.get_job(deps, workspace, job_id)
+    job = use_cases.get_job(deps, workspace, job_id)
     chosen = attempt or max(job.attempts, 1)
     if chosen > max(job.attempts, 1):
         raise InvalidField("attempt", f"the job has had {job.attempts} attempt(s)")
@@ -137,7 +137,7 @@ def job_logs(workspace: Workspace, job_id: JobId, deps: DepsDep,
 @workspace_routes.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobView)
 def cancel_job(workspace: Workspace, job_id: JobId, deps: DepsDep) -> JobView:
     """202 with the job as it is now and ``cancel_requested: true``; its state becomes Canceled shortly after."""
-    return JobView.of(commands.cancel_job(deps, workspace, job_id)).model_copy(update={"cancel_requested": True})
+    return JobView.of(use_cases.cancel_job(deps, workspace, job_id)).model_copy(update={"cancel_requested": True})
 
 
 system_routes = APIRouter(prefix="/api")
@@ -149,7 +149,7 @@ system_routes = APIRouter(prefix="/api")
                         "application/json": {"schema": {"type": "object"}}}}})
 async def accept_event(request: Request, deps: DepsDep) -> EventAccepted:
     """A structured-mode CloudEvent from another system, routed to its queue by type."""
-    event = parse_cloud_event(await request.body())
+    event = decode_event(await request.body())
     deps.bus.publish(event)
     return EventAccepted(id=event.id, type=event.type, queue=event.queue)
 
@@ -159,19 +159,19 @@ def health() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-def _api_keys() -> ApiKeys | None:
-    from shared.bootstrap import container
-
-    return container().api_keys
-
-
-def create_app() -> FastAPI:
+def create_app(container: ContainerSource) -> FastAPI:
+    """The API of the given container (a callable, so that it can be built on first use)."""
     app = FastAPI(title="ComputePlane", version="0.1.0",
                   description="A serverless control plane for ML compute clusters with AmlCompute semantics.",
                   docs_url=None, openapi_url="/api/openapi.json", redoc_url=None)
     install_docs(app)  # Swagger UI from a pinned package, the key scheme and the error bodies
     install_error_handlers(app)
-    app.add_middleware(ApiKeyMiddleware, keys=_api_keys)
+    app.state.container = container
+
+    def api_keys() -> ApiKeys | None:
+        return container().api_keys
+
+    app.add_middleware(ApiKeyMiddleware, keys=api_keys)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(ArmPathCasing)
     app.add_middleware(RequestTelemetry)  # outermost: refused requests are traced and logged too

@@ -13,7 +13,7 @@ from shared.api.auth import request_key
 from shared.api.deps import DepsDep
 from shared.dashboard.assets import asset
 from shared.domain.node_history import NodeCountSample, samples_of
-from shared.handlers import commands
+from shared.handlers import use_cases
 
 DASHBOARD_PATH = "/api/dashboard/"  # under /api/ so the Functions host (route prefix "api") reaches it in Azure
 
@@ -62,6 +62,6 @@ def visible_workspaces(request: Request) -> VisibleWorkspaces:
 def node_timeline(workspace: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")],
                   name: Annotated[str, Path(min_length=1, max_length=64)], deps: DepsDep) -> NodeTimeline:
     """The cluster's node counts by state each time they changed (bounded: the latest samples)."""
-    cluster = commands.get_cluster(deps, workspace, name)
+    cluster = use_cases.get_cluster(deps, workspace, name)
     return NodeTimeline(cluster=cluster.name, now=deps.clock.now(), created_at=cluster.created_at,
                         samples=samples_of(cluster.node_history))

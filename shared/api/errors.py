@@ -1,9 +1,13 @@
-"""One place that maps errors to HTTP: domain errors to their status, validation to 422 naming each field."""
+"""One place that maps errors to HTTP: domain errors to their status, validation to 422 naming each field.
+
+The domain's errors carry no HTTP status (they travel on queues too); ``HTTP_STATUS`` gives each kind its status
+here, and an error the API itself defines registers its own with ``@answers(status)``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,9 +15,65 @@ from fastapi.responses import JSONResponse
 from pydantic_core import PydanticSerializationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.domain.errors import DomainError, TransientError
+from shared.domain.errors import (
+    ClusterSpecConflict,
+    ComputeTargetNotFound,
+    DomainError,
+    IdempotencyKeyReused,
+    InvalidEvent,
+    InvalidField,
+    InvalidFields,
+    JobExceedsQuota,
+    JobNotFound,
+    OperationNotAllowed,
+    SimulationOnly,
+    TransientError,
+)
 
 RETRY_AFTER_SECONDS = 1
+
+# The status of each kind of domain error; a subclass not listed answers its nearest listed base's.
+HTTP_STATUS: dict[type[DomainError], int] = {
+    DomainError: 400,
+    InvalidEvent: 400,
+    JobExceedsQuota: 400,
+    InvalidField: 422,
+    ComputeTargetNotFound: 404,
+    JobNotFound: 404,
+    ClusterSpecConflict: 409,
+    OperationNotAllowed: 409,
+    IdempotencyKeyReused: 409,
+    SimulationOnly: 501,
+}
+
+_Error = TypeVar("_Error", bound=type[DomainError])
+
+
+def answers(status: int) -> Callable[[_Error], _Error]:
+    """Class decorator for an error the API defines: the HTTP status it answers."""
+    def register(error: _Error) -> _Error:
+        HTTP_STATUS[error] = status
+        return error
+    return register
+
+
+def status_of(error: DomainError) -> int:
+    return next(HTTP_STATUS[kind] for kind in type(error).__mro__ if kind in HTTP_STATUS)
+
+
+def error_body(error: DomainError) -> dict[str, object]:
+    """``{"error": {"code", "message", "details"?}}``: details name each field and its rule where the error has them."""
+    body: dict[str, Any] = {"code": error.code, "message": error.message}
+    if isinstance(error, InvalidFields):
+        body["details"] = [{"field": e.field, "rule": e.rule} for e in error.errors]
+    elif isinstance(error, InvalidField):
+        body["details"] = [{"field": error.field, "rule": error.rule}]
+    elif isinstance(error, ClusterSpecConflict):
+        body["details"] = [{"field": f, "existing": old, "requested": new}
+                           for f, (old, new) in sorted(error.differing.items())]
+    elif isinstance(error, JobExceedsQuota) and error.field is not None:
+        body["details"] = [{"field": error.field, "rule": error.message}]
+    return {"error": body}
 
 
 def describe_validation_error(err: Mapping[str, Any], content_type: str | None) -> dict[str, str]:
@@ -39,7 +99,7 @@ def describe_validation_error(err: Mapping[str, Any], content_type: str | None) 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status, content=exc.to_body())
+        return JSONResponse(status_code=status_of(exc), content=error_body(exc))
 
     @app.exception_handler(TransientError)
     async def store_unavailable(_: Request, exc: TransientError) -> JSONResponse:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from shared.api.deps import DepsDep
+from shared.api.errors import answers
 from shared.domain.errors import DomainError, SimulationOnly
 from shared.domain.observation import LockLevel, ResourceLock
 from shared.handlers.deps import Deps
@@ -33,9 +34,9 @@ class LockView(BaseModel):
         return cls(name=lock.name, level=lock.level.value, scope=lock.scope)
 
 
+@answers(404)
 class LockNotFound(DomainError):
     code = "LockNotFound"
-    status = 404
 
 
 def _simulated_cloud(deps: Deps) -> SimulatedCloud:

@@ -17,6 +17,7 @@ from computeplane.snapshot_archive import (
     digest_of,
 )
 from shared.api.deps import DepsDep
+from shared.api.errors import answers
 from shared.domain.errors import DomainError, InvalidField
 from shared.handlers.deps import Deps
 from shared.ports import SnapshotStore
@@ -27,14 +28,14 @@ Digest = Annotated[str, Path(pattern=DIGEST_PATTERN, description="SHA-256 of the
 routes = APIRouter(prefix="/api/workspaces/{workspace}")
 
 
+@answers(501)
 class SnapshotsUnavailable(DomainError):
     code = "SnapshotsUnavailable"
-    status = 501
 
 
+@answers(404)
 class SnapshotNotFound(DomainError):
     code = "SnapshotNotFound"
-    status = 404
 
 
 class SnapshotView(BaseModel):

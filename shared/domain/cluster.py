@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.domain.clock import UtcDatetime
 from shared.domain.identity import ClusterIdentity
+from shared.domain.job import JobState
 from shared.domain.low_priority import (
     DEDICATED,
     DEFAULT_MAX_PREEMPTION_RETRIES,
@@ -17,6 +17,9 @@ from shared.domain.low_priority import (
     LowPriorityFallback,
     Priority,
 )
+from shared.domain.utc import UtcDatetime
+from shared.domain.validation import DEFAULT_IDLE_SECONDS_BEFORE_SCALEDOWN, DEFAULT_MIN_NODES, DEFAULT_VM_PRIORITY
+from shared.domain.vm_sizes import VmPriority
 
 APPLIED_EVENTS_KEPT = 200
 
@@ -62,9 +65,9 @@ class ClusterSpec(BaseModel):
 
     vm_size: str
     max_nodes: int
-    min_nodes: int = 0
-    vm_priority: Literal["dedicated", "lowpriority"] = "dedicated"
-    idle_seconds_before_scaledown: int = 1800
+    min_nodes: int = DEFAULT_MIN_NODES  # the defaults are AmlCompute's, named once in shared.domain.validation
+    vm_priority: VmPriority = DEFAULT_VM_PRIORITY
+    idle_seconds_before_scaledown: int = DEFAULT_IDLE_SECONDS_BEFORE_SCALEDOWN
     location: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     description: str | None = None
@@ -92,6 +95,24 @@ class ClusterSpec(BaseModel):
         return {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
 
 
+class ClusterErrorCode(StrEnum):
+    """The conditions a cluster reports in ``errors`` (one entry per code), as AmlCompute names them."""
+
+    NODE_PROVISIONING_FAILED = "NodeProvisioningFailed"
+    QUOTA_EXCEEDED = "QuotaExceeded"  # the cluster cannot grow: a quota or the cloud's own quota refusal
+    RESIZE_ERROR = "ResizeError"  # any other refusal of the cloud to resize
+    RESOURCE_LOCKED = "ResourceLocked"
+
+
+class Interruption(StrEnum):
+    """Why a running attempt ended without an exit code (the job's reason starts with it)."""
+
+    PREEMPTED = "Preempted"  # counted against max_preemption_retries
+    NODE_FAILED = "NodeFailed"  # these against max_retries
+    NODE_LOST = "NodeLost"
+    RUN_LOST = "RunLost"
+
+
 class JobPhase(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -108,9 +129,12 @@ class JobEntry(BaseModel):
     attempt: int = 1
     node_ids: list[str] = Field(default_factory=list)
     started_at: UtcDatetime | None = None
-    # What the job document should show (Queued/Preparing/Running) and why; a change is projected to the job document.
-    visible_state: str = "Queued"
+    # What the job document should show (Queued/Preparing/Running; None: nothing yet) and why; a change is
+    # projected to the job document. ``interrupted_by``: the interruption that requeued it (its reason then stays
+    # until it runs again).
+    visible_state: JobState | None = JobState.QUEUED
     reason: str | None = None
+    interrupted_by: Interruption | None = None
     # Interruptions, counted apart: infrastructure failures against max_retries, preemptions against
     # max_preemption_retries (see shared.domain.low_priority).
     failures: int = 0
@@ -123,6 +147,11 @@ class JobEntry(BaseModel):
     checkpoint_interval_seconds: int | None = None
     deadline: UtcDatetime | None = None
     expected_runtime_seconds: int | None = None
+
+    @field_validator("visible_state", mode="before")
+    @classmethod
+    def _nothing_shown_yet(cls, value: object) -> object:
+        return None if value == "" else value  # documents written before the enum said "" for None
 
 
 class ClusterError(BaseModel):
@@ -218,10 +247,10 @@ class Cluster(BaseModel):
         self.node_seq += 1
         return f"{self.name}-{self.uid[:6]}-{self.node_seq:04d}"
 
-    def add_error(self, code: str, message: str, now: datetime) -> None:
+    def add_error(self, code: ClusterErrorCode, message: str, now: datetime) -> None:
         """One entry per code: the newest message replaces an older one, so errors never pile up."""
         self.errors = [e for e in self.errors if e.code != code]
         self.errors.append(ClusterError(code=code, message=message, time=now))
 
-    def clear_error(self, code: str) -> None:
+    def clear_error(self, code: ClusterErrorCode) -> None:
         self.errors = [e for e in self.errors if e.code != code]

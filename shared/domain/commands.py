@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.domain.actions import Action, ProjectJob, StopRun
 from shared.domain.cluster import Cluster, ClusterSpec, JobEntry, JobPhase, NodeState, ProvisioningState
-from shared.domain.errors import InvalidField, OperationNotAllowed, QuotaExceeded
+from shared.domain.errors import InvalidField, JobExceedsQuota, OperationNotAllowed
 from shared.domain.job import Job, JobSpec, JobState, JobUpdate
 from shared.domain.low_priority import DEFAULT_MAX_PREEMPTION_RETRIES
 from shared.domain.validation import (
@@ -84,33 +84,40 @@ def mark_deleting(cluster: Cluster, now: datetime) -> bool:
     return True
 
 
+def too_many_nodes(cluster: Cluster, spec: JobSpec) -> JobExceedsQuota | None:
+    """The rule on a job's node count, in one place: never more nodes than the cluster's max_nodes."""
+    if spec.node_count <= cluster.spec.max_nodes:
+        return None
+    return JobExceedsQuota(f"the job needs {spec.node_count} node(s) but cluster '{cluster.name}' has "
+                           f"max_nodes={cluster.spec.max_nodes}: submit with node_count <= "
+                           f"{cluster.spec.max_nodes}, or raise the cluster's max_nodes to {spec.node_count} or more "
+                           f"(PATCH .../clusters/{cluster.name}, `computeplane cluster update {cluster.name} "
+                           f"--max-nodes {spec.node_count}`)", field="node_count")
+
+
 def check_job_fits(cluster: Cluster, spec: JobSpec) -> None:
     """A job that can never run on this cluster is refused at submit, not left queued forever."""
     if cluster.provisioning_state is ProvisioningState.DELETING:
         raise OperationNotAllowed(f"cluster '{cluster.name}' is being deleted")
-    if spec.node_count > cluster.spec.max_nodes:
-        raise QuotaExceeded(f"the job needs {spec.node_count} node(s) but cluster '{cluster.name}' has "
-                            f"max_nodes={cluster.spec.max_nodes}: submit with node_count <= "
-                            f"{cluster.spec.max_nodes}, or raise the cluster's max_nodes to {spec.node_count} or more "
-                            f"(PATCH .../clusters/{cluster.name}, `computeplane cluster update {cluster.name} "
-                            f"--max-nodes {spec.node_count}`)", field="node_count")
+    if (error := too_many_nodes(cluster, spec)) is not None:
+        raise error
 
 
 def accept_job(cluster: Cluster, job: Job) -> list[Action]:
     """Take a job into the cluster's queue (idempotent: a job already known is left alone)."""
     if cluster.job(job.id) is not None or job.state.is_terminal:
         return []
-    if job.spec.node_count > cluster.spec.max_nodes or cluster.provisioning_state is ProvisioningState.DELETING:
+    too_many = too_many_nodes(cluster, job.spec)
+    if too_many is not None or cluster.provisioning_state is ProvisioningState.DELETING:
         reason = ("ClusterDeleted: the cluster is being deleted"
-                  if cluster.provisioning_state is ProvisioningState.DELETING
-                  else f"JobNodeCountExceedsCoreQuota: needs {job.spec.node_count} nodes, max_nodes is "
-                       f"{cluster.spec.max_nodes}")
+                  if cluster.provisioning_state is ProvisioningState.DELETING or too_many is None
+                  else f"{too_many.code}: {too_many.message}")
         return [ProjectJob(JobUpdate(job_id=job.id, state=JobState.FAILED, attempt=max(job.attempts, 1),
                                      reason=reason))]
     spec = job.spec
     cluster.jobs.append(JobEntry(
         job_id=job.id, node_count=spec.node_count, max_retries=spec.max_retries, submitted_at=job.submitted_at,
-        attempt=max(job.attempts, 1), visible_state="", reason=None,
+        attempt=max(job.attempts, 1), visible_state=None, reason=None,
         max_preemption_retries=(DEFAULT_MAX_PREEMPTION_RETRIES if spec.max_preemption_retries is None
                                 else spec.max_preemption_retries),
         on_preemption_retries_exhausted=spec.on_preemption_retries_exhausted,

@@ -1,49 +1,56 @@
-"""Domain errors, named for what the caller did. Each maps to one HTTP status and one CLI exit code
-(see ``shared.api.errors``)."""
+"""Error kinds, as kopf names them: a ``PermanentError`` can never pass by trying again; a ``TemporaryError`` may
+(after its ``delay``, when it knows one). Domain errors are permanent and named for what the caller did.
+
+They carry no transport: the API maps them to HTTP (``shared.api.errors``, ``shared.api.arm.errors``), the trigger
+layer to dead-letter or redelivery (``shared.handlers.messages``, ``shared.local.host``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TypeVar
 
 T = TypeVar("T")
 
 
-class DomainError(Exception):
+class PermanentError(Exception):
+    """Retrying cannot help: a request is refused, an event is dead-lettered at once with this reason."""
+
+
+class TemporaryError(Exception):
+    """May pass if tried again, after ``delay`` when the error knows how long (None: the transport's own backoff)."""
+
+    def __init__(self, message: str, delay: timedelta | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class DomainError(PermanentError):
     """Base of every error a user can cause. ``code`` is the stable, AmlCompute-like error code."""
 
     code = "BadRequest"
-    status = 400
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-    def to_body(self) -> dict[str, object]:
-        return {"error": {"code": self.code, "message": self.message}}
 
 
 class InvalidField(DomainError):
     """A field broke a rule. Always names the field and the rule."""
 
     code = "InvalidField"
-    status = 422
 
     def __init__(self, field: str, rule: str) -> None:
         super().__init__(f"{field}: {rule}")
         self.field = field
         self.rule = rule
 
-    def to_body(self) -> dict[str, object]:
-        return {"error": {"code": self.code, "message": self.message,
-                          "details": [{"field": self.field, "rule": self.rule}]}}
-
 
 class SimulationOnly(DomainError):
     """A control only a simulated cloud has (preempt a node, set a lock), asked of a runtime with real nodes."""
 
     code = "NotSupportedByNodeProvider"
-    status = 501
 
 
 class InvalidFields(InvalidField):
@@ -54,10 +61,6 @@ class InvalidFields(InvalidField):
         self.errors = errors
         self.message = "; ".join(e.message for e in errors)
         self.args = (self.message,)
-
-    def to_body(self) -> dict[str, object]:
-        return {"error": {"code": self.code, "message": self.message,
-                          "details": [{"field": e.field, "rule": e.rule} for e in self.errors]}}
 
 
 class FieldErrors:
@@ -90,66 +93,69 @@ class InvalidEvent(DomainError):
 
 class ComputeTargetNotFound(DomainError):
     code = "ComputeTargetNotFound"
-    status = 404
 
 
 class JobNotFound(DomainError):
     code = "JobNotFound"
-    status = 404
 
 
 class ClusterSpecConflict(DomainError):
     """A create for an existing name with a different spec (AmlCompute would silently keep the old one)."""
 
     code = "ComputeTargetSpecConflict"
-    status = 409
 
     def __init__(self, name: str, differing: dict[str, tuple[object, object]]) -> None:
         fields = ", ".join(sorted(differing))
         super().__init__(f"cluster '{name}' already exists with a different spec; differing fields: {fields}")
         self.differing = differing
 
-    def to_body(self) -> dict[str, object]:
-        return {"error": {"code": self.code, "message": self.message,
-                          "details": [{"field": f, "existing": old, "requested": new}
-                                      for f, (old, new) in sorted(self.differing.items())]}}
-
 
 class OperationNotAllowed(DomainError):
     """The request is well formed but the current state forbids it (deleting cluster, finished job, ...)."""
 
     code = "OperationNotAllowed"
-    status = 409
 
 
 class IdempotencyKeyReused(DomainError):
     """A submit repeated with the same Idempotency-Key but another request: the key names the first one only."""
 
     code = "IdempotencyKeyReused"
-    status = 409
 
 
-class QuotaExceeded(DomainError):
-    """A job that can never fit the cluster or the quota, rejected at submit. ``field`` names what to change."""
+class JobExceedsQuota(DomainError):
+    """A job that can never fit the cluster or the quota, rejected at submit. ``field`` names what to change.
+    Not the cluster's ``ClusterErrorCode.QUOTA_EXCEEDED`` condition, which says that a job waits for quota."""
 
     code = "JobNodeCountExceedsCoreQuota"
-    status = 400
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
 
-    def to_body(self) -> dict[str, object]:
-        body = super().to_body()
-        if self.field is not None:
-            body["error"]["details"] = [{"field": self.field, "rule": self.message}]  # type: ignore[index]
-        return body
 
-
-class TransientError(Exception):
+class TransientError(TemporaryError):
     """Something outside the domain failed in a way that may pass (429, 503, timeout, lost race).
     The message is redelivered; after maxDeliveryCount it is dead-lettered."""
 
 
 class ConcurrencyConflict(TransientError):
     """A conditional write lost a race (etag / version mismatch): retry with fresh state."""
+
+
+class ClusterStillDeleting(TemporaryError):
+    """A create for a name whose previous cluster is still releasing its nodes. Redelivered until the name is free
+    (as the HTTP API answers 409 until then); dead-lettered with this reason if it never is. No delay of its own:
+    the transport's growing backoff already spans the minutes a release can take."""
+
+    def __init__(self, workspace: str, cluster: str) -> None:
+        super().__init__(f"cluster {workspace}/{cluster} is still being deleted; the create is retried until it is "
+                         f"gone")
+
+
+def reason_of(error: PermanentError) -> str:
+    """Why an error can never pass, as a user reads it: ``code: message`` (an invalid event's message says it all)."""
+    if isinstance(error, InvalidEvent):
+        return error.message
+    if isinstance(error, DomainError):
+        return f"{error.code}: {error.message}"
+    return str(error)

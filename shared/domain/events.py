@@ -8,18 +8,31 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from shared.domain.clock import UtcDatetime
 from shared.domain.errors import InvalidEvent
+from shared.domain.job import Job
+from shared.domain.requests import (
+    ClusterCreate,
+    IdentityAssignment,
+    IdentityRemoval,
+    JobFinished,
+    JobRef,
+    JobSubmit,
+    NodeRef,
+    ScaleSettingsUpdate,
+    UnreadBody,
+    WakeUp,
+)
+from shared.domain.utc import UtcDatetime
 
 CLUSTER_EVENTS = "cluster-events"
 JOB_EVENTS = "job-events"
 SCALE_EVENTS = "scale-events"
-QUEUE_NAMES = (CLUSTER_EVENTS, JOB_EVENTS, SCALE_EVENTS)
 
 CLUSTER_CREATE = "computeplane.cluster.create"
 CLUSTER_UPDATE = "computeplane.cluster.update"
@@ -34,23 +47,36 @@ NODE_READY = "computeplane.node.ready"
 NODE_PREEMPTED = "computeplane.node.preempted"
 NODE_FAILED = "computeplane.node.failed"
 
-QUEUE_OF_TYPE: dict[str, str] = {
-    CLUSTER_CREATE: CLUSTER_EVENTS,
-    CLUSTER_UPDATE: CLUSTER_EVENTS,
-    CLUSTER_DELETE: CLUSTER_EVENTS,
-    CLUSTER_IDENTITY_ADD: CLUSTER_EVENTS,
-    CLUSTER_IDENTITY_REMOVE: CLUSTER_EVENTS,
-    JOB_SUBMIT: JOB_EVENTS,
-    JOB_CANCEL: JOB_EVENTS,
-    JOB_FINISHED: JOB_EVENTS,
-    SCALE_REQUEST: SCALE_EVENTS,
-    NODE_READY: SCALE_EVENTS,
-    NODE_PREEMPTED: SCALE_EVENTS,
-    NODE_FAILED: SCALE_EVENTS,
-}
+
+
+@dataclass(frozen=True)
+class EventKind:
+    """What an event type means: the queue it travels on, the model of its ``data`` and one line for people.
+    The handler layer binds exactly one handler to each kind (``shared.handlers.registry``)."""
+
+    event_type: str
+    queue: str
+    body: type[BaseModel]
+    meaning: str
+
+
+EVENT_KINDS: dict[str, EventKind] = {kind.event_type: kind for kind in (
+    EventKind(CLUSTER_CREATE, CLUSTER_EVENTS, ClusterCreate, "create a cluster (get-or-create)"),
+    EventKind(CLUSTER_UPDATE, CLUSTER_EVENTS, ScaleSettingsUpdate, "change a cluster's scale settings"),
+    EventKind(CLUSTER_DELETE, CLUSTER_EVENTS, UnreadBody, "delete a cluster (its nodes are released first)"),
+    EventKind(CLUSTER_IDENTITY_ADD, CLUSTER_EVENTS, IdentityAssignment, "assign managed identities"),
+    EventKind(CLUSTER_IDENTITY_REMOVE, CLUSTER_EVENTS, IdentityRemoval, "remove managed identities"),
+    EventKind(JOB_SUBMIT, JOB_EVENTS, JobSubmit, "submit a job"),
+    EventKind(JOB_CANCEL, JOB_EVENTS, JobRef, "cancel a job"),
+    EventKind(JOB_FINISHED, JOB_EVENTS, JobFinished, "a job's attempt finished (the provider's view is the truth)"),
+    EventKind(SCALE_REQUEST, SCALE_EVENTS, WakeUp, "reconcile the cluster now"),
+    EventKind(NODE_READY, SCALE_EVENTS, NodeRef, "a node is ready"),
+    EventKind(NODE_PREEMPTED, SCALE_EVENTS, NodeRef, "a low-priority node was preempted"),
+    EventKind(NODE_FAILED, SCALE_EVENTS, NodeRef, "a node failed"),
+)}
+QUEUE_NAMES: tuple[str, ...] = tuple(dict.fromkeys(kind.queue for kind in EVENT_KINDS.values()))
 
 SOURCE = "/computeplane"
-MAX_EVENT_BYTES = 256 * 1024  # Service Bus standard tier message size
 _SUBJECT = re.compile(r"^workspaces/(?P<workspace>[A-Za-z0-9][A-Za-z0-9_-]{0,63})/clusters/(?P<cluster>[^/]{1,64})$")
 
 
@@ -69,7 +95,7 @@ class CloudEvent(BaseModel):
 
     @property
     def queue(self) -> str:
-        return QUEUE_OF_TYPE[self.type]
+        return EVENT_KINDS[self.type].queue
 
     @property
     def workspace(self) -> str:
@@ -105,11 +131,17 @@ def new_event(event_type: str, workspace: str, cluster: str, data: dict[str, Any
                       subject=subject_for(workspace, cluster), time=time, data=data)
 
 
+def submit_event(job: Job) -> CloudEvent:
+    """The submit event of a recorded job: published by the HTTP submit, and again by the sweep when it was lost
+    (the same id, so the broker and the handler drop a copy)."""
+    return new_event(JOB_SUBMIT, job.workspace, job.cluster, {"job_id": job.id, **job.spec.model_dump(mode="json")},
+                     event_id=f"submit-{job.id}", time=job.submitted_at)
+
+
 def parse_cloud_event(body: bytes | str) -> CloudEvent:
-    """Decode and check an event; anything that can never be applied raises ``InvalidEvent`` with the reason."""
+    """Decode and check an event; anything that can never be applied raises ``InvalidEvent`` with the reason.
+    The transport's size limit is checked by the caller (``shared.handlers.registry.decode_event``)."""
     raw = body.encode() if isinstance(body, str) else body
-    if len(raw) > MAX_EVENT_BYTES:
-        raise InvalidEvent(f"event body is {len(raw)} bytes; the limit is {MAX_EVENT_BYTES} (Service Bus message size)")
     try:
         payload = json.loads(raw)
         json.dumps(payload, ensure_ascii=False).encode()  # lone surrogates ("\ud800") are not text we can keep
@@ -123,8 +155,8 @@ def parse_cloud_event(body: bytes | str) -> CloudEvent:
         event = CloudEvent.model_validate(payload)
     except ValidationError as exc:
         raise InvalidEvent(f"not a CloudEvent 1.0: {describe_validation_error(exc)}") from None
-    if event.type not in QUEUE_OF_TYPE:
-        raise InvalidEvent(f"type: unknown event type {event.type[:100]!r}; known: {', '.join(sorted(QUEUE_OF_TYPE))}")
+    if event.type not in EVENT_KINDS:
+        raise InvalidEvent(f"type: unknown event type {event.type[:100]!r}; known: {', '.join(sorted(EVENT_KINDS))}")
     _subject_parts(event.subject)
     return event
 

@@ -37,7 +37,7 @@ _USER_ASSIGNED_ARM_ID = re.compile(
 )
 # Azure's naming rules for resource groups and user-assigned identities.
 _RESOURCE_GROUP_NAME = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
-_IDENTITY_NAME = re.compile(r"^[A-Za-z0-9][-\w]{2,127}$")
+_IDENTITY_NAME = re.compile(r"^[A-Za-z0-9][-\w]{2,127}$", re.ASCII)
 
 ARM_ID_RULE = (
     "must be /subscriptions/{subscription-guid}/resourcegroups/{resource-group}"
@@ -101,6 +101,16 @@ def parse_user_assigned_arm_id(arm_id: str) -> tuple[str, str, str]:
         raise InvalidField("identity_id", f"identity name '{name}' in '{arm_id}' is not a valid name "
                                           "(3-128 letters, digits, '-' or '_', starting with a letter or digit)")
     return subscription.lower(), resource_group, name
+
+
+def is_user_assigned_arm_id(arm_id: str) -> bool:
+    """Whether ``arm_id`` is a well-formed user-assigned identity's ARM id (the rules of
+    ``parse_user_assigned_arm_id``: the one pattern of such ids)."""
+    try:
+        parse_user_assigned_arm_id(arm_id)
+    except InvalidField:
+        return False
+    return True
 
 
 def canonical_user_assigned_arm_id(arm_id: str) -> str:

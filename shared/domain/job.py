@@ -7,8 +7,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.domain.clock import UtcDatetime
 from shared.domain.low_priority import AfterPreemptionRetries
+from shared.domain.utc import UtcDatetime
 
 
 class JobState(StrEnum):
@@ -85,6 +85,12 @@ class Job(BaseModel):
     finished_at: UtcDatetime | None = None
     history: list[JobHistoryEntry] = Field(default_factory=list)
     etag: str | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def submitted(cls, workspace: str, job_id: str, cluster: str, spec: JobSpec, at: datetime) -> Job:
+        """A job as it is first recorded, by the HTTP submit or by a submit event from another system."""
+        return cls(workspace=workspace, id=job_id, cluster=cluster, spec=spec, submitted_at=at,
+                   reason="submitted; waiting for the scheduler")
 
 
 class JobUpdate(BaseModel):

@@ -16,8 +16,8 @@ for most GPU families; ComputePlane keeps 0 for the large and legacy GPU familie
 (``standardNCSv3Family``: 2 x Standard_NC6s_v3) so that small GPU examples run locally. See
 ``DEFAULT_FAMILY_DEDICATED_VCPUS``.
 
-Settings (read by ``limits_from_settings`` from an environment-like mapping; absent names keep the default,
-each value a whole number >= 0):
+Settings (read into ``Settings.quota_limits`` by ``shared.settings_quota.limits_from_env``; absent names keep the
+default, each value a whole number >= 0):
 
 =============================================  ============================================================
 ``COMPUTEPLANE_QUOTA_TOTAL_VCPUS``              total regional dedicated vCPUs (default 350)
@@ -53,17 +53,8 @@ DEFAULT_FAMILY_DEDICATED_VCPUS: Final[Mapping[str, int]] = {
     "standardNVADSA10v5Family": 0,
 }
 
-SETTING_TOTAL_VCPUS: Final = "COMPUTEPLANE_QUOTA_TOTAL_VCPUS"
-SETTING_LOW_PRIORITY_VCPUS: Final = "COMPUTEPLANE_QUOTA_LOWPRIORITY_VCPUS"
-SETTING_FAMILY_DEFAULT_VCPUS: Final = "COMPUTEPLANE_QUOTA_FAMILY_DEFAULT_VCPUS"
-SETTING_FAMILY_PREFIX: Final = "COMPUTEPLANE_QUOTA_FAMILY__"
-
 TOTAL_REGIONAL_QUOTA_NAME: Final = "Total Regional vCPUs"
 LOW_PRIORITY_QUOTA_NAME: Final = "Total Regional Low-priority vCPUs"
-
-
-class QuotaSettingError(ValueError):
-    """A quota setting that is not a whole number >= 0. Names the setting."""
 
 
 def family_quota_name(family: str) -> str:
@@ -211,33 +202,3 @@ def can_ever_fit(limits: QuotaLimits, vm_size: VmSize, priority: str, location: 
                     f"vCPUs in all), above the {priority} quota of {quota_name} in {normalize_location(location)}: "
                     f"Maximum allowed: {limit}. It can never run; request a quota increase or use fewer nodes.")
     return None
-
-
-def limits_from_settings(settings: Mapping[str, str]) -> QuotaLimits:
-    """Quota limits from environment-style settings (names in the module docstring); other names are ignored."""
-    families = dict(DEFAULT_FAMILY_DEDICATED_VCPUS)
-    for name, value in settings.items():
-        if name.upper().startswith(SETTING_FAMILY_PREFIX) and len(name) > len(SETTING_FAMILY_PREFIX):
-            family = name[len(SETTING_FAMILY_PREFIX):]
-            for known in [f for f in families if f.lower() == family.lower()]:
-                del families[known]
-            families[family] = _whole_number(name, value)
-    return QuotaLimits(
-        total_regional_dedicated_vcpus=_setting(settings, SETTING_TOTAL_VCPUS, DEFAULT_TOTAL_REGIONAL_DEDICATED_VCPUS),
-        low_priority_vcpus=_setting(settings, SETTING_LOW_PRIORITY_VCPUS, DEFAULT_LOW_PRIORITY_VCPUS),
-        family_dedicated_vcpus=families,
-        default_family_dedicated_vcpus=_setting(settings, SETTING_FAMILY_DEFAULT_VCPUS,
-                                                DEFAULT_FAMILY_DEFAULT_DEDICATED_VCPUS),
-    )
-
-
-def _setting(settings: Mapping[str, str], name: str, default: int) -> int:
-    value = settings.get(name)
-    return default if value is None else _whole_number(name, value)
-
-
-def _whole_number(name: str, value: str) -> int:
-    text = value.strip()
-    if not (text.isascii() and text.isdigit()):
-        raise QuotaSettingError(f"{name}: must be a whole number of vCPUs >= 0, got '{value}'")
-    return int(text)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from shared.domain.actions import Action, ProjectJob, ProvisionNode, ReleaseNode, StartRun, StopRun, WakeUpAt
 from shared.domain.autoscale import (
@@ -19,7 +18,17 @@ from shared.domain.autoscale import (
     queued_in_order,
     scale_target,
 )
-from shared.domain.cluster import AllocationState, Cluster, JobEntry, JobPhase, Node, NodeState, ProvisioningState
+from shared.domain.cluster import (
+    AllocationState,
+    Cluster,
+    ClusterErrorCode,
+    Interruption,
+    JobEntry,
+    JobPhase,
+    Node,
+    NodeState,
+    ProvisioningState,
+)
 from shared.domain.job import JobState, JobUpdate
 from shared.domain.low_priority import (
     PreemptedJob,
@@ -30,15 +39,6 @@ from shared.domain.low_priority import (
 )
 from shared.domain.observation import NodeStatus, Observation, ResizeError, ResourceLock, RunStatus
 from shared.domain.quota_ledger import QuotaCap
-
-
-class Interruption(StrEnum):
-    """Why a running attempt ended without an exit code (the job's reason starts with it)."""
-
-    PREEMPTED = "Preempted"  # counted against max_preemption_retries
-    NODE_FAILED = "NodeFailed"  # these against max_retries
-    NODE_LOST = "NodeLost"
-    RUN_LOST = "RunLost"
 
 
 @dataclass(frozen=True)
@@ -83,12 +83,12 @@ def _apply_node_observations(cluster: Cluster, observed: Observation, now: datet
             if seen.status is NodeStatus.READY:
                 node.state, node.ready_at, node.idle_since = NodeState.IDLE, now, now
                 node.private_ip = seen.private_ip
-                cluster.clear_error("NodeProvisioningFailed")
+                cluster.clear_error(ClusterErrorCode.NODE_PROVISIONING_FAILED)
                 cluster.provisioning_failures = 0
             elif seen.status is NodeStatus.FAILED or now - node.requested_at >= policy.boot_timeout:
                 reason = seen.reason or f"node {node.node_id} was not ready within {policy.boot_timeout}"
                 node.state = NodeState.UNUSABLE
-                cluster.add_error("NodeProvisioningFailed", reason, now)
+                cluster.add_error(ClusterErrorCode.NODE_PROVISIONING_FAILED, reason, now)
                 cluster.provisioning_failures += 1
                 actions.append(ReleaseNode(node.node_id))
             elif seen.status is NodeStatus.GONE and len(cluster.nodes_in(*ACTIVE_NODE_STATES)) > cluster.spec.max_nodes:
@@ -193,7 +193,7 @@ def _requeue(cluster: Cluster, entry: JobEntry, code: Interruption, reason: str,
     entry.phase, entry.node_ids, entry.started_at = JobPhase.QUEUED, [], None
     entry.attempt += 1
     where = " on a dedicated node" if entry.on_dedicated else ""
-    entry.visible_state = JobState.QUEUED.value
+    entry.visible_state, entry.interrupted_by = JobState.QUEUED, code
     entry.reason = f"{code}: {reason}; requeued as attempt {entry.attempt}{where}"
     return [*actions, ProjectJob(JobUpdate(job_id=entry.job_id, state=JobState.QUEUED, attempt=entry.attempt,
                                            reason=entry.reason, nodes=[]))]
@@ -243,22 +243,23 @@ def _place_jobs(cluster: Cluster, now: datetime, occupied: frozenset[str]) -> li
         for node in nodes:
             node.state, node.run_id, node.idle_since = NodeState.RUNNING, entry.job_id, None
         entry.phase, entry.node_ids, entry.started_at = JobPhase.RUNNING, [n.node_id for n in nodes], now
-        entry.visible_state, entry.reason = JobState.RUNNING.value, None
+        entry.visible_state, entry.reason, entry.interrupted_by = JobState.RUNNING, None, None
         actions.append(StartRun(entry.job_id, entry.attempt, tuple(entry.node_ids)))
     return actions
 
 
 def _report_resize_error(cluster: Cluster, error: ResizeError | None, now: datetime) -> None:
-    """The cloud's own refusal to resize shows in the cluster's errors: a quota refusal as ``QuotaExceeded`` (the
-    code ComputePlane's quota errors use), anything else as ``ResizeError``; it goes once the cloud stops saying it."""
+    """The cloud's own refusal to resize shows in the cluster's errors: a quota refusal as ``QUOTA_EXCEEDED`` (the
+    cluster's condition when ComputePlane's own quota holds it back), anything else as ``RESIZE_ERROR``; it goes once
+    the cloud stops saying it."""
     if error is None or error.is_quota:
-        cluster.clear_error("ResizeError")
+        cluster.clear_error(ClusterErrorCode.RESIZE_ERROR)
     if error is None:
         return
     if error.is_quota:
-        cluster.add_error("QuotaExceeded", f"{error.code}: {error.message}", now)
+        cluster.add_error(ClusterErrorCode.QUOTA_EXCEEDED, f"{error.code}: {error.message}", now)
     else:
-        cluster.add_error("ResizeError", f"{error.code}: {error.message}", now)
+        cluster.add_error(ClusterErrorCode.RESIZE_ERROR, f"{error.code}: {error.message}", now)
 
 
 def _scale(cluster: Cluster, now: datetime, quota: QuotaCap | None, lock: ResourceLock | None,
@@ -287,9 +288,9 @@ def _scale(cluster: Cluster, now: datetime, quota: QuotaCap | None, lock: Resour
         to_add[priority] = max(target - len(active), 0)
         to_release += idle_nodes_to_release(cluster, now, target, occupied, priority)
     if quota_messages:
-        cluster.add_error("QuotaExceeded", " ".join(quota_messages), now)
+        cluster.add_error(ClusterErrorCode.QUOTA_EXCEEDED, " ".join(quota_messages), now)
     else:
-        cluster.clear_error("QuotaExceeded")
+        cluster.clear_error(ClusterErrorCode.QUOTA_EXCEEDED)
     cluster.target_node_count = target_total
     retry_at = provisioning_retry_at(cluster, policy)
     if any(to_add.values()) and retry_at is not None and now < retry_at:
@@ -297,12 +298,12 @@ def _scale(cluster: Cluster, now: datetime, quota: QuotaCap | None, lock: Resour
     blocked = lock is not None and (to_release or (any(to_add.values()) and lock.blocks_scale_up))
     if blocked and lock is not None:
         # AmlCompute hangs "resizing 0 -> 0" here; we stay Steady, say why and how to fix it, and retry on resync.
-        cluster.add_error("ResourceLocked", resource_lock_message(lock), now)
+        cluster.add_error(ClusterErrorCode.RESOURCE_LOCKED, resource_lock_message(lock), now)
         to_release = []
         if lock.blocks_scale_up:
             to_add = {}
     else:
-        cluster.clear_error("ResourceLocked")
+        cluster.clear_error(ClusterErrorCode.RESOURCE_LOCKED)
     actions: list[Action] = []
     for priority, count in to_add.items():
         for _ in range(count):
@@ -318,7 +319,7 @@ def _scale(cluster: Cluster, now: datetime, quota: QuotaCap | None, lock: Resour
 
 def provisioning_retry_at(cluster: Cluster, policy: ReconcilePolicy) -> datetime | None:
     """The first failed node is replaced at once; after that the pause doubles per failure (up to 16 x)."""
-    failed = next((e for e in cluster.errors if e.code == "NodeProvisioningFailed"), None)
+    failed = next((e for e in cluster.errors if e.code == ClusterErrorCode.NODE_PROVISIONING_FAILED), None)
     if failed is None or cluster.provisioning_failures < 2:
         return None
     pause: timedelta = policy.provision_backoff * min(2 ** (cluster.provisioning_failures - 2), 16)
@@ -343,19 +344,20 @@ def _project_waiting_jobs(cluster: Cluster, now: datetime) -> list[Action]:
             booting[pool] -= entry.node_count
             kind = " dedicated" if pool != cluster.spec.vm_priority else ""
             state, reason = JobState.PREPARING, f"waiting for {entry.node_count}{kind} node(s) to start"
+            entry.interrupted_by = None  # its nodes are coming: the requeue reason gives way for good
         else:
             booting[pool] = 0
             state = JobState.QUEUED
-            reason = entry.reason if entry.reason and "requeued" in entry.reason else _queue_reason(cluster)
-        if (entry.visible_state, entry.reason) != (state.value, reason):
-            entry.visible_state, entry.reason = state.value, reason
+            reason = entry.reason if entry.interrupted_by is not None and entry.reason else _queue_reason(cluster)
+        if (entry.visible_state, entry.reason) != (state, reason):
+            entry.visible_state, entry.reason = state, reason
             actions.append(ProjectJob(JobUpdate(job_id=entry.job_id, state=state, attempt=entry.attempt,
                                                 reason=reason)))
     return actions
 
 
 def _queue_reason(cluster: Cluster) -> str:
-    quota = next((e for e in cluster.errors if e.code == "QuotaExceeded"), None)
+    quota = next((e for e in cluster.errors if e.code == ClusterErrorCode.QUOTA_EXCEEDED), None)
     if quota is not None:
         return f"waiting for quota: {quota.message}"
     return f"waiting for a free node (cluster at max_nodes={cluster.spec.max_nodes} or jobs ahead in the queue)"
@@ -395,7 +397,7 @@ def _schedule_next(cluster: Cluster, now: datetime, policy: ReconcilePolicy) -> 
     """Precise wake-ups (a scheduled message) for the next idle deadline or boot timeout; the timer's sweep uses
     ``next_reconcile_at`` as the safety net, and re-checks busy clusters every resync interval."""
     deadlines: list[datetime] = []
-    if any(e.code == "ResourceLocked" for e in cluster.errors):
+    if any(e.code == ClusterErrorCode.RESOURCE_LOCKED for e in cluster.errors):
         deadlines.append(now + policy.resync_interval)  # look again for the lock, precisely
     elif len(cluster.nodes_in(*ACTIVE_NODE_STATES)) > cluster.spec.min_nodes:
         deadlines += [d for n in cluster.nodes if (d := idle_deadline(cluster, n)) is not None]
@@ -410,7 +412,7 @@ def _schedule_next(cluster: Cluster, now: datetime, policy: ReconcilePolicy) -> 
     future = [d for d in deadlines if d > now]
     wake_at = min(future) if future else None
     safety_net = [d for d in (wake_at,) if d is not None]
-    locked = any(e.code == "ResourceLocked" for e in cluster.errors)
+    locked = any(e.code == ClusterErrorCode.RESOURCE_LOCKED for e in cluster.errors)
     if cluster.jobs or locked or cluster.provisioning_state is ProvisioningState.DELETING:
         safety_net.append(now + policy.resync_interval)
         if cluster.next_reconcile_at is not None and cluster.next_reconcile_at > now:

@@ -84,6 +84,12 @@ class WakeUp(BaseModel):
     reason: str | None = None
 
 
+class UnreadBody(BaseModel):
+    """The ``data`` of an event whose handler reads nothing from it (any object is accepted)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 def check_cluster_create(body: ClusterCreate, workspace_location: str) -> CheckedCreate:
     """Every AmlCompute rule on a create (each error names the field and the rule), the v1 defaults, and the
     location: the workspace's when none is given; another one is accepted with a warning."""

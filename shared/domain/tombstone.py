@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from shared.domain.clock import UtcDatetime
 from shared.domain.cluster import Cluster
+from shared.domain.utc import UtcDatetime
 
 # Longer than any redelivery: Service Bus' longest duplicate window and message time-to-live people set for events.
 TOMBSTONE_KEPT = timedelta(days=7)

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from shared.domain.errors import FieldErrors, InvalidField
+from shared.domain.identity import is_user_assigned_arm_id
 from shared.domain.vm_sizes import DEDICATED, LOW_PRIORITY, VmSize, load_catalogue
 
 NAME_MIN_LENGTH: Final = 3
@@ -56,12 +57,6 @@ PASSWORD_CLASSES_REQUIRED: Final = 3
 PASSWORD_SPECIAL_CHARACTERS: Final = "`~!@#$%^&*()=+_[]{}|;:./'\",<>?"
 
 _NAME_CHARACTERS = re.compile(r"[A-Za-z0-9-]+")
-_USER_ASSIGNED_IDENTITY_ID = re.compile(
-    r"/subscriptions/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-    r"/resourcegroups/[-\w.()]{0,89}[-\w()]"
-    r"/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[A-Za-z0-9][A-Za-z0-9_-]{2,127}",
-    re.IGNORECASE,
-)
 _ARM_ID_SHAPE = ("/subscriptions/{subscription-id}/resourcegroups/{resource-group}/providers/"
                  "Microsoft.ManagedIdentity/userAssignedIdentities/{name}")
 
@@ -214,7 +209,8 @@ def validate_remote_login_port_public_access(value: object) -> str:
 
 def validate_arm_identity_id(identity_id: object) -> str:
     """A user-assigned identity's ARM resource id (segments compare without case, as ARM does)."""
-    if not isinstance(identity_id, str) or not _USER_ASSIGNED_IDENTITY_ID.fullmatch(identity_id):
+    if not isinstance(identity_id, str) or identity_id != identity_id.strip() or not is_user_assigned_arm_id(
+            identity_id):
         raise InvalidField("identity_id", f"{identity_id!r} is not a user-assigned identity resource id of the "
                                           f"form {_ARM_ID_SHAPE}")
     return identity_id

@@ -1,20 +1,18 @@
-"""Apply one CloudEvent. Invalid events raise ``InvalidEvent`` (dead-lettered at once); anything transient raises
-something else (redelivered)."""
+"""The handlers of CloudEvents, one per event type: each receives the event, its ``data`` already checked against
+the type's body model, and the ports. They are bound to their types in ``shared.handlers.registry``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import Any
 
 from shared.domain import events as ev
 from shared.domain.actions import Action, ProjectJob
 from shared.domain.cluster import Cluster, ProvisioningState
 from shared.domain.commands import accept_job, cancel_job, mark_deleting, update_scale_settings
-from shared.domain.errors import DomainError, InvalidEvent, QuotaExceeded
-from shared.domain.events import CloudEvent, describe_validation_error
+from shared.domain.errors import ClusterStillDeleting, InvalidEvent, JobExceedsQuota
+from shared.domain.events import CloudEvent
 from shared.domain.job import Job, JobState, JobUpdate
 from shared.domain.requests import (
     ClusterCreate,
@@ -25,53 +23,27 @@ from shared.domain.requests import (
     JobSubmit,
     NodeRef,
     ScaleSettingsUpdate,
+    UnreadBody,
     WakeUp,
     check_cluster_create,
     check_job_spec,
-)
-from shared.handlers.commands import (
-    check_job_fits_quota,
-    check_same_request,
-    prepare_cluster,
-    revoke_system_identity,
 )
 from shared.handlers.deps import Deps
 from shared.handlers.identity import on_identity_add, on_identity_remove
 from shared.handlers.jobs import project_job
 from shared.handlers.reconcile import reconcile_cluster
 from shared.handlers.tombstones import meant_for_a_deleted_cluster
+from shared.handlers.use_cases import (
+    check_job_fits_quota,
+    check_same_request,
+    prepare_cluster,
+    revoke_system_identity,
+)
 from shared.ports import AlreadyExists
-
-_Body = TypeVar("_Body", bound=BaseModel)
-
-
-def handle_event(event: CloudEvent, deps: Deps) -> None:
-    handler = HANDLERS.get(event.type)
-    if handler is None:
-        raise InvalidEvent(f"type: {event.type} is not handled by this version of ComputePlane")
-    try:
-        handler(event, deps)
-    except DomainError as exc:
-        if isinstance(exc, InvalidEvent):
-            raise
-        raise InvalidEvent(f"{exc.code}: {exc.message}") from None
-
-
-def _data(model: type[_Body], event: CloudEvent) -> _Body:
-    try:
-        return model.model_validate(event.data)
-    except ValidationError as exc:
-        raise InvalidEvent(f"data of {event.type}: {describe_validation_error(exc)}") from None
 
 
 # --- cluster-events ------------------------------------------------------------------------------------------------
-class ClusterStillDeleting(Exception):
-    """Transient: a create for a name whose previous cluster is still releasing its nodes. Redelivered until the
-    name is free (as the HTTP API answers 409 until then); dead-lettered with this reason if it never is."""
-
-
-def on_cluster_create(event: CloudEvent, deps: Deps) -> None:
-    body = _data(ClusterCreate, event)
+def on_cluster_create(event: CloudEvent, body: ClusterCreate, deps: Deps) -> None:
     if body.name != event.cluster:
         raise InvalidEvent(f"data.name {body.name!r} does not match the subject's cluster {event.cluster!r}")
     existing = deps.store.get_cluster(event.workspace, event.cluster)
@@ -86,14 +58,12 @@ def on_cluster_create(event: CloudEvent, deps: Deps) -> None:
         if meant_for_a_deleted_cluster(deps, event):
             return
         if existing.provisioning_state is ProvisioningState.DELETING:
-            raise ClusterStillDeleting(f"cluster {event.workspace}/{event.cluster} is still being deleted; "
-                                       f"the create is retried until it is gone")
+            raise ClusterStillDeleting(event.workspace, event.cluster)
         check_same_request(existing, body, check_cluster_create(body, deps.workspace_location).spec)
     reconcile_cluster(deps, event.workspace, event.cluster)
 
 
-def on_cluster_update(event: CloudEvent, deps: Deps) -> None:
-    update = _data(ScaleSettingsUpdate, event)
+def on_cluster_update(event: CloudEvent, update: ScaleSettingsUpdate, deps: Deps) -> None:
 
     def change(cluster: Cluster, now: datetime) -> list[Action]:
         update_scale_settings(cluster, update, now, as_of=event.time)
@@ -103,7 +73,7 @@ def on_cluster_update(event: CloudEvent, deps: Deps) -> None:
         _reconcile_existing(deps, event, change)
 
 
-def on_cluster_delete(event: CloudEvent, deps: Deps) -> None:
+def on_cluster_delete(event: CloudEvent, _: UnreadBody, deps: Deps) -> None:
     def change(cluster: Cluster, now: datetime) -> list[Action]:
         mark_deleting(cluster, now)
         return []
@@ -115,27 +85,23 @@ def on_cluster_delete(event: CloudEvent, deps: Deps) -> None:
         revoke_system_identity(deps, cluster)
 
 
-def on_cluster_identity_add(event: CloudEvent, deps: Deps) -> None:
-    body = _data(IdentityAssignment, event)
+def on_cluster_identity_add(event: CloudEvent, body: IdentityAssignment, deps: Deps) -> None:
     if not meant_for_a_deleted_cluster(deps, event):
         on_identity_add(event, deps, body)
 
 
-def on_cluster_identity_remove(event: CloudEvent, deps: Deps) -> None:
-    body = _data(IdentityRemoval, event)
+def on_cluster_identity_remove(event: CloudEvent, body: IdentityRemoval, deps: Deps) -> None:
     if not meant_for_a_deleted_cluster(deps, event):
         on_identity_remove(event, deps, body)
 
 
 # --- job-events ----------------------------------------------------------------------------------------------------
-def on_job_submit(event: CloudEvent, deps: Deps) -> None:
-    body = _data(JobSubmit, event)
+def on_job_submit(event: CloudEvent, body: JobSubmit, deps: Deps) -> None:
     spec = check_job_spec(body.spec())
     job_id = body.job_id or event.id  # other systems may leave the id to us: the event id is stable
     job = deps.store.get_job(event.workspace, job_id)
     if job is None:
-        job = Job(workspace=event.workspace, id=job_id, cluster=event.cluster, spec=spec,
-                  submitted_at=event.time or deps.clock.now(), reason="submitted; waiting for the scheduler")
+        job = Job.submitted(event.workspace, job_id, event.cluster, spec, event.time or deps.clock.now())
         try:
             job = deps.store.create_job(job)
         except AlreadyExists:
@@ -148,7 +114,7 @@ def on_job_submit(event: CloudEvent, deps: Deps) -> None:
         if not known.state.is_terminal and cluster.job(known.id) is None:
             try:
                 check_job_fits_quota(deps, cluster, spec)  # other systems' events get the HTTP edge's check
-            except QuotaExceeded as exc:
+            except JobExceedsQuota as exc:
                 return [ProjectJob(JobUpdate(job_id=known.id, state=JobState.FAILED, attempt=max(known.attempts, 1),
                                              reason=f"{exc.code}: {exc.message}"))]
         return accept_job(cluster, known)
@@ -160,8 +126,7 @@ def on_job_submit(event: CloudEvent, deps: Deps) -> None:
             reason=f"ComputeTargetNotFound: cluster {event.cluster!r} does not exist"), known_jobs)
 
 
-def on_job_cancel(event: CloudEvent, deps: Deps) -> None:
-    ref = _data(JobRef, event)
+def on_job_cancel(event: CloudEvent, ref: JobRef, deps: Deps) -> None:
     job = deps.store.get_job(event.workspace, ref.job_id)
     if job is None:
         raise InvalidEvent(f"data.job_id: no job {ref.job_id!r} in workspace {event.workspace!r}")
@@ -177,19 +142,17 @@ def on_job_cancel(event: CloudEvent, deps: Deps) -> None:
                 known_jobs)
 
 
-def on_job_finished(event: CloudEvent, deps: Deps) -> None:
-    _data(JobFinished, event)  # the provider's observation is the truth; the event says when to look
+def on_job_finished(event: CloudEvent, _: JobFinished, deps: Deps) -> None:
+    # The provider's observation is the truth; the event says when to look.
     _reconcile_existing(deps, event)
 
 
 # --- scale-events --------------------------------------------------------------------------------------------------
-def on_node_event(event: CloudEvent, deps: Deps) -> None:
-    _data(NodeRef, event)
+def on_node_event(event: CloudEvent, _: NodeRef, deps: Deps) -> None:
     _reconcile_existing(deps, event)
 
 
-def on_scale_request(event: CloudEvent, deps: Deps) -> None:
-    _data(WakeUp, event)
+def on_scale_request(event: CloudEvent, _: WakeUp, deps: Deps) -> None:
     _reconcile_existing(deps, event)
 
 
@@ -199,7 +162,7 @@ def _reconcile_existing(deps: Deps, event: CloudEvent,
     reconcile_cluster(deps, event.workspace, event.cluster, change, event.id if change else None)
 
 
-HANDLERS: dict[str, Callable[[CloudEvent, Deps], Any]] = {
+HANDLERS: dict[str, Callable[[CloudEvent, Any, Deps], None]] = {
     ev.CLUSTER_CREATE: on_cluster_create,
     ev.CLUSTER_UPDATE: on_cluster_update,
     ev.CLUSTER_DELETE: on_cluster_delete,

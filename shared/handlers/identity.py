@@ -13,10 +13,10 @@ from shared.domain.cluster_identity import add_identity, remove_identity
 from shared.domain.events import CloudEvent
 from shared.domain.identity import ManagedIdentity
 from shared.domain.requests import IdentityAssignment, IdentityRemoval
-from shared.handlers.commands import get_cluster
 from shared.handlers.deps import Deps
 from shared.handlers.reconcile import reconcile_cluster
 from shared.handlers.retry import retry_on_conflict
+from shared.handlers.use_cases import get_cluster
 
 
 @retry_on_conflict

@@ -1,8 +1,5 @@
-"""Book a cluster's cores in its region's quota ledger around the cluster's own save.
-
-More cores: the ledger is written first (conditional), so a lost race means deciding again with fresh numbers and
-the regional limit is never exceeded. Fewer cores: the ledger is written after the cluster, so a crash in between
-only over-counts (until the cluster's next saved decision). Workers racing on one cluster:
+"""Book a cluster's cores in its region's quota ledger around the cluster's own save: more cores before the
+commit, fewer after it (why that order: ``shared.handlers.decision``). Workers racing on one cluster:
 
 - a decrease is skipped when another decision booked cores for this cluster after ours read the ledger: lowering it
   then could undo a booking whose cluster save is still on its way;

@@ -3,86 +3,33 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import datetime
 
 from shared.domain.actions import Action, ProjectJob, ProvisionNode, ReleaseNode, StartRun, StopRun, WakeUpAt
-from shared.domain.clock import format_utc
-from shared.domain.cluster import Cluster, ProvisioningState
+from shared.domain.cluster import Cluster
 from shared.domain.commands import cancel_job
 from shared.domain.events import SCALE_REQUEST, new_event
 from shared.domain.job import JobState, JobUpdate
-from shared.domain.node_history import record_node_counts
-from shared.domain.reconcile import reconcile
+from shared.domain.utc import format_utc
+from shared.handlers.decision import Change, ClusterDecision
 from shared.handlers.deps import Deps
 from shared.handlers.jobs import KnownJobs, project_job
-from shared.handlers.quota import ClusterBookings, open_bookings
-from shared.handlers.retry import retry_on_conflict
-from shared.handlers.tombstones import bury_cluster
 from shared.ports import RunRequest
 from shared.telemetry.events import count_decisions
 
 log = logging.getLogger(__name__)
 
-Change = Callable[[Cluster, datetime], list[Action]]
-
-
 def reconcile_cluster(deps: Deps, workspace: str, name: str, change: Change | None = None,
                       event_id: str | None = None, known: KnownJobs | None = None) -> Cluster | None:
-    """Apply ``change`` (once per ``event_id``), reconcile, save conditionally, then act. ``known``: job documents
-    the caller has read already (see ``project_job``).
+    """Apply ``change`` (once per ``event_id``), reconcile and save (``shared.handlers.decision``), then act.
+    ``known``: job documents the caller has read already (see ``project_job``).
 
     Returns the saved cluster, or None when there is no such cluster (any more)."""
     known = {} if known is None else known
-    actions, cluster = _decide_and_save(deps, workspace, name, change, event_id, known)
+    actions, cluster = ClusterDecision(deps, workspace, name, change, event_id, known).run()
     count_decisions(actions)
     if cluster is not None:
         carry_out(deps, cluster, actions, known)
     return cluster
-
-
-@retry_on_conflict
-def _decide_and_save(deps: Deps, workspace: str, name: str, change: Change | None,
-                     event_id: str | None, known: KnownJobs) -> tuple[list[Action], Cluster | None]:
-    cluster = deps.store.get_cluster(workspace, name)
-    if cluster is None:
-        return [], None
-    now = deps.clock.now()
-    before = cluster.model_dump(exclude={"modified_at"})
-    actions: list[Action] = []
-    if change is not None and not (event_id and cluster.has_applied(event_id)):
-        actions += change(cluster, now)
-        if event_id:
-            cluster.record_applied(event_id)
-    booking = open_bookings(deps, cluster)
-    actions += reconcile(cluster, deps.provider.observe(cluster), now, deps.policy,
-                         booking.allowance if booking else None)
-    cluster.node_history = record_node_counts(cluster.node_history, cluster.node_state_counts(), now)  # same write
-    # A finished job is written down before the cluster forgets it; a crash in between repeats this, harmlessly.
-    for action in actions:
-        if isinstance(action, ProjectJob) and action.update.is_terminal:
-            project_job(deps, workspace, action.update, known)
-    if booking is not None:
-        booking.book_increase(cluster)
-    saved = True
-    if cluster.provisioning_state is ProvisioningState.DELETING and not cluster.nodes and not cluster.jobs:
-        bury_cluster(deps, cluster)
-        deps.store.delete_cluster(cluster)
-    elif cluster.model_dump(exclude={"modified_at"}) != before or _acts_on_its_version(cluster, actions, booking):
-        cluster = deps.store.replace_cluster(cluster)
-    else:
-        saved = False  # a no-op reconcile costs no write
-    if booking is not None:
-        booking.release_decrease(cluster, saved=saved)
-    return actions, cluster
-
-
-def _acts_on_its_version(cluster: Cluster, actions: list[Action], booking: ClusterBookings | None) -> bool:
-    """Stopping a run, provisioning a node or giving cores back, decided on a version nobody changed: it is saved
-    anyway (one write, only then), so the conditional write proves it is still the latest. A stale version would
-    stop the run of a job another worker just placed, or give back cores whose booking's save is on its way."""
-    return any(isinstance(a, StopRun | ProvisionNode) for a in actions) or (
-        booking is not None and booking.over_counts(cluster))
 
 
 def carry_out(deps: Deps, cluster: Cluster, actions: list[Action], known: KnownJobs | None = None) -> None:

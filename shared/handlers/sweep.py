@@ -10,11 +10,11 @@ from shared.domain import events as ev
 from shared.domain.actions import Action
 from shared.domain.cluster import Cluster
 from shared.domain.commands import cancel_job
-from shared.domain.job import JobState, JobUpdate
+from shared.domain.job import JobUpdate
 from shared.handlers.deps import Deps
-from shared.handlers.events import on_job_submit
 from shared.handlers.jobs import project_job
 from shared.handlers.reconcile import reconcile_cluster
+from shared.handlers.registry import dispatch
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,9 @@ def sweep(deps: Deps, horizon: timedelta = timedelta(0)) -> SweepReport:
         if job is None:
             continue
         # The HTTP layer wrote the job but its submit event never arrived: apply it now (same id, idempotent).
-        event = ev.new_event(ev.JOB_SUBMIT, workspace, job.cluster,
-                             {"job_id": job.id, **job.spec.model_dump(mode="json")}, event_id=f"submit-{job.id}",
-                             time=job.submitted_at)
+        event = ev.submit_event(job)
         try:
-            on_job_submit(event, deps)
+            dispatch(event, deps)
             report.jobs_resubmitted += 1
         except Exception:
             report.failures += 1
@@ -68,8 +66,10 @@ def resync_job_documents(deps: Deps, cluster: Cluster) -> int:
         if job is None or job.state.is_terminal:
             stale.append(entry.job_id)
             continue
-        if job.state.value != entry.visible_state or job.attempts != entry.attempt:
-            project_job(deps, cluster.workspace, JobUpdate(job_id=entry.job_id, state=JobState(entry.visible_state),
+        if entry.visible_state is None:
+            continue  # accepted but not shown yet: the next reconcile projects it
+        if job.state is not entry.visible_state or job.attempts != entry.attempt:
+            project_job(deps, cluster.workspace, JobUpdate(job_id=entry.job_id, state=entry.visible_state,
                                                            attempt=entry.attempt, reason=entry.reason,
                                                            nodes=entry.node_ids))
             fixed += 1

@@ -21,6 +21,7 @@ from azure.functions.timer import TimerRequest
 from croniter import croniter
 
 from shared.adapters.sqlite_queue import ReceivedMessage, SqliteQueue
+from shared.domain.errors import TemporaryError
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,10 @@ class LocalFunctionsHost:
             else:
                 log.warning("%s failed on delivery %d of %s: %s", qf.name, message.delivery_count,
                             message.message_id, reason)
-                self._queue.abandon(message, redelivery_delay(message.delivery_count))
+                delay = redelivery_delay(message.delivery_count)
+                if isinstance(exc, TemporaryError) and exc.delay is not None:
+                    delay = max(delay, exc.delay)  # the error knows when trying again can help
+                self._queue.abandon(message, delay)
         else:
             self._queue.complete(message)
 

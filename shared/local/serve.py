@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from computeplane.local_servers import forget_server, record_server
 from shared import bootstrap
 from shared.adapters.job_sandbox import JobSandbox
-from shared.api.arm.context import arm_context
+from shared.api.arm.context import arm_context_of
 from shared.api.auth import load_or_create_keys
 from shared.config import Settings
 from shared.handlers.sweep import sweep
@@ -102,11 +102,11 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
     container = bootstrap.build(settings)
     # Probed now rather than at the first job: the warning shows at start, and `required` refuses to start.
     sandbox = container.local_nodes.job_sandbox() if container.local_nodes is not None else None
-    container.api_keys, key_file = load_or_create_keys(settings.data_dir, settings.extra.get("COMPUTEPLANE_API_KEY"))
+    container.api_keys, key_file = load_or_create_keys(settings.data_dir, settings.api_key)
     if port_is_free(host, port):  # else uvicorn fails to start: the server holding the port keeps its record
         record_server(port, settings.data_dir, key_file)  # so `computeplane keys show` finds it from anywhere
     bootstrap.use_container(container)
-    arm_context()  # reads the COMPUTEPLANE_ARM_* settings now: a bad one stops the start, not the first request
+    arm_context_of(container)  # reads the COMPUTEPLANE_ARM_* settings now: a bad one stops the start, not a request
     function_app = importlib.import_module("function_app")
     functions_host = LocalFunctionsHost(function_app.app, container.queue, sweep_seconds=sweep_seconds,
                                         external_receiver=None if container.queue else service_bus_receiver(settings))

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from opentelemetry import context, trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from shared.domain.errors import InvalidEvent
+from shared.domain.errors import PermanentError, reason_of
 from shared.domain.events import CloudEvent
 from shared.telemetry.log_context import log_ids
 from shared.telemetry.state import current
@@ -65,9 +65,9 @@ def handling(queue: str, event: CloudEvent) -> Iterator[None]:
                     event=event.id):
         try:
             yield
-        except InvalidEvent as exc:
+        except PermanentError as exc:
             outcome = "dead_lettered"
-            span.set_status(trace.StatusCode.ERROR, exc.message)
+            span.set_status(trace.StatusCode.ERROR, reason_of(exc))
             raise
         except BaseException:
             outcome = "retried"

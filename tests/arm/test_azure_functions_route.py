@@ -23,8 +23,7 @@ APP_URL = "https://computeplane-test.azurewebsites.net"
 
 @pytest.fixture
 def arm_function(tmp_path: Path) -> Iterator[Any]:
-    settings = Settings(data_dir=tmp_path / "data", extra={"COMPUTEPLANE_ARM_AUDIENCE": AUDIENCE,
-                                                           "COMPUTEPLANE_ARM_TENANT_ID": "contoso-tenant"})
+    settings = Settings(data_dir=tmp_path / "data", arm_audience=AUDIENCE, arm_tenant_id="contoso-tenant")
     bootstrap.use_container(bootstrap.build(settings))  # as in Azure: no API keys, so Entra tokens
     from function_app import app
 

@@ -6,12 +6,12 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from shared.adapters.clock import FakeClock
 from shared.adapters.local_provider import LocalNodeProvider
 from shared.domain.cluster import JobPhase, NodeState
 from shared.domain.events import CloudEvent
 from shared.domain.observation import LockLevel, NodeStatus, RunStatus
 from shared.ports import RunRequest
+from tests.fakes.clock import FakeClock
 from tests.unit.builders import add_job, add_node, make_cluster
 
 

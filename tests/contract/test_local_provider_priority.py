@@ -7,12 +7,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from shared.adapters.clock import FakeClock
 from shared.domain.cluster import NodeState
 from shared.domain.events import CloudEvent
 from shared.domain.observation import NodeStatus, RunStatus
 from shared.ports import RunRequest
 from tests.contract.test_local_provider import provider
+from tests.fakes.clock import FakeClock
 from tests.unit.builders import add_job, add_node, make_cluster
 
 

@@ -40,7 +40,7 @@ from shared.adapters.servicebus_bus import (
 from shared.bootstrap import build
 from shared.config import Settings
 from shared.domain.errors import TransientError
-from shared.domain.events import CLUSTER_EVENTS, JOB_EVENTS, QUEUE_OF_TYPE, CloudEvent, new_event
+from shared.domain.events import CLUSTER_EVENTS, EVENT_KINDS, JOB_EVENTS, CloudEvent, new_event
 
 EMULATOR = ("Endpoint=sb://localhost;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;"
             "UseDevelopmentEmulator=true;")  # the emulator's documented, public connection string
@@ -121,7 +121,7 @@ def fields(message: ServiceBusMessage) -> dict[str, Any]:
 
 
 # --- the messages --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("event_type", sorted(QUEUE_OF_TYPE))
+@pytest.mark.parametrize("event_type", sorted(EVENT_KINDS))
 def test_each_event_type_becomes_a_structured_cloudevent_message_keyed_for_dedup_and_sessions(event_type: str) -> None:
     event = event_of_type(event_type)
     message = build_message(event)

@@ -38,6 +38,7 @@ from shared.domain.job import Job, JobHistoryEntry, JobSpec, JobState
 from shared.domain.quota_ledger import Allocation, QuotaLedger
 from shared.domain.tombstone import bury
 from shared.ports import AlreadyExists, Store
+from tests.fakes.store import InMemoryStore
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 WS = "ws-a"
@@ -48,10 +49,13 @@ ARM_ID = ("/subscriptions/11111111-2222-3333-4444-555555555555/resourceGroups/rg
 PAGE_SIZE = 2
 
 
-@pytest.fixture(params=["sqlite", "cosmos"])
+@pytest.fixture(params=["sqlite", "cosmos", "memory"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
         yield SqliteStore(tmp_path / "state.db")
+        return
+    if request.param == "memory":  # the fake the handler unit tests use, held to the same contract
+        yield InMemoryStore()
         return
     endpoint: str = request.getfixturevalue("cosmosdb_endpoint")
     cosmos = CosmosStore(endpoint, EMULATOR_KEY, database=f"contract-{uuid.uuid4().hex[:12]}", container="state",

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.adapters.sqlite_store import connect
+from shared.adapters.sqlite_connections import connect
 from shared.domain.job import JobSpec
 from shared.domain.requests import ClusterCreate
-from shared.handlers import commands
+from shared.handlers import use_cases
 from shared.ports import Store
 from tests.reliability.invariants import LocalProviderView, check_invariants, check_scaled_down
 from tests.reliability.workers import QUOTA_VCPUS, Worker
@@ -63,7 +63,7 @@ def _submit_all(api: Worker) -> tuple[list[str], list[str]]:
     def submit(cluster: str) -> None:
         for n in range(JOBS_PER_CLUSTER):
             command = SLOW if n % 5 == 4 else QUICK
-            job, _ = commands.submit_job(api.deps, WORKSPACE, cluster, JobSpec(command=command, max_retries=0))
+            job, _ = use_cases.submit_job(api.deps, WORKSPACE, cluster, JobSpec(command=command, max_retries=0))
             (slow if command is SLOW else quick).append(job.id)
 
     threads = [threading.Thread(target=submit, args=(c,)) for c in CLUSTERS]
@@ -91,7 +91,7 @@ def _cancel_once_running(api: Worker, slow: list[str]) -> Callable[[], bool]:
         for job_id in sorted(left):
             job = api.deps.store.get_job(WORKSPACE, job_id)
             if job is not None and job.state.value == "Running":
-                commands.cancel_job(api.deps, WORKSPACE, job_id)
+                use_cases.cancel_job(api.deps, WORKSPACE, job_id)
                 left.discard(job_id)
         return not left
 
@@ -113,7 +113,7 @@ def test_workers_sharing_one_store_lose_no_update(tmp_path: Path, workers: int, 
     api = Worker(tmp_path, "api", applied, lock, sessions, cosmos)
     documents = api.container.deps.store
     for cluster in CLUSTERS:
-        commands.create_cluster(api.deps, WORKSPACE, ClusterCreate(
+        use_cases.create_cluster(api.deps, WORKSPACE, ClusterCreate(
             name=cluster, vm_size="STANDARD_D2_V2", max_nodes=3, idle_seconds_before_scaledown=1))
     for worker in pool:
         worker.start()

@@ -39,7 +39,8 @@ from computeplane.client import ComputePlaneClient
 from shared.adapters.cosmos_client import EMULATOR_KEY, READ_ATTEMPTS, SDK_RETRY_TOTAL
 from shared.adapters.cosmos_store import CosmosStore
 from shared.api import app as api_app
-from shared.api.deps import get_deps
+from shared.bootstrap import Container
+from shared.config import Settings
 from shared.domain.cluster import ClusterSpec
 from shared.domain.commands import new_cluster
 from shared.domain.errors import ConcurrencyConflict, TransientError
@@ -162,11 +163,10 @@ def world(tmp_path: Path, world_cosmos: tuple[CosmosStore, FaultyCosmosTransport
 
 
 @pytest.fixture
-def http(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[httpx.Client]:
+def http(world: World) -> Iterator[httpx.Client]:
     """The HTTP API under uvicorn, on the world's handlers. No API keys (auth is not under test here)."""
-    monkeypatch.setattr(api_app, "_api_keys", lambda: None)
-    app = api_app.create_app()
-    app.dependency_overrides[get_deps] = lambda: world.deps
+    served = Container(settings=Settings(), deps=world.deps)  # no API keys
+    app = api_app.create_app(lambda: served)
     # A connection per request: after an unhandled exception (a 500) uvicorn drops the connection it came on.
     no_reuse = httpx.Limits(max_keepalive_connections=0)
     with running_uvicorn(app) as url, httpx.Client(base_url=url, timeout=30, limits=no_reuse) as client:

@@ -18,8 +18,7 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
-from shared.adapters.clock import FakeClock
-from shared.adapters.sqlite_store import connect
+from shared.adapters.sqlite_connections import connect
 from shared.bootstrap import Container, build
 from shared.config import Settings
 from shared.domain import events as ev
@@ -27,6 +26,7 @@ from shared.domain.events import new_event
 from shared.handlers.deps import Deps
 from shared.handlers.messages import handle_message
 from shared.local.host import LocalFunctionsHost, QueueFunction
+from tests.fakes.clock import FakeClock
 from tests.reliability.faults import CallLog, Crash, CrashPoint, FaultPlan, FaultyProvider, FaultyStore, is_mutating
 from tests.reliability.invariants import LocalProviderView, check_invariants
 from tests.reliability.scenarios import BUSY_DAY, play

@@ -19,13 +19,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.adapters.clock import FakeClock
 from shared.bootstrap import Container, build
 from shared.config import Settings
 from shared.domain import events as ev
-from shared.domain.events import MAX_EVENT_BYTES, new_event
+from shared.domain.events import new_event
 from shared.handlers.messages import handle_message
 from shared.local.host import LocalFunctionsHost, QueueFunction
+from shared.ports import MAX_EVENT_BYTES
+from tests.fakes.clock import FakeClock
 
 SUBJECT = "workspaces/ws/clusters/alpha"
 FIXED_EXAMPLES = not os.environ.get("COMPUTEPLANE_PROPERTY_RANDOM")  # set it to explore new inputs
@@ -63,7 +64,7 @@ def _encode(document: Any) -> bytes:
 @st.composite
 def _missing_field(draw: st.DrawFn) -> bytes:
     """Without id, source, type or subject (a missing specversion is a separate, known case below)."""
-    document = _envelope(draw(st.sampled_from(sorted(ev.QUEUE_OF_TYPE))))
+    document = _envelope(draw(st.sampled_from(sorted(ev.EVENT_KINDS))))
     gone = draw(st.lists(st.sampled_from(REQUIRED[1:]), min_size=1, unique=True))
     for field in gone + draw(st.lists(st.just("specversion"), max_size=1)):
         del document[field]
@@ -72,7 +73,7 @@ def _missing_field(draw: st.DrawFn) -> bytes:
 
 @st.composite
 def _wrong_type(draw: st.DrawFn) -> bytes:
-    document = _envelope(draw(st.sampled_from(sorted(ev.QUEUE_OF_TYPE))))
+    document = _envelope(draw(st.sampled_from(sorted(ev.EVENT_KINDS))))
     field = draw(st.sampled_from([*REQUIRED, "data", "time"]))
     wrong = draw(json_values.filter(lambda v: not isinstance(v, str) or field in ("specversion", "time", "subject")))
     if (field == "specversion" and wrong == "1.0") or (field == "data" and isinstance(wrong, dict)):
@@ -87,7 +88,7 @@ def _invalid_data(draw: st.DrawFn) -> bytes:
     return _encode(_envelope(event_type, draw(st.sampled_from(INVALID_DATA[event_type]))))
 
 
-unknown_types = st.text(max_size=40).filter(lambda t: t not in ev.QUEUE_OF_TYPE).map(lambda t: _encode(_envelope(t)))
+unknown_types = st.text(max_size=40).filter(lambda t: t not in ev.EVENT_KINDS).map(lambda t: _encode(_envelope(t)))
 bad_subjects = st.sampled_from(["", "clusters/alpha", "workspaces/ws/clusters/", "workspaces/-x/clusters/a",
                                 "workspaces/ws/clusters/a/b", "workspaces/" + "w" * 65 + "/clusters/a"]).map(
     lambda s: _encode(_envelope(ev.SCALE_REQUEST) | {"subject": s}))
@@ -197,7 +198,7 @@ def test_a_lone_surrogate_in_a_string_is_dead_lettered_at_once(tmp_path: Path, e
                                                                data: dict[str, Any]) -> None:
     body = json.dumps({"specversion": "1.0", "id": "sur", "source": "/f", "type": event_type,
                        "subject": f"workspaces/ws/clusters/{cluster}", "data": data}).encode()
-    _dead_lettered_at_once(tmp_path, ev.QUEUE_OF_TYPE[event_type], body)
+    _dead_lettered_at_once(tmp_path, ev.EVENT_KINDS[event_type].queue, body)
 
 
 def test_an_event_time_in_year_one_does_not_poison_the_workspace(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.clock import FakeClock
 from shared.bootstrap import build
 from shared.config import Settings
 from shared.domain import events as ev
@@ -18,6 +17,7 @@ from shared.domain.cluster import NodeState
 from shared.domain.events import new_event
 from shared.handlers.messages import handle_message
 from shared.ports import NodeProvider
+from tests.fakes.clock import FakeClock
 from tests.reliability.faults import FailingProvider
 from tests.reliability.invariants import LocalProviderView, check_invariants
 from tests.reliability.world import WORKSPACE, World

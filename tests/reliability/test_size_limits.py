@@ -14,8 +14,8 @@ import pytest
 from shared.adapters.clock import SystemClock
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.api.limits import MAX_BODY_BYTES
-from shared.domain.events import MAX_EVENT_BYTES
 from shared.domain.requests import MAX_COMMAND_ARGS, MAX_COMMAND_BYTES, MAX_ENV_BYTES, MAX_ENV_VARS
+from shared.ports import MAX_EVENT_BYTES
 from tests.e2e.server import Server, running_server
 from tests.reliability.http import client, create_cluster, submit
 

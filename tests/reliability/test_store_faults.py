@@ -12,7 +12,6 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
-from shared.adapters.clock import FakeClock
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.bootstrap import build
 from shared.config import Settings
@@ -21,6 +20,7 @@ from shared.domain.errors import ConcurrencyConflict
 from shared.domain.events import new_event
 from shared.handlers.messages import handle_message
 from shared.local.host import MAX_DELIVERY_COUNT, LocalFunctionsHost, QueueFunction, redelivery_delay
+from tests.fakes.clock import FakeClock
 from tests.reliability.faults import FaultPlan, FaultyStore, FlakyStore
 from tests.reliability.scenarios import BUSY_DAY, play
 from tests.reliability.world import World

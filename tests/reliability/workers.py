@@ -17,6 +17,7 @@ from shared.bootstrap import Container, build
 from shared.config import Settings
 from shared.domain import events as ev
 from shared.domain.events import CloudEvent
+from shared.domain.quota import QuotaLimits
 from shared.handlers.deps import Deps
 from shared.handlers.messages import handle_message
 from shared.handlers.sweep import sweep
@@ -30,7 +31,7 @@ def settings_for(data_dir: Path, cosmos: tuple[str, str] | None = None) -> Setti
     """``cosmos`` = (endpoint, database): the workers share that Cosmos DB database instead of one SQLite file."""
     store = {"store": "cosmos", "cosmos_endpoint": cosmos[0], "cosmos_database": cosmos[1]} if cosmos else {}
     return Settings(data_dir=data_dir, node_boot_seconds=0.05, boot_timeout_seconds=30, resync_seconds=1,
-                    release_poll_seconds=0.2, extra={"COMPUTEPLANE_QUOTA_TOTAL_VCPUS": str(QUOTA_VCPUS)},
+                    release_poll_seconds=0.2, quota_limits=QuotaLimits(total_regional_dedicated_vcpus=QUOTA_VCPUS),
                     **store)  # type: ignore[arg-type]
 
 

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from shared.adapters.clock import FakeClock
 from shared.adapters.sqlite_store import SqliteStore
 from shared.bootstrap import build
 from shared.config import Settings
@@ -22,11 +21,12 @@ from shared.domain import events as ev
 from shared.domain.events import CloudEvent, new_event
 from shared.domain.job import Job, JobSpec
 from shared.domain.requests import ClusterCreate
-from shared.handlers import commands
+from shared.handlers import use_cases
 from shared.handlers.deps import Deps
 from shared.handlers.messages import handle_message
 from shared.handlers.sweep import sweep
 from shared.ports import NodeProvider
+from tests.fakes.clock import FakeClock
 from tests.reliability.broker import DeliveryChaos, DuplicatingBus
 from tests.reliability.fake_provider import FakeNodeProvider
 from tests.reliability.faults import Crash, FaultPlan, FaultyBus, FaultyProvider, FaultyStore
@@ -125,12 +125,12 @@ class World:
 
     # --- what people send through the HTTP API (the command handlers behind it) ------------------------------------
     def http_create(self, cluster: str, max_nodes: int = 2, idle: int = 120) -> None:
-        commands.create_cluster(self.deps, WORKSPACE, ClusterCreate(
+        use_cases.create_cluster(self.deps, WORKSPACE, ClusterCreate(
             name=cluster, vm_size="STANDARD_D2_V2", max_nodes=max_nodes, idle_seconds_before_scaledown=idle))
 
     def http_submit(self, cluster: str, seconds: float = 5.0) -> str:
         spec = JobSpec(command=["python", "-c", "pass"], environment_variables={"FAKE_RUN_SECONDS": str(seconds)})
-        return commands.submit_job(self.deps, WORKSPACE, cluster, spec)[0].id
+        return use_cases.submit_job(self.deps, WORKSPACE, cluster, spec)[0].id
 
     # --- time ----------------------------------------------------------------------------------------------------
     def deliver_one(self) -> bool:

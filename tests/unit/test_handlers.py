@@ -1,30 +1,45 @@
-"""Handlers on the real SQLite store and embedded queue, with a clock the test moves: events from other systems."""
+"""Handlers on the in-memory store and bus (held to the same contract suites as SQLite, Cosmos DB and the embedded
+queue: tests/contract) and the local node provider, with a clock the test moves: events from other systems."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from shared.adapters.clock import FakeClock
-from shared.bootstrap import Container, build
-from shared.config import Settings
+from shared.adapters.local_provider import LocalNodeProvider
+from shared.adapters.no_identity import NoIdentityTokens
 from shared.domain import events as ev
 from shared.domain.job import JobState
+from shared.handlers.deps import Deps
 from shared.handlers.messages import handle_message
+from tests.fakes.bus import InMemoryBus
+from tests.fakes.clock import FakeClock
+from tests.fakes.store import InMemoryStore
+
+
+@dataclass
+class Container:
+    deps: Deps
+    bus: InMemoryBus
 
 
 @pytest.fixture
 def container(tmp_path: Path) -> Iterator[Container]:
-    built = build(Settings(data_dir=tmp_path, node_boot_seconds=5),
-                  clock=FakeClock(datetime(2026, 2, 1, tzinfo=UTC)))
+    clock = FakeClock(datetime(2026, 2, 1, tzinfo=UTC))
+    bus = InMemoryBus(clock)
+    (tmp_path / "data").mkdir()
+    provider = LocalNodeProvider(tmp_path / "data", tmp_path / "runs", clock,
+                                 lambda event, at: bus.publish(event, not_before=at), timedelta(seconds=5),
+                                 job_sandbox="off")
     try:
-        yield built
+        yield Container(Deps(store=InMemoryStore(), bus=bus, provider=provider, tokens=NoIdentityTokens(),
+                             clock=clock), bus)
     finally:
-        if built.provider is not None:
-            built.provider.stop_all()
+        provider.stop_all()
 
 
 def deliver(container: Container, event: ev.CloudEvent) -> None:
@@ -79,8 +94,7 @@ def test_a_create_event_for_an_existing_cluster_with_another_spec_is_dead_letter
     other = ev.new_event(ev.CLUSTER_CREATE, "ws", "gpu", {"name": "gpu", "vm_size": "Standard_NC6s_v3",
                                                           "max_nodes": 3}, event_id="create-gpu-2")
     deliver(container, other)
-    assert container.queue is not None
-    [letter] = container.queue.dead_letters()
+    [letter] = container.bus.dead_letters()
     assert letter.message_id == "create-gpu-2" and "max_nodes" in letter.reason
     cluster = container.deps.store.get_cluster("ws", "gpu")
     assert cluster is not None and cluster.spec.max_nodes == 8

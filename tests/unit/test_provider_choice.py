@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from shared.api.app import create_app
-from shared.api.deps import get_deps
 from shared.bootstrap import build
 from shared.config import Settings
 from shared.domain.cluster import ClusterSpec, Node, NodeState, ProvisioningState
@@ -37,14 +36,14 @@ def test_the_provider_setting_names_its_choices_and_what_azure_batch_needs() -> 
 
 
 def test_simulation_controls_answer_501_with_the_reason_where_no_simulated_cloud_is_wired(tmp_path: Path) -> None:
-    deps = dataclasses.replace(build(Settings(data_dir=tmp_path / "data")).deps, simulation=None)
+    built = build(Settings(data_dir=tmp_path / "data"))
+    deps = dataclasses.replace(built.deps, simulation=None)
     cluster = new_cluster("ws", "spot", ClusterSpec(vm_size="STANDARD_D2_V2", max_nodes=2, vm_priority="lowpriority"),
                           "abcdef123456", T0)
     cluster.provisioning_state = ProvisioningState.SUCCEEDED
     cluster.nodes.append(Node(node_id="spot-abcdef-0001", state=NodeState.IDLE, requested_at=T0, ready_at=T0))
     deps.store.create_cluster(cluster)
-    app = create_app()
-    app.dependency_overrides[get_deps] = lambda: deps
+    app = create_app(lambda: dataclasses.replace(built, deps=deps))
     with running_uvicorn(app) as url, httpx.Client(base_url=url) as http:
         for response in (http.get("/api/locks"), http.post("/api/locks", json={"name": "l"}),
                          http.delete("/api/locks/l")):

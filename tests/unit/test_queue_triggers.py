@@ -16,11 +16,11 @@ import pytest
 from azure.functions.servicebus import ServiceBusMessage
 
 from function_app import app
-from shared.adapters.clock import FakeClock
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.bootstrap import Container, build, use_container
 from shared.config import Settings
 from shared.domain.events import CLUSTER_CREATE, CLUSTER_EVENTS, JOB_SUBMIT, QUEUE_NAMES, CloudEvent, new_event
+from tests.fakes.clock import FakeClock
 
 QueueFunction = Callable[[func.ServiceBusMessage], None]
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -140,3 +140,21 @@ def test_the_same_event_twice_changes_nothing_the_second_time(container: Contain
     later = stored_document(container, "gpu-b")
     assert {k: v for k, v in later.items() if k != "modified_at"} == {
         k: v for k, v in first.items() if k != "modified_at"}
+
+
+def test_a_create_for_a_cluster_still_deleting_is_redelivered_not_dead_lettered(container: Container,
+                                                                                queue: SqliteQueue) -> None:
+    from shared.domain.errors import ClusterStillDeleting, TemporaryError
+    from shared.domain.requests import ClusterCreate
+    from shared.handlers.use_cases import create_cluster, delete_cluster
+
+    create_cluster(container.deps, "ws1", ClusterCreate(name="gpu-a", vm_size="Standard_D2_v2", max_nodes=2))
+    container.deps.store.get_cluster("ws1", "gpu-a")
+    delete_cluster(container.deps, "ws1", "gpu-a")
+    again = new_event(CLUSTER_CREATE, "ws1", "gpu-a", {"name": "gpu-a", "vm_size": "Standard_D2_v2", "max_nodes": 3},
+                      "evt-create-again", time=NOW)
+    with pytest.raises(ClusterStillDeleting) as raised:
+        queue_functions()[CLUSTER_EVENTS](message_of(again))
+    assert isinstance(raised.value, TemporaryError)
+    assert "still being deleted" in str(raised.value)
+    assert queue.dead_letters(CLUSTER_EVENTS) == []

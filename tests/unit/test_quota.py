@@ -7,15 +7,14 @@ from hypothesis import strategies as st
 from shared.domain.quota import (
     DEFAULT_FAMILY_DEDICATED_VCPUS,
     QuotaLimits,
-    QuotaSettingError,
     QuotaUsage,
     can_ever_fit,
     family_quota_name,
     free_nodes,
-    limits_from_settings,
     scale_up_allowed,
 )
 from shared.domain.vm_sizes import DEDICATED, LOW_PRIORITY, VmSize, load_catalogue
+from shared.settings_quota import QuotaSettingError, limits_from_env
 
 CATALOGUE = load_catalogue()
 D2_V2 = CATALOGUE.get("Standard_D2_v2")  # 2 vCPUs, standardDv2Family
@@ -115,8 +114,8 @@ def test_unknown_priority_is_refused() -> None:
         free_nodes(QuotaLimits(), QuotaUsage(), D2_V2, "spot", "eastus")
 
 
-def test_limits_from_settings_reads_the_documented_names() -> None:
-    limits = limits_from_settings({
+def test_limits_from_env_reads_the_documented_names() -> None:
+    limits = limits_from_env({
         "COMPUTEPLANE_QUOTA_TOTAL_VCPUS": "500",
         "COMPUTEPLANE_QUOTA_LOWPRIORITY_VCPUS": " 200 ",
         "COMPUTEPLANE_QUOTA_FAMILY_DEFAULT_VCPUS": "64",
@@ -130,13 +129,13 @@ def test_limits_from_settings_reads_the_documented_names() -> None:
     assert limits.dedicated_family_limit("standardNCSv3Family") == 24
     assert limits.dedicated_family_limit("standardNDSv2Family") == 40
     assert limits.dedicated_family_limit("standardNCASv3_T4Family") == 16  # defaults kept
-    assert limits_from_settings({}) == QuotaLimits()
+    assert limits_from_env({}) == QuotaLimits()
 
 
 @pytest.mark.parametrize("value", ["-1", "ten", "1.5", "", "²"])
-def test_limits_from_settings_refuses_what_is_not_a_whole_number(value: str) -> None:
+def test_limits_from_env_refuses_what_is_not_a_whole_number(value: str) -> None:
     with pytest.raises(QuotaSettingError, match="COMPUTEPLANE_QUOTA_TOTAL_VCPUS"):
-        limits_from_settings({"COMPUTEPLANE_QUOTA_TOTAL_VCPUS": value})
+        limits_from_env({"COMPUTEPLANE_QUOTA_TOTAL_VCPUS": value})
 
 
 REGIONS = ["eastus", "westeurope"]

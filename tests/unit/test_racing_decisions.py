@@ -14,19 +14,20 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.clock import FakeClock
 from shared.bootstrap import Container, build
 from shared.config import Settings
 from shared.domain import events as ev
 from shared.domain.cluster import Cluster
 from shared.domain.errors import ConcurrencyConflict
 from shared.domain.job import JobState
+from shared.domain.quota import QuotaLimits
 from shared.domain.quota_ledger import QuotaLedger
 from shared.handlers.deps import Deps
 from shared.handlers.messages import handle_message
 from shared.handlers.quota import QuotaBooking, open_booking
 from shared.handlers.reconcile import reconcile_cluster
 from shared.ports import Store
+from tests.fakes.clock import FakeClock
 
 WS, NAME, KEY, REGION = "ws", "cpu", "ws/cpu", "eastus"
 VCPUS = 2  # STANDARD_D2_V2
@@ -55,7 +56,7 @@ class Interleave:
 @pytest.fixture
 def container(tmp_path: Path) -> Iterator[Container]:
     built = build(Settings(data_dir=tmp_path, node_boot_seconds=5, workspace_location=REGION,
-                           extra={"COMPUTEPLANE_QUOTA_TOTAL_VCPUS": "8"}),
+                           quota_limits=QuotaLimits(total_regional_dedicated_vcpus=8)),
                   clock=FakeClock(datetime(2026, 2, 1, tzinfo=UTC)))
     try:
         yield built

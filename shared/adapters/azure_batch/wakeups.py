@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from shared.adapters.azure_batch.pools import pool_id
-from shared.domain.clock import format_utc
+from shared.domain.utc import format_utc
 from shared.domain.cluster import Cluster, JobPhase
 from shared.domain.events import SCALE_REQUEST, CloudEvent, new_event
 from shared.domain.observation import NodeStatus, Observation, RunStatus

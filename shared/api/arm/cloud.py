@@ -21,7 +21,7 @@ from shared.api.arm.errors import arm_error, arm_errors
 from shared.api.arm.routes import WORKSPACE, ApiVersion, caller_of, workspace_of
 from shared.api.arm.scope import PROVIDER
 from shared.api.arm.tokens import audiences_of
-from shared.api.deps import DepsDep
+from shared.api.deps import DepsDep, container_of
 from shared.domain.vm_sizes import normalize_location
 
 CLOUD_NAME = "ComputePlane"
@@ -34,7 +34,7 @@ routes = APIRouter(include_in_schema=False)
 
 def cloud_metadata(request: Request) -> dict[str, Any]:
     base = origin(request) + "/"
-    context = arm_context()
+    context = arm_context(request)
     audience = context.audience(request)
     login = "https://login.microsoftonline.com/" if context.entra else base
     return {
@@ -62,7 +62,7 @@ def metadata_endpoints(request: Request, api_version: ApiVersion = None) -> JSON
 
 
 def subscription(request: Request) -> dict[str, Any]:
-    context = arm_context()
+    context = arm_context(request)
     sub = context.mapping.subscription
     return {"id": f"/subscriptions/{sub}", "authorizationSource": "RoleBased", "subscriptionId": sub,
             "tenantId": context.tenant_id, "displayName": CLOUD_NAME, "state": "Enabled", "managedByTenants": [],
@@ -73,14 +73,14 @@ def subscription(request: Request) -> dict[str, Any]:
 @routes.get("/subscriptions")
 @arm_errors
 def list_subscriptions(request: Request, api_version: ApiVersion = None) -> Response:
-    caller_of(request, arm_context(), api_version)
+    caller_of(request, arm_context(request), api_version)
     return JSONResponse({"value": [subscription(request)], "count": {"type": "Total", "value": 1}})
 
 
 @routes.get("/subscriptions/{subscription_id}")
 @arm_errors
 def get_subscription(request: Request, subscription_id: str, api_version: ApiVersion = None) -> Response:
-    caller_of(request, arm_context(), api_version)
+    caller_of(request, arm_context(request), api_version)
     return JSONResponse(subscription(request) | {"id": f"/subscriptions/{subscription_id}",
                                                  "subscriptionId": subscription_id})
 
@@ -92,7 +92,7 @@ def get_workspace(request: Request, subscription: str, resource_group: str, work
     filled in: location, discoveryUrl, tenant. Every key a real answer has is here; what ComputePlane has no
     counterpart for (storage, key vault, registry, notebooks, telemetry) is null."""
     scope = workspace_of(request, api_version, subscription, resource_group, workspace)
-    tenant = arm_context().tenant_id
+    tenant = arm_context(request).tenant_id
     return JSONResponse({
         "id": scope.id, "name": scope.name, "type": f"{PROVIDER}/workspaces",
         "location": normalize_location(deps.workspace_location), "tags": {}, "etag": None,
@@ -129,7 +129,7 @@ def local_token(request: Request, resource: Annotated[str | None, Query()] = Non
                 secret: Annotated[str | None, Header()] = None) -> Response:
     """A token for ComputePlane's ARM API, for an API key presented as the managed-identity secret (App Service
     protocol 2019-08-01 ``X-IDENTITY-HEADER``, or 2017-09-01 ``secret``): limited to the key's workspaces."""
-    context = arm_context()
+    context = arm_context(request)
     presented = identity_header or secret
     if context.local is None or context.api_keys is None:
         return arm_error(404, "NotFound", "local tokens are issued only by `computeplane serve`")
@@ -144,9 +144,7 @@ def local_token(request: Request, resource: Annotated[str | None, Query()] = Non
     if not resource or resource.rstrip("/") != audience.rstrip("/"):
         return JSONResponse({"statusCode": 400, "message": f"tokens here are for ComputePlane only: ask for resource "
                                                            f"{audience}, not {resource!r}"}, status_code=400)
-    from shared.bootstrap import container
-
-    now = container().deps.clock.now()
+    now = container_of(request).deps.clock.now()
     workspaces = sorted(key.workspaces) if key.workspaces is not None else None
     token, expires = context.local.issue(audience, workspaces, now, TOKEN_LIFETIME)
     return JSONResponse({"access_token": token, "expires_on": str(int(expires.timestamp())), "resource": resource,

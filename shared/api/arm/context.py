@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
@@ -20,7 +21,11 @@ from shared.adapters.token_signer import LOCAL_TENANT_ID, TokenSigner
 from shared.api.arm.scope import WorkspaceMapping
 from shared.api.arm.tokens import EntraTokens, LocalTokens, TokenRefused
 from shared.api.auth import ApiKeys
+from shared.api.deps import container_of
 from shared.config import Settings
+
+if TYPE_CHECKING:
+    from shared.bootstrap import Container
 
 
 class InvalidArmSetting(ValueError):
@@ -56,11 +61,13 @@ _built: tuple[object, ArmContext] | None = None
 _lock = threading.Lock()
 
 
-def arm_context() -> ArmContext:
-    from shared.bootstrap import container  # late, as the other routes reach the composition root
+def arm_context(request: Request) -> ArmContext:
+    return arm_context_of(container_of(request))
 
+
+def arm_context_of(current: Container) -> ArmContext:
+    """The ARM context of a container, built from its settings once."""
     global _built
-    current = container()
     with _lock:
         if _built is None or _built[0] is not current:
             _built = (current, _build(current.settings, current.api_keys))
@@ -68,19 +75,18 @@ def arm_context() -> ArmContext:
 
 
 def _build(settings: Settings, api_keys: ApiKeys | None) -> ArmContext:
-    extra = settings.extra
-    mode = extra.get("COMPUTEPLANE_ARM_AUTH") or ("local" if api_keys is not None else "entra")
+    mode = settings.arm_auth or ("local" if api_keys is not None else "entra")
     if mode not in ("local", "entra"):
         raise InvalidArmSetting(f"COMPUTEPLANE_ARM_AUTH: must be local or entra, got {mode!r}")
-    audience = extra.get("COMPUTEPLANE_ARM_AUDIENCE") or None
-    tenant = extra.get("COMPUTEPLANE_ARM_TENANT_ID") or None
+    audience = settings.arm_audience
+    tenant = settings.arm_tenant_id
     local = entra = None
     if mode == "local":
         local = LocalTokens(TokenSigner(settings.data_dir / "keys"))
     elif tenant and audience:
         entra = EntraTokens(tenant_id=tenant, audience=audience)
     try:
-        mapping = WorkspaceMapping.from_settings(extra)
+        mapping = WorkspaceMapping.from_settings(settings.arm_workspaces, settings.arm_subscription)
     except ValueError as error:
         raise InvalidArmSetting(str(error)) from None
     return ArmContext(mapping=mapping, local=local, entra=entra, api_keys=api_keys,

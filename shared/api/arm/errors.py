@@ -15,15 +15,15 @@ from fastapi.responses import JSONResponse, Response
 
 from shared.api.arm.shapes import ARM_PATHS
 from shared.api.arm.tokens import TokenRefused
-from shared.api.errors import RETRY_AFTER_SECONDS
+from shared.api.errors import RETRY_AFTER_SECONDS, answers, status_of
 from shared.domain.errors import ClusterSpecConflict, DomainError, InvalidField, TransientError
 
 P = ParamSpec("P")
 
 
+@answers(400)
 class ApiVersionMissing(DomainError):
     code = "MissingApiVersionParameter"
-    status = 400
 
 
 def arm_error(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
@@ -38,12 +38,12 @@ def response_of(error: Exception) -> JSONResponse:
         return arm_error(400, error.code, error.message,
                          [{"code": error.code, "target": target, "message": error.rule}])
     if isinstance(error, ClusterSpecConflict):
-        return arm_error(error.status, error.code, error.message,
+        return arm_error(status_of(error), error.code, error.message,
                          [{"code": error.code, "target": ARM_PATHS.get(f, f),
                            "message": f"existing {old!r}, requested {new!r}"}
                           for f, (old, new) in sorted(error.differing.items())])
     if isinstance(error, DomainError):
-        return arm_error(error.status, error.code, error.message)
+        return arm_error(status_of(error), error.code, error.message)
     if isinstance(error, TokenRefused):
         return arm_error(401, "InvalidAuthenticationToken", str(error),
                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from shared.api.errors import answers
 from shared.domain.cluster import Cluster, ProvisioningState
 from shared.domain.errors import DomainError
 
@@ -20,9 +21,9 @@ OperationKind = Literal["create", "update", "delete"]
 RETRY_AFTER_SECONDS = 1
 
 
+@answers(404)
 class OperationNotFound(DomainError):
     code = "OperationNotFound"
-    status = 404
 
 
 @dataclass(frozen=True)

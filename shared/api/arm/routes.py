@@ -36,7 +36,7 @@ from shared.domain.commands import ScaleSettingsUpdate
 from shared.domain.errors import ClusterSpecConflict, InvalidField
 from shared.domain.requests import ClusterCreate, IdentityRemoval, check_cluster_create
 from shared.domain.vm_sizes import load_catalogue, normalize_location
-from shared.handlers import commands, identity
+from shared.handlers import identity, use_cases
 from shared.handlers.deps import Deps
 
 WORKSPACE = ("/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/"
@@ -60,7 +60,7 @@ def caller_of(request: Request, context: ArmContext, api_version: str | None) ->
 
 def workspace_of(request: Request, api_version: str | None, subscription: str, resource_group: str,
                  workspace: str) -> ArmWorkspace:
-    context = arm_context()
+    context = arm_context(request)
     caller = caller_of(request, context, api_version)
     scope = context.mapping.resolve(subscription, resource_group, workspace)
     if not caller.allows(scope.workspace):
@@ -75,9 +75,9 @@ def operation_headers(request: Request, scope: ArmWorkspace, operation: Operatio
     return {"Azure-AsyncOperation": url, "Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
-def resource(cluster: Cluster, scope: ArmWorkspace, status: int = 200,
+def resource(request: Request, cluster: Cluster, scope: ArmWorkspace, status: int = 200,
              headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(compute_resource(cluster, scope, arm_context().tenant_id), status_code=status,
+    return JSONResponse(compute_resource(cluster, scope, arm_context(request).tenant_id), status_code=status,
                         headers=headers)
 
 
@@ -87,7 +87,7 @@ def resource(cluster: Cluster, scope: ArmWorkspace, status: int = 200,
 def list_computes(request: Request, subscription: str, resource_group: str, workspace: str, deps: DepsDep,
                   api_version: ApiVersion = None) -> Response:
     scope = workspace_of(request, api_version, subscription, resource_group, workspace)
-    tenant = arm_context().tenant_id
+    tenant = arm_context(request).tenant_id
     return JSONResponse({"value": [compute_resource(c, scope, tenant) for c in deps.store.list_clusters(
         scope.workspace)]})  # no nextLink key at all: azureml-core follows one even when it is null
 
@@ -96,7 +96,7 @@ def list_computes(request: Request, subscription: str, resource_group: str, work
 def get_compute(request: Request, subscription: str, resource_group: str, workspace: str, name: str,
                 deps: DepsDep, api_version: ApiVersion = None) -> Response:
     scope = workspace_of(request, api_version, subscription, resource_group, workspace)
-    return resource(commands.get_cluster(deps, scope.workspace, name), scope)
+    return resource(request, use_cases.get_cluster(deps, scope.workspace, name), scope)
 
 
 @arm_errors
@@ -108,13 +108,14 @@ def put_compute(request: Request, subscription: str, resource_group: str, worksp
     existing = deps.store.get_cluster(scope.workspace, name)
     kind: OperationKind = "create"
     if existing is None or existing.provisioning_state is ProvisioningState.DELETING:
-        cluster, _ = commands.create_cluster(deps, scope.workspace, create)
+        cluster, _ = use_cases.create_cluster(deps, scope.workspace, create)
     else:
         cluster, kind = update_in_place(deps, existing, create), "update"
     location = cluster.spec.location or normalize_location(deps.workspace_location)
     headers = operation_headers(request, scope, Operation(kind, scope.workspace, name, cluster.uid), location,
                                 api_version)
-    return resource(cluster, scope, 201, headers)  # AmlCompute answers 201 to an update too (see tests/data/arm)
+    # AmlCompute answers 201 to an update too (see tests/data/arm)
+    return resource(request, cluster, scope, 201, headers)
 
 
 def decoded(body: Any) -> Any:
@@ -133,7 +134,7 @@ def update_in_place(deps: Deps, existing: Cluster, create: ClusterCreate) -> Clu
     differing = {k: v for k, v in existing.spec.differences(spec).items() if k not in SCALE_FIELDS}
     if differing:
         raise ClusterSpecConflict(existing.name, differing)
-    cluster = commands.update_cluster(deps, existing.workspace, existing.name, ScaleSettingsUpdate(
+    cluster = use_cases.update_cluster(deps, existing.workspace, existing.name, ScaleSettingsUpdate(
         min_nodes=spec.min_nodes, max_nodes=spec.max_nodes,
         idle_seconds_before_scaledown=spec.idle_seconds_before_scaledown))
     if not same_identity_request(cluster.identity, create.identity_type, create.identity_id):
@@ -161,8 +162,8 @@ def patch_compute(request: Request, subscription: str, resource_group: str, work
     assert api_version is not None
     body = decoded(body)
     update = scale_update_of(body)
-    cluster = commands.update_cluster(deps, scope.workspace, name, update) if update.model_dump(exclude_none=True) \
-        else commands.get_cluster(deps, scope.workspace, name)
+    cluster = use_cases.update_cluster(deps, scope.workspace, name, update) if update.model_dump(exclude_none=True) \
+        else use_cases.get_cluster(deps, scope.workspace, name)
     if isinstance(body, dict) and "identity" in body:
         patch = identity_patch_of(body["identity"])
         if (patch.remove_all and cluster.identity.type is not None) or patch.remove:
@@ -173,7 +174,7 @@ def patch_compute(request: Request, subscription: str, resource_group: str, work
     location = cluster.spec.location or normalize_location(deps.workspace_location)
     headers = operation_headers(request, scope, Operation("update", scope.workspace, name, cluster.uid), location,
                                 api_version)
-    return resource(cluster, scope, 200, headers)
+    return resource(request, cluster, scope, 200, headers)
 
 
 @arm_errors
@@ -188,7 +189,7 @@ def delete_compute(request: Request, subscription: str, resource_group: str, wor
                                                        "workspace and cannot be detached")
     if deps.store.get_cluster(scope.workspace, name) is None:
         return Response(status_code=204)
-    cluster = commands.delete_cluster(deps, scope.workspace, name)
+    cluster = use_cases.delete_cluster(deps, scope.workspace, name)
     location = cluster.spec.location or normalize_location(deps.workspace_location)
     headers = operation_headers(request, scope, Operation("delete", scope.workspace, name, cluster.uid), location,
                                 api_version)
@@ -199,7 +200,7 @@ def delete_compute(request: Request, subscription: str, resource_group: str, wor
 def list_nodes(request: Request, subscription: str, resource_group: str, workspace: str, name: str,
                deps: DepsDep, api_version: ApiVersion = None) -> Response:
     scope = workspace_of(request, api_version, subscription, resource_group, workspace)
-    return JSONResponse({"nodes": node_view(commands.get_cluster(deps, scope.workspace, name))})
+    return JSONResponse({"nodes": node_view(use_cases.get_cluster(deps, scope.workspace, name))})
 
 
 for prefix in (WORKSPACE, "/rp/workspaces" + WORKSPACE):
@@ -217,7 +218,7 @@ for prefix in (WORKSPACE, "/rp/workspaces" + WORKSPACE):
 @arm_errors
 def operation_status(request: Request, subscription: str, location: str, operation_id: str, deps: DepsDep,
                      api_version: ApiVersion = None) -> Response:
-    context = arm_context()
+    context = arm_context(request)
     caller = caller_of(request, context, api_version)
     operation = Operation.parse(operation_id)
     if not caller.allows(operation.workspace):
@@ -232,7 +233,7 @@ def operation_status(request: Request, subscription: str, location: str, operati
 @arm_errors
 def vm_sizes(request: Request, subscription: str, location: str, api_version: ApiVersion = None) -> Response:
     """Both shapes at once: ``amlCompute`` is what azureml-core reads, ``value`` what azure-ai-ml reads."""
-    caller_of(request, arm_context(), api_version)
+    caller_of(request, arm_context(request), api_version)
     sizes = [{
         "name": v.name, "family": v.family, "vCPUs": v.vcpus, "gpus": v.gpus, "osVhdSizeMB": None,
         "maxResourceVolumeMB": None, "memoryGB": v.memory_gb, "lowPriorityCapable": True, "premiumIO": None,
@@ -249,7 +250,7 @@ def vm_sizes(request: Request, subscription: str, location: str, api_version: Ap
 def usages(request: Request, subscription: str, location: str, deps: DepsDep,
            api_version: ApiVersion = None) -> Response:
     """Today's quota use (``/api/usages``) as ARM's usage list: the regional total, low priority, each family."""
-    caller_of(request, arm_context(), api_version)
+    caller_of(request, arm_context(request), api_version)
     today = catalogue.usages(deps, location)
     region = today["location"]
     base = f"/subscriptions/{subscription}/providers/{PROVIDER}/locations/{region}/usages"

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shared.api.errors import answers
 from shared.domain.errors import DomainError
 
 PROVIDER = "Microsoft.MachineLearningServices"
@@ -20,9 +21,9 @@ LOCAL_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 _WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
+@answers(404)
 class WorkspaceNotFound(DomainError):
     code = "ResourceNotFound"
-    status = 404
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,9 @@ class WorkspaceMapping:
     subscription: str = LOCAL_SUBSCRIPTION  # what GET /subscriptions lists
 
     @classmethod
-    def from_settings(cls, extra: Mapping[str, str]) -> WorkspaceMapping:
-        raw = extra.get("COMPUTEPLANE_ARM_WORKSPACES") or "{}"
+    def from_settings(cls, workspaces: str | None, subscription: str | None) -> WorkspaceMapping:
+        """From COMPUTEPLANE_ARM_WORKSPACES (a JSON object) and COMPUTEPLANE_ARM_SUBSCRIPTION."""
+        raw = workspaces or "{}"
         try:
             document = json.loads(raw)
         except json.JSONDecodeError as error:
@@ -59,7 +61,7 @@ class WorkspaceMapping:
             raise ValueError('COMPUTEPLANE_ARM_WORKSPACES: must map "subscription/resourceGroup/workspace" to a '
                              'ComputePlane workspace name, e.g. {"<sub-id>/ml-rg/ml-ws": "team-a"}')
         return cls(explicit={k.lower(): v for k, v in document.items()},
-                   subscription=extra.get("COMPUTEPLANE_ARM_SUBSCRIPTION") or LOCAL_SUBSCRIPTION)
+                   subscription=subscription or LOCAL_SUBSCRIPTION)
 
     def resolve(self, subscription: str, resource_group: str, name: str) -> ArmWorkspace:
         mapped = self.explicit.get(f"{subscription}/{resource_group}/{name}".lower())

@@ -1,4 +1,4 @@
-"""Commands from the HTTP API: record what was asked (so a GET shows it at once), publish the event, answer.
+"""The HTTP API's use cases: record what was asked (so a GET shows it at once), publish the event, answer.
 
 The queue-triggered handlers do the work; an event that is lost after the record was written is found again by
 the timer's sweep (``next_reconcile_at`` is set, and unscheduled jobs are indexed).
@@ -24,9 +24,9 @@ from shared.domain.errors import (
     DomainError,
     IdempotencyKeyReused,
     InvalidField,
+    JobExceedsQuota,
     JobNotFound,
     OperationNotAllowed,
-    QuotaExceeded,
     SimulationOnly,
 )
 from shared.domain.job import Job, JobSpec
@@ -35,7 +35,7 @@ from shared.domain.requests import ClusterCreate, check_cluster_create, check_jo
 from shared.domain.vm_sizes import load_catalogue, normalize_location
 from shared.handlers.deps import Deps
 from shared.handlers.retry import retry_on_conflict
-from shared.ports import AlreadyExists
+from shared.ports import MAX_EVENT_BYTES, AlreadyExists
 
 # Job ids derived from an Idempotency-Key (uuid5 in this namespace, over the workspace and the key).
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1f7a4e-3c1b-5d2a-9e0f-2b8c4d6a1e57")
@@ -47,11 +47,11 @@ def create_cluster(deps: Deps, workspace: str, body: ClusterCreate) -> tuple[Clu
     if existing is None:
         event = ev.new_event(ev.CLUSTER_CREATE, workspace, body.name, body.model_dump(mode="json"),
                              event_id="size-check")
-        if len(event.to_json()) > ev.MAX_EVENT_BYTES:
+        if len(event.to_json()) > MAX_EVENT_BYTES:
             biggest = max(("tags", len(str(body.tags))), ("description", len(body.description or "")),
                           key=lambda pair: pair[1])[0]
             raise InvalidField(biggest, f"the request is too large to travel as an event (Service Bus carries at "
-                                        f"most {ev.MAX_EVENT_BYTES} bytes); shorten {biggest}")
+                                        f"most {MAX_EVENT_BYTES} bytes); shorten {biggest}")
         cluster = prepare_cluster(deps, workspace, body)
         try:
             cluster = deps.store.create_cluster(cluster)
@@ -140,14 +140,11 @@ def submit_job(deps: Deps, workspace: str, cluster_name: str, spec: JobSpec,
         uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{workspace}/{idempotency_key}").hex
     created = True
     try:
-        job = deps.store.create_job(Job(workspace=workspace, id=job_id, cluster=cluster_name, spec=spec,
-                                        submitted_at=now, reason="submitted; waiting for the scheduler"))
+        job = deps.store.create_job(Job.submitted(workspace, job_id, cluster_name, spec, now))
     except AlreadyExists:
         job, created = _same_submit(deps, workspace, job_id, cluster_name, spec), False
     if created or not job.state.is_terminal:
-        deps.bus.publish(ev.new_event(ev.JOB_SUBMIT, workspace, cluster_name,
-                                      {"job_id": job.id, **spec.model_dump(mode="json")},
-                                      event_id=f"submit-{job.id}", time=job.submitted_at))
+        deps.bus.publish(ev.submit_event(job))
     return job, created
 
 
@@ -219,4 +216,4 @@ def check_job_fits_quota(deps: Deps, cluster: Cluster, spec: JobSpec) -> None:
         return
     problem = can_ever_fit(deps.quota_limits, vm_size, cluster.spec.vm_priority, region, spec.node_count)
     if problem:
-        raise QuotaExceeded(problem)
+        raise JobExceedsQuota(problem)

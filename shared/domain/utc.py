@@ -1,4 +1,4 @@
-"""Time in the domain: UTC datetimes that serialise to fixed-width text, so stores can order them as strings."""
+"""UTC datetimes in the domain, and how they serialise: fixed-width text, so stores can order them as strings."""
 
 from __future__ import annotations
 

@@ -1,0 +1,108 @@
+"""One decision about a cluster, saved: the transaction order of every reconcile, named and documented here once.
+
+A decision runs in four phases. Only the commit makes it count; each write is conditional (etag/version), and a
+lost race (``ConcurrencyConflict``) runs the whole decision again on fresh state (``retry_on_conflict``).
+
+1. **Decide** (nothing written): read the cluster, apply the event's change once per event id, reconcile it
+   against the provider's observation and now, and read the region's quota ledger.
+2. **Before the commit**, what the cluster's save would otherwise make unsafe:
+   - finished jobs' documents are written first: the saved cluster forgets those jobs, so a crash after the save
+     would lose their outcome; a crash before it repeats the write, harmlessly (``project_job`` is idempotent);
+   - more cores are booked in the quota ledger first: a race lost there decides again with fresh numbers, so the
+     regional limit is never exceeded, even by workers deciding about different clusters at once.
+3. **The commit**: one conditional write of the cluster. A cluster being deleted with no nodes and no jobs left is
+   buried instead (its tombstone first, so that late copies of its events are recognised, then its deletion). A
+   decision that changed nothing writes nothing, unless its actions need their version proven latest
+   (``acts_on_its_version``).
+4. **After the commit**: fewer cores are given back to the ledger. After, because a crash in between only
+   over-counts until the next saved decision; and only by a decision that saved the cluster, the sole proof that
+   the count it lowers to is the latest (``shared.handlers.quota`` explains the races).
+
+The actions decided are carried out after all four (``shared.handlers.reconcile.carry_out``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shared.domain.actions import Action, ProjectJob, ProvisionNode, StopRun
+from shared.domain.cluster import Cluster, ProvisioningState
+from shared.domain.node_history import record_node_counts
+from shared.domain.reconcile import reconcile
+from shared.handlers.deps import Deps
+from shared.handlers.jobs import KnownJobs, project_job
+from shared.handlers.quota import ClusterBookings, open_bookings
+from shared.handlers.retry import retry_on_conflict
+from shared.handlers.tombstones import bury_cluster
+
+Change = Callable[[Cluster, datetime], list[Action]]
+
+
+@dataclass
+class ClusterDecision:
+    """The decision about one cluster for one event (or a sweep), run through the phases of the module docstring."""
+
+    deps: Deps
+    workspace: str
+    name: str
+    change: Change | None = None
+    event_id: str | None = None  # the change is applied once per event id
+    known: KnownJobs = field(default_factory=dict)  # job documents read already (see ``project_job``)
+
+    @retry_on_conflict
+    def run(self) -> tuple[list[Action], Cluster | None]:
+        """The actions decided and the saved cluster (None: no such cluster, or it was deleted now)."""
+        cluster = self.deps.store.get_cluster(self.workspace, self.name)
+        if cluster is None:
+            return [], None
+        before = cluster.model_dump(exclude={"modified_at"})
+        actions, booking = self._decide(cluster)
+        self._before_commit(actions, booking, cluster)
+        cluster, saved = self._commit(cluster, before, actions, booking)
+        self._after_commit(booking, cluster, saved)
+        return actions, cluster
+
+    def _decide(self, cluster: Cluster) -> tuple[list[Action], ClusterBookings | None]:
+        now = self.deps.clock.now()
+        actions: list[Action] = []
+        if self.change is not None and not (self.event_id and cluster.has_applied(self.event_id)):
+            actions += self.change(cluster, now)
+            if self.event_id:
+                cluster.record_applied(self.event_id)
+        booking = open_bookings(self.deps, cluster)
+        actions += reconcile(cluster, self.deps.provider.observe(cluster), now, self.deps.policy,
+                             booking.allowance if booking else None)
+        cluster.node_history = record_node_counts(cluster.node_history, cluster.node_state_counts(), now)
+        return actions, booking
+
+    def _before_commit(self, actions: list[Action], booking: ClusterBookings | None, cluster: Cluster) -> None:
+        for action in actions:
+            if isinstance(action, ProjectJob) and action.update.is_terminal:
+                project_job(self.deps, self.workspace, action.update, self.known)
+        if booking is not None:
+            booking.book_increase(cluster)
+
+    def _commit(self, cluster: Cluster, before: dict[str, object], actions: list[Action],
+                booking: ClusterBookings | None) -> tuple[Cluster, bool]:
+        """The cluster as written, and whether this decision wrote it."""
+        if cluster.provisioning_state is ProvisioningState.DELETING and not cluster.nodes and not cluster.jobs:
+            bury_cluster(self.deps, cluster)
+            self.deps.store.delete_cluster(cluster)
+            return cluster, True
+        if cluster.model_dump(exclude={"modified_at"}) != before or acts_on_its_version(cluster, actions, booking):
+            return self.deps.store.replace_cluster(cluster), True
+        return cluster, False  # a no-op reconcile costs no write
+
+    def _after_commit(self, booking: ClusterBookings | None, cluster: Cluster, saved: bool) -> None:
+        if booking is not None:
+            booking.release_decrease(cluster, saved=saved)
+
+
+def acts_on_its_version(cluster: Cluster, actions: list[Action], booking: ClusterBookings | None) -> bool:
+    """Stopping a run, provisioning a node or giving cores back, decided on a version nobody changed: it is saved
+    anyway (one write, only then), so the conditional write proves it is still the latest. A stale version would
+    stop the run of a job another worker just placed, or give back cores whose booking's save is on its way."""
+    return any(isinstance(a, StopRun | ProvisionNode) for a in actions) or (
+        booking is not None and booking.over_counts(cluster))
