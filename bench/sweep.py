@@ -31,7 +31,7 @@ from shared.adapters.sqlite_store import SqliteStore
 from shared.bootstrap import build
 from shared.config import Settings
 from shared.domain.cluster import ClusterSpec
-from shared.domain.commands import new_cluster
+from shared.domain.cluster_changes import new_cluster
 from shared.domain.utc import format_utc
 from shared.handlers.sweep import sweep
 

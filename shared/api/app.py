@@ -17,7 +17,7 @@ from shared.api.errors import install_error_handlers
 from shared.api.limits import BodySizeLimit
 from shared.api.openapi_docs import install_docs
 from shared.api.views import ClusterView, EventAccepted, JobLogs, JobView, NodeView
-from shared.domain.commands import ScaleSettingsUpdate
+from shared.domain.cluster_changes import ScaleSettingsUpdate
 from shared.domain.errors import InvalidField
 from shared.domain.job import JobSpec
 from shared.domain.requests import ClusterCreate, IdentityAssignment, IdentityRemoval

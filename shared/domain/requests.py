@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.domain.cluster import ClusterSpec
-from shared.domain.commands import ScaleSettingsUpdate, check_scale_settings
+from shared.domain.cluster_changes import ScaleSettingsUpdate, check_scale_settings
 from shared.domain.errors import FieldErrors, InvalidField
 from shared.domain.job import JobSpec
 from shared.domain.validation import validate_cluster_spec_fields, validate_vm_size

@@ -10,7 +10,7 @@ from typing import Any
 from shared.domain import events as ev
 from shared.domain.actions import Action, ProjectJob
 from shared.domain.cluster import Cluster, ProvisioningState
-from shared.domain.commands import accept_job, cancel_job, mark_deleting, update_scale_settings
+from shared.domain.cluster_changes import accept_job, cancel_job, mark_deleting, update_scale_settings
 from shared.domain.errors import ClusterStillDeleting, InvalidEvent, JobExceedsQuota
 from shared.domain.events import CloudEvent
 from shared.domain.job import Job, JobState, JobUpdate

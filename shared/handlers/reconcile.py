@@ -6,7 +6,7 @@ import logging
 
 from shared.domain.actions import Action, ProjectJob, ProvisionNode, ReleaseNode, StartRun, StopRun, WakeUpAt
 from shared.domain.cluster import Cluster
-from shared.domain.commands import cancel_job
+from shared.domain.cluster_changes import cancel_job
 from shared.domain.events import SCALE_REQUEST, new_event
 from shared.domain.job import JobState, JobUpdate
 from shared.domain.utc import format_utc

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from shared.domain import events as ev
 from shared.domain.actions import Action
 from shared.domain.cluster import Cluster
-from shared.domain.commands import cancel_job
+from shared.domain.cluster_changes import cancel_job
 from shared.domain.job import JobUpdate
 from shared.handlers.deps import Deps
 from shared.handlers.jobs import project_job

@@ -10,14 +10,14 @@ import uuid
 
 from shared.domain import events as ev
 from shared.domain.cluster import Cluster, ClusterSpec, Node, ProvisioningState
-from shared.domain.cluster_identity import requested_identity, same_identity_request
-from shared.domain.commands import (
+from shared.domain.cluster_changes import (
     ScaleSettingsUpdate,
     check_job_fits,
     mark_deleting,
     new_cluster,
     update_scale_settings,
 )
+from shared.domain.cluster_identity import requested_identity, same_identity_request
 from shared.domain.errors import (
     ClusterSpecConflict,
     ComputeTargetNotFound,

@@ -18,7 +18,7 @@ from typing import Literal
 
 from shared.domain.actions import Action, ProjectJob, ProvisionNode, ReleaseNode, StartRun, StopRun, WakeUpAt
 from shared.domain.cluster import ClusterSpec
-from shared.domain.commands import accept_job, new_cluster
+from shared.domain.cluster_changes import accept_job, new_cluster
 from shared.domain.job import Job, JobSpec, JobState
 from shared.domain.reconcile import ReconcilePolicy, reconcile
 from shared.domain.vm_sizes import VmSize, load_catalogue

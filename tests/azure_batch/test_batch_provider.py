@@ -18,7 +18,7 @@ from shared.adapters.azure_batch.pools import NodeMap, pool_id
 from shared.adapters.azure_batch.provider import AzureBatchNodeProvider
 from shared.adapters.clock import SystemClock
 from shared.domain.cluster import Cluster, ClusterSpec, Node, NodeState, ProvisioningState
-from shared.domain.commands import new_cluster
+from shared.domain.cluster_changes import new_cluster
 from shared.domain.identity import ClusterIdentity, new_system_assigned, user_assigned_from_arm_id
 from shared.domain.observation import LockLevel, NodeStatus, Observation
 from shared.domain.quota import QuotaLimits

@@ -20,7 +20,7 @@ from shared.adapters.azure_batch.pools import NodeMap, pool_id
 from shared.adapters.clock import SystemClock
 from shared.adapters.local_provider import LocalNodeProvider
 from shared.domain.cluster import Cluster, ClusterSpec, Node, NodeState, ProvisioningState
-from shared.domain.commands import new_cluster
+from shared.domain.cluster_changes import new_cluster
 from shared.domain.observation import NodeStatus, Observation, RunStatus
 from shared.ports import NodeProvider, RunRequest
 from tests.azure_batch.serving import StandIn

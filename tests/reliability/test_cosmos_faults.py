@@ -42,7 +42,7 @@ from shared.api import app as api_app
 from shared.bootstrap import Container
 from shared.config import Settings
 from shared.domain.cluster import ClusterSpec
-from shared.domain.commands import new_cluster
+from shared.domain.cluster_changes import new_cluster
 from shared.domain.errors import ConcurrencyConflict, TransientError
 from shared.domain.job import Job, JobSpec
 from tests.contract.uvicorn_server import running_uvicorn

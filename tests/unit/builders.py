@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from shared.domain.cluster import Cluster, ClusterSpec, JobEntry, JobPhase, Node, NodeState, ProvisioningState
-from shared.domain.commands import new_cluster
+from shared.domain.cluster_changes import new_cluster
 from shared.domain.observation import NodeStatus, Observation, ObservedNode, ObservedRun, RunStatus
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ import pytest
 
 from shared.domain.actions import ProjectJob, ProvisionNode, StartRun
 from shared.domain.cluster import Cluster, ClusterSpec, JobEntry, JobPhase, Node, NodeState
-from shared.domain.commands import accept_job
+from shared.domain.cluster_changes import accept_job
 from shared.domain.errors import InvalidField
 from shared.domain.job import Job, JobSpec, JobState
 from shared.domain.low_priority import AfterPreemptionRetries, FallbackTrigger, LowPriorityFallback

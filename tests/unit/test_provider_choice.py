@@ -14,7 +14,7 @@ from shared.api.app import create_app
 from shared.bootstrap import build
 from shared.config import Settings
 from shared.domain.cluster import ClusterSpec, Node, NodeState, ProvisioningState
-from shared.domain.commands import new_cluster
+from shared.domain.cluster_changes import new_cluster
 from tests.contract.uvicorn_server import running_uvicorn
 from tests.unit.builders import T0
 

@@ -6,7 +6,13 @@ from datetime import timedelta
 
 from shared.domain.actions import ProjectJob, ProvisionNode, ReleaseNode, StartRun, StopRun, WakeUpAt
 from shared.domain.cluster import AllocationState, JobPhase, NodeState
-from shared.domain.commands import ScaleSettingsUpdate, accept_job, cancel_job, mark_deleting, update_scale_settings
+from shared.domain.cluster_changes import (
+    ScaleSettingsUpdate,
+    accept_job,
+    cancel_job,
+    mark_deleting,
+    update_scale_settings,
+)
 from shared.domain.job import Job, JobSpec, JobState
 from shared.domain.observation import NodeStatus, Observation, ObservedNode, ObservedRun, ResizeError, RunStatus
 from shared.domain.reconcile import ReconcilePolicy, reconcile

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from shared.adapters.azure_batch.pools import pool_id
-from shared.domain.utc import format_utc
 from shared.domain.cluster import Cluster, JobPhase
 from shared.domain.events import SCALE_REQUEST, CloudEvent, new_event
 from shared.domain.observation import NodeStatus, Observation, RunStatus
+from shared.domain.utc import format_utc
 
 Publish = Callable[[CloudEvent, datetime | None], None]
 _ACTIVE_RUNS = frozenset({RunStatus.RUNNING, RunStatus.NOT_STARTED})

@@ -31,8 +31,8 @@ from shared.api.arm.shapes import (
 from shared.api.arm.tokens import Caller, TokenRefused
 from shared.api.deps import DepsDep
 from shared.domain.cluster import Cluster, ProvisioningState
+from shared.domain.cluster_changes import ScaleSettingsUpdate
 from shared.domain.cluster_identity import same_identity_request
-from shared.domain.commands import ScaleSettingsUpdate
 from shared.domain.errors import ClusterSpecConflict, InvalidField
 from shared.domain.requests import ClusterCreate, IdentityRemoval, check_cluster_create
 from shared.domain.vm_sizes import load_catalogue, normalize_location

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from shared.api.arm.durations import format_duration, parse_duration
 from shared.api.arm.scope import PROVIDER, ArmWorkspace
 from shared.domain.cluster import Cluster
-from shared.domain.commands import ScaleSettingsUpdate
+from shared.domain.cluster_changes import ScaleSettingsUpdate
 from shared.domain.errors import InvalidField
 from shared.domain.requests import ClusterCreate, IdentityAssignment
 
