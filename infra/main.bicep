@@ -47,6 +47,9 @@ param batchNodeImage string = 'canonical:ubuntu-24_04-lts:server:latest'
 @description('Grant Managed Identity Contributor on the node resource group, so SystemAssigned clusters get a user-assigned identity of their own there (Batch pools take user-assigned identities only).')
 param grantClusterIdentityContributor bool = true
 
+@description('Audience of the ARM-shaped API (COMPUTEPLANE_ARM_AUDIENCE): the app id URI of the Entra app registration whose app roles (ComputePlane.All, Workspace.<name>) callers\' tokens carry, e.g. api://computeplane-<env>; create it first (infra/README.md, "The ARM-shaped API"). Empty: the ARM paths answer that the API is not configured, the rest of the app runs.')
+param armAudience string = ''
+
 @description('Also grant Azure Service Bus Data Owner to the app identity (only if the scale controller reports a missing Manage claim).')
 param grantServiceBusDataOwner bool = false
 
@@ -128,6 +131,7 @@ module storage 'app/storage.bicep' = {
     location: location
     tags: allTags
     deploymentContainerName: deploymentContainerName
+    createCheckpointContainer: nodeProvider == 'azurebatch'
   }
 }
 
@@ -179,6 +183,9 @@ module api 'app/api.bicep' = {
     batchAccountName: nodeProvider == 'azurebatch' ? batch.outputs.name : ''
     batchAccountEndpoint: nodeProvider == 'azurebatch' ? batch.outputs.endpoint : ''
     batchNodeImage: batchNodeImage
+    batchNodeIdentityId: nodeProvider == 'azurebatch' ? batch.outputs.nodeIdentityId : ''
+    checkpointContainerName: storage.outputs.checkpointContainerName
+    armAudience: armAudience
     extraAppSettings: extraAppSettings
   }
 }
@@ -206,6 +213,18 @@ module batch 'app/batch.bicep' = if (nodeProvider == 'azurebatch') {
     tags: allTags
     appPrincipalId: appIdentity.properties.principalId
     grantClusterIdentityContributor: grantClusterIdentityContributor
+    nodeIdentityName: 'id-cp-nodes-${resourceToken}'
+  }
+}
+
+// The node identity's roles on the snapshots and checkpoints containers, where the storage account lives.
+module nodeStorageRbac 'app/node-storage-rbac.bicep' = if (nodeProvider == 'azurebatch') {
+  name: 'node-storage-rbac'
+  params: {
+    storageAccountName: storage.outputs.name
+    snapshotContainerName: storage.outputs.snapshotContainerName
+    checkpointContainerName: storage.outputs.checkpointContainerName
+    nodePrincipalId: nodeProvider == 'azurebatch' ? batch.outputs.nodeIdentityPrincipalId : ''
   }
 }
 
@@ -250,6 +269,9 @@ output COSMOS_CONTAINER string = db.outputs.containerName
 
 @description('Resource group of the cluster nodes.')
 output COMPUTEPLANE_NODE_RESOURCE_GROUP string = nodeGroupName
+
+@description('Resource id of the identity every Batch pool carries (empty with nodeProvider local).')
+output COMPUTEPLANE_BATCH_NODE_IDENTITY string = nodeProvider == 'azurebatch' ? batch.outputs.nodeIdentityId : ''
 
 @description('Batch account that provisions the nodes (empty with nodeProvider local).')
 output COMPUTEPLANE_BATCH_ACCOUNT string = nodeProvider == 'azurebatch' ? batch.outputs.name : ''

@@ -92,6 +92,15 @@ param batchAccountEndpoint string = ''
 @description('Ubuntu marketplace image of the nodes, publisher:offer:sku:version (COMPUTEPLANE_BATCH_NODE_IMAGE).')
 param batchNodeImage string = 'canonical:ubuntu-24_04-lts:server:latest'
 
+@description('Resource id of the user-assigned identity every Batch pool carries to fetch code snapshots and mount checkpoints (COMPUTEPLANE_BATCH_NODE_IDENTITY); empty with nodeProvider local.')
+param batchNodeIdentityId string = ''
+
+@description('Blob container of the storage account that every Batch pool mounts for jobs\' checkpoints (COMPUTEPLANE_CHECKPOINT_CONTAINER); empty: checkpoints stay on the node.')
+param checkpointContainerName string = ''
+
+@description('Audience of the ARM-shaped API: the app id URI of ComputePlane\'s Entra app registration (COMPUTEPLANE_ARM_AUDIENCE); empty: the ARM paths answer that they are not configured.')
+param armAudience string = ''
+
 @description('Extra app settings as [{ name: ..., value: ... }] (e.g. quota overrides); names must not repeat the ones set below.')
 param extraAppSettings array = []
 
@@ -238,6 +247,27 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'COMPUTEPLANE_BATCH_NODE_IMAGE'
           value: batchNodeImage
+        }
+        {
+          name: 'COMPUTEPLANE_BATCH_NODE_IDENTITY'
+          value: batchNodeIdentityId
+        }
+        {
+          name: 'COMPUTEPLANE_CHECKPOINT_CONTAINER'
+          value: checkpointContainerName
+        }
+        {
+          // The ARM-shaped API (shared/api/arm/context.py) checks Entra ID tokens of this tenant for this audience.
+          name: 'COMPUTEPLANE_ARM_AUTH'
+          value: 'entra'
+        }
+        {
+          name: 'COMPUTEPLANE_ARM_TENANT_ID'
+          value: tenant().tenantId
+        }
+        {
+          name: 'COMPUTEPLANE_ARM_AUDIENCE'
+          value: armAudience
         }
         {
           name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'

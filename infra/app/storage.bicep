@@ -18,6 +18,9 @@ param tags object = {}
 @maxLength(63)
 param deploymentContainerName string
 
+@description('Also create the checkpoints container (COMPUTEPLANE_CHECKPOINT_CONTAINER) that every Batch pool mounts; only the Batch node provider uses it.')
+param createCheckpointContainer bool = false
+
 @description('Replication of the account. The host data is ephemeral (leases, keys, packages), so LRS is enough.')
 @allowed([
   'Standard_LRS'
@@ -87,6 +90,19 @@ resource snapshotContainer 'Microsoft.Storage/storageAccounts/blobServices/conta
     publicAccess: 'None'
   }
 }
+
+// Jobs' checkpoints on Batch (COMPUTEPLANE_CHECKPOINT_CONTAINER): every pool mounts it with blobfuse through the
+// node identity (node-storage-rbac.bicep), so a checkpoint survives an attempt's move to another node.
+resource checkpointContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = if (createCheckpointContainer) {
+  parent: blobService
+  name: 'checkpoints'
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+@description('Name of the container of jobs\' checkpoints (empty without createCheckpointContainer).')
+output checkpointContainerName string = createCheckpointContainer ? checkpointContainer.name : ''
 
 @description('Name of the container of jobs\' code snapshots.')
 output snapshotContainerName string = snapshotContainer.name

@@ -29,7 +29,7 @@ def test_the_app_identity_gets_the_batch_roles_on_the_account_and_identity_roles
         assert role in batch
     assignments = _resources_of_type(_parsed(INFRA / "app" / "batch.bicep"),
                                      "Microsoft.Authorization/roleAssignments")
-    assert len(assignments) == 3
+    assert len(assignments) == 4  # and Managed Identity Operator on the node identity (its own test file)
     assert len(re.findall(r"scope:\s*account", batch)) == 2  # the Batch roles on the account, not wider
     assert MANAGED_IDENTITY_OPERATOR in _code("app/provisioning-rbac.bicep")  # attaching identities to pools
 
