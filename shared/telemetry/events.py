@@ -3,6 +3,7 @@ CloudEvents distributed-tracing extension, ``traceparent``), the consumer side c
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -74,9 +75,14 @@ def handling(queue: str, event: CloudEvent) -> Iterator[None]:
             raise
         finally:
             span.set_attribute("computeplane.outcome", outcome)
-            labels = {"cloudevents.event_type": event.type, "computeplane.outcome": outcome}
-            instruments.events_handled.add(1, labels)
-            instruments.handler_duration.record(time.perf_counter() - started, labels)
+            instruments.events_handled.add(event.type, outcome)
+            instruments.handler_duration.record(time.perf_counter() - started, _labels(event.type, outcome))
+
+
+@functools.lru_cache(maxsize=256)
+def _labels(event_type: str, outcome: str) -> dict[str, str]:
+    """The handler-duration labels, built once per type and outcome (the SDK copies them; nothing mutates them)."""
+    return {"cloudevents.event_type": event_type, "computeplane.outcome": outcome}
 
 
 def count_decisions(actions: Sequence[object]) -> None:
@@ -85,5 +91,5 @@ def count_decisions(actions: Sequence[object]) -> None:
     if instruments is None or not actions:
         return
     for action in actions:
-        instruments.reconcile_decisions.add(1, {"computeplane.action": type(action).__name__})
+        instruments.reconcile_decisions.add(type(action).__name__)
 
