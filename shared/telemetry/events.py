@@ -66,8 +66,8 @@ def handling(queue: str, event: CloudEvent) -> Iterator[None]:
     started, outcome = time.perf_counter(), "ok"
     try:
         with noting_store_calls(span), \
-                log_ids(workspace=event.workspace, cluster=event.cluster,
-                        job=attributes.get("computeplane.job_id"), event=event.id):
+                log_ids(workspace=attributes["computeplane.workspace"], cluster=attributes["computeplane.cluster"],
+                        job=attributes.get("computeplane.job_id"), event=event.id):  # the subject parsed once
             yield
     except InvalidEvent as exc:
         outcome = "dead_lettered"
