@@ -2,9 +2,10 @@
 
 A finished span waits in the batch processor's queue until its batch is exported. With the SDK's default batch
 (512 spans, a few hundred events) every span outlives two young-generation collections, is promoted to the oldest
-generation and, a few thousand events on, sets off a full garbage collection of the whole heap: on the embedded
-queue-trigger path that cost about 30 µs per event, more than any one span. Batches of 32 are exported while their
-spans are still young, so they are freed by reference counting and never reach the old generation. The standard
+generation and, a few thousand events on, helps set off a full garbage collection of the whole heap: on the
+embedded queue-trigger path 20 to 45 µs per event, more than any one span. Batches of 32 are exported while most
+of their spans are still young, so they are freed by reference counting: a third fewer collections of every
+generation (in 2,500 events: 110 young, 10 middle, 0 or 1 full instead of 143, 13 and 2). The standard
 ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` and ``OTEL_BSP_SCHEDULE_DELAY`` still win when set."""
 
 from __future__ import annotations
