@@ -1,5 +1,6 @@
-"""``--tracing`` for the benchmarks: telemetry on as in production (the SDK's batch span processor and metric
-aggregation), with an exporter that only counts, so the figure is our instrumentation's cost, not a network's."""
+"""``--tracing`` for the benchmarks: telemetry on as in production (our batch span processor, see
+``shared.telemetry.batching``, and the SDK's metric aggregation), with an exporter that only counts, so the figure
+is our instrumentation's cost, not a network's."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from collections.abc import Sequence
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from shared.telemetry import state
+from shared.telemetry.batching import batch_span_processor
 
 
 class CountingExporter(SpanExporter):
@@ -26,7 +28,7 @@ class TracingOn:
     def __init__(self) -> None:
         self.exporter = CountingExporter()
         self._tracer_provider = TracerProvider()
-        self._tracer_provider.add_span_processor(BatchSpanProcessor(self.exporter))
+        self._tracer_provider.add_span_processor(batch_span_processor(self.exporter))
         self._reader = InMemoryMetricReader()
         state.install(self._tracer_provider, MeterProvider(metric_readers=[self._reader],
                                                           exemplar_filter=AlwaysOffExemplarFilter()))

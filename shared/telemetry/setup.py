@@ -20,8 +20,9 @@ from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
+from shared.telemetry.batching import batch_span_processor
 from shared.telemetry.state import current, install
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,10 @@ def _local_providers(settings: TelemetrySettings) -> tuple[TracerProvider, Meter
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        processors.append(BatchSpanProcessor(OTLPSpanExporter()))
+        processors.append(batch_span_processor(OTLPSpanExporter()))
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
     if settings.console:
-        processors.append(BatchSpanProcessor(ConsoleSpanExporter()))
+        processors.append(batch_span_processor(ConsoleSpanExporter()))
         readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter(), export_interval_millis=30_000))
     resource = Resource.create({SERVICE_NAME: SERVICE})
     tracer_provider = TracerProvider(resource=resource)
