@@ -25,6 +25,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random
+
 from computeplane.snapshot_archive import SnapshotRejected, unpack_archive
 from shared.adapters.job_sandbox import JobSandbox, JobSandboxUnavailable, choose_sandbox
 from shared.adapters.sqlite_connections import ConnectionPerThread
@@ -192,10 +194,18 @@ class LocalNodeProvider:
             if problem is not None:
                 log.write(f"computeplane: {problem}\n".encode())
                 return None
-            try:
+            # Entering the sandbox in the child fails now and then when many runs start at once (unshare says
+            # EINVAL; seen with four workers in one process on a loaded machine): the child wrote why to the log,
+            # and starting it again succeeds. A command that cannot be found (OSError) is not tried again.
+            starting = Retrying(retry=retry_if_exception_type(subprocess.SubprocessError), stop=stop_after_attempt(3),
+                                wait=wait_random(0.05, 0.3), reraise=True)
+            def start() -> subprocess.Popen[bytes]:
                 return subprocess.Popen(list(run.command), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                         preexec_fn=_before_exec(self.job_sandbox()))
+
+            try:
+                return starting(start)
             except (OSError, subprocess.SubprocessError, JobSandboxUnavailable) as exc:
                 # A sandbox that fails in the child has written its reason to this log already.
                 log.write(f"computeplane: cannot start {run.command[0]!r}: {exc}\n".encode())

@@ -84,3 +84,33 @@ def test_locks_are_observed_with_the_strictest_level_first(tmp_path: Path) -> No
     assert nodes.remove_lock("read-only") and not nodes.remove_lock("read-only")
     remaining = nodes.observe(cluster).lock
     assert remaining is not None and remaining.level is LockLevel.CAN_NOT_DELETE
+
+
+class SandboxFailingOnce:
+    """A sandbox whose first entry fails in the child, as unshare now and then does when many runs start at once
+    (the child cannot tell the parent, so a file marks that the failure happened)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def enter(self) -> None:
+        if not self.marker.exists():
+            self.marker.touch()
+            raise OSError(22, "unshare(CLONE_NEWUSER|CLONE_NEWNS): Invalid argument")
+
+
+def test_a_run_whose_sandbox_fails_to_start_once_is_started_again_and_completes(tmp_path: Path) -> None:
+    clock, sent = FakeClock(), []
+    nodes = provider(tmp_path, clock, sent)
+    marker = tmp_path / "failed-once"
+    nodes.job_sandbox = lambda: SandboxFailingOnce(marker)  # type: ignore[method-assign,assignment,return-value]
+    cluster = make_cluster()
+    node = add_node(cluster, NodeState.RUNNING, run_id="j1")
+    add_job(cluster, "j1", running_on=[node])
+    nodes.start_run([node.node_id], RunRequest("ws", "c1", "j1", 1, ("python", "-c", "print('ran')"), {}))
+    deadline = time.monotonic() + 10
+    while nodes.observe(cluster).run("j1", 1).status is not RunStatus.FINISHED and time.monotonic() < deadline:
+        time.sleep(0.05)
+    finished = nodes.observe(cluster).run("j1", 1)
+    assert marker.exists() and finished.status is RunStatus.FINISHED and finished.exit_code == 0
+    assert "ran" in (nodes.read_logs("j1", 1) or "")
