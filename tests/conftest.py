@@ -30,6 +30,16 @@ def server(tmp_path: Path) -> Iterator[Server]:
         srv.stop()
 
 
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server for a module's tests (each test uses its own cluster names): starting one takes ~2 s."""
+    srv = start_server(tmp_path_factory.mktemp("shared") / "data")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
 @pytest.fixture(scope="session")
 def cosmosdb_endpoint() -> Iterator[str]:
     """One ``@vercel/cosmosdb-server`` for the session (it starts in about a second); tests isolate themselves

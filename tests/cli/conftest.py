@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from computeplane.cli import app
-from tests.e2e.server import Server, start_server
+from tests.e2e.server import Server
 
 _names = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One server for a module's tests (each test uses its own cluster names): starting one takes ~2 s."""
-    srv = start_server(tmp_path_factory.mktemp("cli") / "data")
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,18 +15,14 @@ from typer.testing import CliRunner
 from computeplane.cli import app
 from computeplane.client import ComputePlaneClient
 from computeplane.snapshot_archive import digest_of
-from tests.e2e.server import Server, http, start_server, wait_for
+from tests.e2e.server import Server, http, wait_for
 from tests.e2e.test_lifecycle import create_cluster, finished
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(shared_server: Server) -> Server:
     """One server for the module (each test has its own cluster and project)."""
-    srv = start_server(tmp_path_factory.mktemp("code") / "data")
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    return shared_server
 
 TRAIN = """\
 import os, json

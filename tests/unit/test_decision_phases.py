@@ -4,19 +4,15 @@ them: quota increases before the cluster's commit, the tombstone before a delete
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.adapters.local_provider import LocalNodeProvider
-from shared.adapters.no_identity import NoIdentityTokens
 from shared.domain import events as ev
 from shared.handlers.deps import Deps
 from shared.handlers.messages import handle_message
-from tests.fakes.bus import InMemoryBus
-from tests.fakes.clock import FakeClock
+from tests.fakes.deps import handler_deps
 from tests.fakes.store import InMemoryStore
 
 WRITES = ("create_cluster", "replace_cluster", "delete_cluster", "create_job", "replace_job", "save_quota_ledger",
@@ -44,16 +40,8 @@ class WriteLog(InMemoryStore):
 
 @pytest.fixture
 def deps(tmp_path: Path) -> Iterator[Deps]:
-    clock = FakeClock(datetime(2026, 2, 1, tzinfo=UTC))
-    bus = InMemoryBus(clock)
-    (tmp_path / "data").mkdir()
-    provider = LocalNodeProvider(tmp_path / "data", tmp_path / "runs", clock,
-                                 lambda event, at: bus.publish(event, not_before=at), timedelta(seconds=5),
-                                 job_sandbox="off")
-    try:
-        yield Deps(store=WriteLog(), bus=bus, provider=provider, tokens=NoIdentityTokens(), clock=clock)
-    finally:
-        provider.stop_all()
+    with handler_deps(tmp_path, WriteLog()) as (built, _):
+        yield built
 
 
 def deliver(deps: Deps, event: ev.CloudEvent) -> None:

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from shared.adapters.local_provider import LocalNodeProvider
-from shared.adapters.no_identity import NoIdentityTokens
 from shared.domain import events as ev
 from shared.domain.job import JobState
 from shared.handlers.deps import Deps
 from shared.handlers.messages import handle_message
 from tests.fakes.bus import InMemoryBus
-from tests.fakes.clock import FakeClock
+from tests.fakes.deps import handler_deps
 from tests.fakes.store import InMemoryStore
 
 
@@ -29,17 +26,8 @@ class Container:
 
 @pytest.fixture
 def container(tmp_path: Path) -> Iterator[Container]:
-    clock = FakeClock(datetime(2026, 2, 1, tzinfo=UTC))
-    bus = InMemoryBus(clock)
-    (tmp_path / "data").mkdir()
-    provider = LocalNodeProvider(tmp_path / "data", tmp_path / "runs", clock,
-                                 lambda event, at: bus.publish(event, not_before=at), timedelta(seconds=5),
-                                 job_sandbox="off")
-    try:
-        yield Container(Deps(store=InMemoryStore(), bus=bus, provider=provider, tokens=NoIdentityTokens(),
-                             clock=clock), bus)
-    finally:
-        provider.stop_all()
+    with handler_deps(tmp_path, InMemoryStore()) as (deps, bus):
+        yield Container(deps, bus)
 
 
 def deliver(container: Container, event: ev.CloudEvent) -> None:
