@@ -274,17 +274,19 @@ def _scale(cluster: Cluster, now: datetime, quota: QuotaCap | None, lock: Resour
         pool_quota = None if quota is None else quota.for_priority(priority)
         # Every node held counts, including those on their way out: they keep their cores until released.
         held = len([n for n in cluster.nodes if cluster.priority_of(n) == priority])
-        extra = None if pool_quota is None else pool_quota.extra_nodes(held_nodes=held)
         room = cluster.spec.max_nodes - target_total  # the pools share max_nodes, the cluster's own pool first
         busy = len(cluster.nodes_in(NodeState.RUNNING, priority=priority))
-        target = max(min(scale_target(cluster, extra, priority), room), busy)
         uncapped = max(min(scale_target(cluster, None, priority), room), busy)
+        active = cluster.nodes_in(*ACTIVE_NODE_STATES, priority=priority)
+        # Quota only caps growth: it is asked (and the region's ledger read) only by a pool that wants more nodes.
+        extra = (pool_quota.extra_nodes(held_nodes=held)
+                 if pool_quota is not None and uncapped > len(active) else None)
+        target = uncapped if extra is None else max(min(scale_target(cluster, extra, priority), room), busy)
         message = (pool_quota.explain(uncapped - target, held_nodes=held)
                    if pool_quota is not None and uncapped > target else None)
         if message:
             quota_messages.append(message)
         target_total += target
-        active = cluster.nodes_in(*ACTIVE_NODE_STATES, priority=priority)
         to_add[priority] = max(target - len(active), 0)
         to_release += idle_nodes_to_release(cluster, now, target, occupied, priority)
     if quota_messages:

@@ -4,7 +4,8 @@ A decision runs in four phases. Only the commit makes it count; each write is co
 lost race (``ConcurrencyConflict``) runs the whole decision again on fresh state (``retry_on_conflict``).
 
 1. **Decide** (nothing written): read the cluster, apply the event's change once per event id, reconcile it
-   against the provider's observation and now, and read the region's quota ledger.
+   against the provider's observation and now. The region's quota ledger is read only when reconcile wants more
+   nodes, or a node count changed, or the timer's resync asks (``LedgerOnDemand``): most events touch no ledger.
 2. **Before the commit**, what the cluster's save would otherwise make unsafe:
    - finished jobs' documents are written first: the saved cluster forgets those jobs, so a crash after the save
      would lose their outcome; a crash before it repeats the write, harmlessly (``project_job`` is idempotent);
@@ -15,8 +16,9 @@ lost race (``ConcurrencyConflict``) runs the whole decision again on fresh state
    decision that changed nothing writes nothing, unless its actions need their version proven latest
    (``acts_on_its_version``).
 4. **After the commit**: fewer cores are given back to the ledger. After, because a crash in between only
-   over-counts until the next saved decision; and only by a decision that saved the cluster, the sole proof that
-   the count it lowers to is the latest (``shared.handlers.quota`` explains the races).
+   over-counts until the next saved decision that reads the ledger (a node count changes, or the timer's resync
+   within ``resync_interval``); and only by a decision that saved the cluster, the sole proof that the count it
+   lowers to is the latest (``shared.handlers.quota`` explains the races).
 
 The actions decided are carried out after all four (``shared.handlers.reconcile.carry_out``).
 """
@@ -33,7 +35,7 @@ from shared.domain.node_history import record_node_counts
 from shared.domain.reconcile import reconcile
 from shared.handlers.deps import Deps
 from shared.handlers.jobs import KnownJobs, project_job
-from shared.handlers.quota import ClusterBookings, open_bookings
+from shared.handlers.quota import ClusterBookings, LedgerOnDemand
 from shared.handlers.retry import retry_on_conflict
 from shared.handlers.tombstones import bury_cluster
 
@@ -50,6 +52,7 @@ class ClusterDecision:
     change: Change | None = None
     event_id: str | None = None  # the change is applied once per event id
     known: KnownJobs = field(default_factory=dict)  # job documents read already (see ``project_job``)
+    settle_quota: bool = False  # read the quota ledger even when no node count changes (the timer's resync)
 
     @retry_on_conflict
     def run(self) -> tuple[list[Action], Cluster | None]:
@@ -67,15 +70,14 @@ class ClusterDecision:
     def _decide(self, cluster: Cluster) -> tuple[list[Action], ClusterBookings | None]:
         now = self.deps.clock.now()
         actions: list[Action] = []
+        ledger = LedgerOnDemand(self.deps, cluster)  # before the change: a node it removes is a count changed
         if self.change is not None and not (self.event_id and cluster.has_applied(self.event_id)):
             actions += self.change(cluster, now)
             if self.event_id:
                 cluster.record_applied(self.event_id)
-        booking = open_bookings(self.deps, cluster)
-        actions += reconcile(cluster, self.deps.provider.observe(cluster), now, self.deps.policy,
-                             booking.allowance if booking else None)
+        actions += reconcile(cluster, self.deps.provider.observe(cluster), now, self.deps.policy, ledger)
         cluster.node_history = record_node_counts(cluster.node_history, cluster.node_state_counts(), now)
-        return actions, booking
+        return actions, ledger.settle(cluster, always=self.settle_quota)
 
     def _before_commit(self, actions: list[Action], booking: ClusterBookings | None, cluster: Cluster) -> None:
         for action in actions:

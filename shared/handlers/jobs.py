@@ -17,9 +17,12 @@ KnownJobs = dict[str, Job]
 
 def project_job(deps: Deps, workspace: str, update: JobUpdate, known: KnownJobs | None = None) -> None:
     """Write ``update`` into the job document. ``known`` holds documents this handler has read or written already
-    (by job id): one found there is not read again; if someone wrote it since, the conditional write fails and it
-    is read afresh. What was written is put back in ``known`` for the next projection of the same handler."""
+    (by job id), and ``deps.recent_jobs`` those the process wrote last: one found there is not read again; if
+    someone wrote it since, the conditional write fails and it is read afresh. What was written is put back in both,
+    for the next projection of the same job."""
+    kept = deps.recent_jobs.take(workspace, update.job_id)
     read = known.pop(update.job_id, None) if known is not None else None
+    read = kept if read is None else read
     saved: Job | None = None
     # Only a change is decided on the known copy (its write is conditional); "nothing to do" is decided on a fresh
     # read, since someone may have written the document since.
@@ -30,8 +33,10 @@ def project_job(deps: Deps, workspace: str, update: JobUpdate, known: KnownJobs 
             saved = None
     if saved is None:
         saved = _project_fresh(deps, workspace, update)
-    if known is not None and saved is not None:
-        known[update.job_id] = saved
+    if saved is not None:
+        deps.recent_jobs.keep(saved)
+        if known is not None:
+            known[update.job_id] = saved
 
 
 @retry_on_conflict

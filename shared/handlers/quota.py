@@ -18,8 +18,8 @@ import uuid
 from dataclasses import dataclass
 
 from shared.domain.cluster import Cluster
-from shared.domain.errors import DomainError
-from shared.domain.quota_ledger import QuotaAllowance, QuotaLedger, ledger_keys
+from shared.domain.errors import ConcurrencyConflict, DomainError
+from shared.domain.quota_ledger import QuotaAllowance, QuotaCap, QuotaLedger, ledger_keys
 from shared.domain.vm_sizes import VmSize, load_catalogue, normalize_location
 from shared.handlers.deps import Deps
 from shared.handlers.retry import retry_on_conflict
@@ -93,12 +93,86 @@ class ClusterBookings:
         return any(b.over_counts(_held(cluster, p)) for p, b in self.pools.items())
 
     def release_decrease(self, cluster: Cluster, *, saved: bool) -> None:
-        for priority, booking in self.pools.items():
+        """Lowered on the ledger this decision read, in one conditional write: when nobody wrote the ledger since,
+        a fresh read would find the same bookings, so it is not made. Otherwise each entry is lowered afresh."""
+        lowering = {p: b for p, b in self.pools.items() if saved and b.over_counts(_held(cluster, p))}
+        if not lowering:
+            return
+        first = next(iter(lowering.values()))
+        ledger = first.ledger.model_copy(deep=True)
+        for priority, booking in lowering.items():
+            ledger.set_held(booking.cluster_key, booking.vm_size, priority,
+                            _held(cluster, priority) * booking.vm_size.vcpus, ledger.booking_of(booking.cluster_key))
+        try:
+            first.deps.store.save_quota_ledger(ledger)
+            return
+        except ConcurrencyConflict:
+            pass  # written since this decision read it: each entry is looked at again
+        for priority, booking in lowering.items():
             booking.release_decrease(_held(cluster, priority), saved=saved)
 
 
 def _held(cluster: Cluster, priority: str) -> int:
     return sum(1 for n in cluster.nodes if cluster.priority_of(n) == priority)
+
+
+class LedgerOnDemand:
+    """The quota reconcile asks about (a ``QuotaCap``), reading the region's ledger only when reconcile asks: when a
+    pool wants more nodes. Most events change no node count and never touch the ledger (a read saved per event).
+
+    Made before the event's change, it notes how many nodes each priority holds in the version loaded; ``settle``
+    opens the bookings after reconcile when the ledger was read or a count changed since."""
+
+    NO_CAP = 1 << 30  # no ledger entry to book against (a size outside the catalogue): reconcile is not capped
+
+    def __init__(self, deps: Deps, cluster: Cluster) -> None:
+        self._deps, self._cluster = deps, cluster
+        self.loaded = {p: _held(cluster, p) for p in ledger_keys(cluster)}
+        self._opened = False
+        self._bookings: ClusterBookings | None = None
+
+    def bookings(self) -> ClusterBookings | None:
+        if not self._opened:
+            self._bookings, self._opened = open_bookings(self._deps, self._cluster, self.loaded), True
+        return self._bookings
+
+    def settle(self, cluster: Cluster, *, always: bool = False) -> ClusterBookings | None:
+        """The bookings to write around the commit: None when the ledger was not read and no count changed (unless
+        ``always``: the timer's resync reads it anyway, which heals an over-count a crash left behind)."""
+        if always or self._opened or any(_held(cluster, p) != n for p, n in self.loaded.items()):
+            return self.bookings()
+        return None
+
+    # --- QuotaCap ------------------------------------------------------------------------------------------------
+    def for_priority(self, priority: str) -> QuotaCap:
+        return _PoolOnDemand(self, priority)
+
+    def extra_nodes(self, held_nodes: int) -> int:
+        return self.for_priority(self._cluster.spec.vm_priority).extra_nodes(held_nodes)
+
+    def explain(self, requested_nodes: int, held_nodes: int) -> str | None:
+        return self.for_priority(self._cluster.spec.vm_priority).explain(requested_nodes, held_nodes)
+
+
+@dataclass(frozen=True)
+class _PoolOnDemand:
+    ledger: LedgerOnDemand
+    priority: str
+
+    def _allowance(self) -> QuotaAllowance | None:
+        bookings = self.ledger.bookings()
+        return None if bookings is None else bookings.allowance.for_priority(self.priority)
+
+    def for_priority(self, priority: str) -> QuotaCap:
+        return _PoolOnDemand(self.ledger, priority)
+
+    def extra_nodes(self, held_nodes: int) -> int:
+        allowance = self._allowance()
+        return LedgerOnDemand.NO_CAP if allowance is None else allowance.extra_nodes(held_nodes)
+
+    def explain(self, requested_nodes: int, held_nodes: int) -> str | None:
+        allowance = self._allowance()
+        return None if allowance is None else allowance.explain(requested_nodes, held_nodes)
 
 
 def open_booking(deps: Deps, cluster: Cluster, priority: str | None = None) -> QuotaBooking | None:
@@ -108,10 +182,11 @@ def open_booking(deps: Deps, cluster: Cluster, priority: str | None = None) -> Q
     return None if bookings is None else bookings.pools.get(priority or cluster.spec.vm_priority)
 
 
-def open_bookings(deps: Deps, cluster: Cluster) -> ClusterBookings | None:
-    """Every priority's booking of the cluster, sharing one read of the region's ledger."""
-    if not (cluster.nodes or cluster.jobs or cluster.spec.min_nodes):
-        return None
+def open_bookings(deps: Deps, cluster: Cluster, loaded: dict[str, int] | None = None) -> ClusterBookings | None:
+    """Every priority's booking of the cluster, sharing one read of the region's ledger. ``loaded``: the nodes each
+    priority held in the version the decision started from (default: as the cluster holds them now)."""
+    if not (cluster.nodes or cluster.jobs or cluster.spec.min_nodes or any((loaded or {}).values())):
+        return None  # holds nothing, wants nothing (nor held anything when the decision began)
     region = normalize_location(cluster.spec.location or deps.workspace_location)
     try:
         vm_size = load_catalogue().get(cluster.spec.vm_size, region)
@@ -119,7 +194,9 @@ def open_bookings(deps: Deps, cluster: Cluster) -> ClusterBookings | None:
         return None
     ledger = deps.store.get_quota_ledger(region) or QuotaLedger(region=region)
     keys = ledger_keys(cluster)
-    return ClusterBookings({p: QuotaBooking(deps, key, vm_size, p, ledger, _held(cluster, p), tuple(keys.values()))
+    return ClusterBookings({p: QuotaBooking(deps, key, vm_size, p, ledger,
+                                            _held(cluster, p) if loaded is None else loaded.get(p, 0),
+                                            tuple(keys.values()))
                             for p, key in keys.items()})
 
 

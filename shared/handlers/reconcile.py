@@ -19,13 +19,15 @@ from shared.telemetry.events import count_decisions
 log = logging.getLogger(__name__)
 
 def reconcile_cluster(deps: Deps, workspace: str, name: str, change: Change | None = None,
-                      event_id: str | None = None, known: KnownJobs | None = None) -> Cluster | None:
+                      event_id: str | None = None, known: KnownJobs | None = None, *,
+                      settle_quota: bool = False) -> Cluster | None:
     """Apply ``change`` (once per ``event_id``), reconcile and save (``shared.handlers.decision``), then act.
-    ``known``: job documents the caller has read already (see ``project_job``).
+    ``known``: job documents the caller has read already (see ``project_job``); ``settle_quota``: read the quota
+    ledger even if no node count changes (the timer's resync, which heals an over-count a crash left).
 
     Returns the saved cluster, or None when there is no such cluster (any more)."""
     known = {} if known is None else known
-    actions, cluster = ClusterDecision(deps, workspace, name, change, event_id, known).run()
+    actions, cluster = ClusterDecision(deps, workspace, name, change, event_id, known, settle_quota).run()
     count_decisions(actions)
     if cluster is not None:
         carry_out(deps, cluster, actions, known)

@@ -35,7 +35,7 @@ def sweep(deps: Deps, horizon: timedelta = timedelta(0)) -> SweepReport:
     now = deps.clock.now()
     for workspace, name in list(deps.store.due_clusters(now + horizon)):
         try:
-            cluster = reconcile_cluster(deps, workspace, name)
+            cluster = reconcile_cluster(deps, workspace, name, settle_quota=True)
             if cluster is not None:
                 report.job_documents_fixed += resync_job_documents(deps, cluster)
             report.clusters_reconciled += 1

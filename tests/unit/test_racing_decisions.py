@@ -107,7 +107,7 @@ def test_an_unchanged_stale_version_does_not_release_cores_booked_before_it_read
     sees, so the booking id alone cannot tell), finds nothing to change in its stale version, writes nothing."""
     deps = two_nodes(container)
     racing = with_store(deps, Interleave(deps.store, "get_quota_ledger", lambda: submit(deps, "j3")))
-    reconcile_cluster(racing, WS, NAME)
+    reconcile_cluster(racing, WS, NAME, settle_quota=True)
     assert nodes(deps) == 3
     assert held(deps) >= 3 * VCPUS
 
@@ -205,7 +205,7 @@ def test_a_decision_on_an_unchanged_stale_version_does_not_stop_a_run_started_me
     provider = StopsSeen(deps.provider)
     racing = dataclasses.replace(deps, provider=provider, store=Interleave(
         deps.store, "get_quota_ledger", lambda: handle_message(job.queue, job.id, job.to_json(), deps)))
-    reconcile_cluster(racing, WS, NAME)
+    reconcile_cluster(racing, WS, NAME, settle_quota=True)
     cluster = deps.store.get_cluster(WS, NAME)
     assert cluster is not None and [j.job_id for j in cluster.jobs] == ["k"]
     assert [j.state for j in deps.store.list_jobs(WS)] == [JobState.RUNNING]

@@ -1,0 +1,34 @@
+"""Job documents this process wrote last (see ``RecentJobs``)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from shared.domain.job import Job
+
+
+class RecentJobs:
+    """The job documents this process wrote last, by (workspace, job id): the next projection of the same job (its
+    finish, after the start written here) tries its conditional write on the copy kept, without reading it again.
+    A copy gone stale (someone wrote the document since) only costs the failed write and a fresh read. Safe because
+    a job document is never deleted, so a version (an etag) is never reused by another document.
+
+    Bounded (least recently kept go first) and shared by the process's threads: ``take`` hands a copy out once."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._capacity = capacity
+        self._jobs: OrderedDict[tuple[str, str], Job] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, workspace: str, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.pop((workspace, job_id), None)
+
+    def keep(self, job: Job) -> None:
+        copy = job.model_copy(deep=True)  # the caller goes on with its own
+        with self._lock:
+            self._jobs[(job.workspace, job.id)] = copy
+            self._jobs.move_to_end((job.workspace, job.id))
+            while len(self._jobs) > self._capacity:
+                self._jobs.popitem(last=False)

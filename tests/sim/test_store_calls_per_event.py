@@ -1,0 +1,43 @@
+"""What each event costs in store calls, on the benches' embedded runtime (SQLite, real handlers, instant runs):
+events that change no node count leave the quota ledger alone, and a job's finish does not read back the document
+this process wrote when it started the job. Counted by the benches' Store wrapper; not timed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.embedded_runtime import WORKSPACE, start_runtime
+from bench.store_counter import StoreCounter
+from bench.store_ops import exercise
+from shared.domain.job import JobState
+from shared.domain.quota_ledger import QuotaLedger
+from shared.domain.vm_sizes import normalize_location
+
+
+def calls(counter: StoreCounter, context: str, operation: str) -> int:
+    tallies = counter.by_context(f"computeplane.{context}")
+    return sum(t.calls for (op, _), t in tallies.items() if op == operation)
+
+
+def test_the_ledger_is_read_only_when_a_node_count_changes_and_finishes_reuse_the_job_written(
+        tmp_path: Path) -> None:
+    runtime = start_runtime(tmp_path)
+    stats = exercise(runtime, clusters=3, waves=4)
+    handled = {k.removeprefix("computeplane."): v for k, v in stats.handled.items()}
+    assert handled["job.finished"] == 12 and stats.failures == 0
+
+    counter = runtime.counter
+    assert calls(counter, "job.finished", "get_quota_ledger") == 0
+    assert calls(counter, "job.finished", "get_job") == 0
+    assert calls(counter, "job.finished", "replace_job") == 12  # the outcome is still written, once per job
+    # A scale-down reads the ledger once and gives the cores back in the same conditional write.
+    assert calls(counter, "node.ready", "get_quota_ledger") <= handled["node.ready"]
+    assert calls(counter, "job.submit", "get_quota_ledger") <= handled["job.submit"]
+
+    jobs = runtime.deps.store.list_jobs(WORKSPACE)
+    assert len(jobs) == 12 and {j.state for j in jobs} == {JobState.COMPLETED}
+    ledger = runtime.deps.store.get_quota_ledger(normalize_location("eastus")) or QuotaLedger(region="eastus")
+    clusters = runtime.deps.store.list_clusters(WORKSPACE)
+    assert all(not c.nodes for c in clusters)
+    assert sum(a.vcpus for a in ledger.allocations.values()) == 0  # every core booked was given back
+
