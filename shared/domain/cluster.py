@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from base64 import urlsafe_b64encode
 from datetime import datetime, timedelta
 from enum import StrEnum
+from hashlib import blake2b
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -22,6 +24,14 @@ from shared.domain.validation import DEFAULT_IDLE_SECONDS_BEFORE_SCALEDOWN, DEFA
 from shared.domain.vm_sizes import VmPriority
 
 APPLIED_EVENTS_KEPT = 200
+
+
+def applied_event_key(event_id: str) -> str:
+    """What ``Cluster.applied_events`` keeps of an event id: 12 characters of its BLAKE2b digest, not the id itself.
+    Producers make ids as long as they like ("submit-" and a uuid is 43 characters), and the 200 kept are written
+    with every save of the cluster: whole ids made them most of a busy cluster's document (and of its write cost).
+    72 bits: two of the few thousand ids a tombstone holds share a key with a chance below 1e-13."""
+    return urlsafe_b64encode(blake2b(event_id.encode(), digest_size=9).digest()).decode()
 
 
 class NodeState(StrEnum):
@@ -178,7 +188,7 @@ class Cluster(BaseModel):
     errors: list[ClusterError] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     identity: ClusterIdentity = Field(default_factory=ClusterIdentity)
-    applied_events: list[str] = Field(default_factory=list)
+    applied_events: list[str] = Field(default_factory=list)  # keys of the last ids (``applied_event_key``)
     created_by_event: str | None = None  # the create event's id: kept in the tombstone when the cluster is deleted
     next_reconcile_at: UtcDatetime | None = None
     provisioning_failures: int = 0  # consecutive nodes the provider failed; reset when one becomes ready
@@ -234,13 +244,14 @@ class Cluster(BaseModel):
         return counts
 
     def has_applied(self, event_id: str) -> bool:
-        return event_id in self.applied_events
+        # Whole ids: what versions before ``applied_event_key`` recorded.
+        return applied_event_key(event_id) in self.applied_events or event_id in self.applied_events
 
     # --- bookkeeping -------------------------------------------------------------------------------------------
     def record_applied(self, event_id: str) -> None:
         """The event id is saved in the same write as the change it caused: a redelivery finds it and stops."""
-        if event_id not in self.applied_events:
-            self.applied_events.append(event_id)
+        if not self.has_applied(event_id):
+            self.applied_events.append(applied_event_key(event_id))
             del self.applied_events[:-APPLIED_EVENTS_KEPT]
 
     def new_node_id(self) -> str:

@@ -3,20 +3,23 @@
 Kept inside the cluster document (no extra store round trip) and appended only when the counts change, so a
 reconcile that changes nothing still costs no write. Bounded: the oldest samples go first.
 
-Stored as one string, ``"<epoch ms>,<preparing>,<idle>,<running>,<leaving>,<preempted>,<unusable>;..."``: the
-cluster document is read, validated, compared and written on every event, and a list of sample objects (or even of
-integer lists) made every event measurably slower; one string costs next to nothing until it is read for display.
+Stored as one string of samples separated by ``;``, each ``<time>,<preparing>,<idle>,<running>,<leaving>,
+<preempted>,<unusable>`` with trailing zero counts left out. The first time is in epoch milliseconds; the others are
+``+<milliseconds since the sample before>`` (``"1796218377725,1;+2,0,0,1;+3"``). The cluster document is read,
+validated, compared and written on every event, and this history is most of it: a list of sample objects (or even of
+integer lists) made every event measurably slower, and absolute times made every write a third larger. Samples in
+absolute times only (the format written before) are read too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
 NODE_HISTORY_KEPT = 120
 SAMPLED_STATES = ("preparing", "idle", "running", "leaving", "preempted", "unusable")  # NodeState's values, in order
-_NO_NODES = ",".join("0" for _ in SAMPLED_STATES)
 
 
 class NodeCountSample(BaseModel):
@@ -29,20 +32,44 @@ class NodeCountSample(BaseModel):
 def record_node_counts(history: str, state_counts: dict[str, int], now: datetime) -> str:
     """``history`` with a sample appended when the counts differ from the last one. An empty history of an empty
     cluster stays empty: a cluster that never had a node needs no sample (and no write to store one)."""
-    counts = ",".join(str(state_counts.get(state, 0)) for state in SAMPLED_STATES)
-    last = history[history.rfind(";") + 1:].partition(",")[2] if history else _NO_NODES
+    counts = _counts_text(state_counts.get(state, 0) for state in SAMPLED_STATES)
+    last = _counts_text(int(n) for n in history[history.rfind(";") + 1:].split(",")[1:]) if history else ""
     if counts == last:
         return history
-    entry = f"{int(now.timestamp() * 1000)},{counts}"
-    history = f"{history};{entry}" if history else entry
-    excess = history.count(";") + 1 - NODE_HISTORY_KEPT
-    return history.split(";", excess)[-1] if excess > 0 else history
+    samples = [*_decode(history), (int(now.timestamp() * 1000), counts)]
+    return _encode(samples[-NODE_HISTORY_KEPT:])
+
+
+def _counts_text(counts: Iterable[int]) -> str:
+    text = ",".join(str(n) for n in counts)
+    while text.endswith(",0"):
+        text = text[:-2]
+    return "" if text == "0" else text
+
+
+def _decode(history: str) -> list[tuple[int, str]]:
+    """(epoch milliseconds, counts text) per sample."""
+    samples: list[tuple[int, str]] = []
+    for entry in filter(None, history.split(";")):
+        time, _, counts = entry.partition(",")
+        millis = samples[-1][0] + int(time[1:]) if time.startswith("+") and samples else int(time.lstrip("+"))
+        samples.append((millis, _counts_text(int(n) for n in counts.split(",")) if counts else ""))
+    return samples
+
+
+def _encode(samples: list[tuple[int, str]]) -> str:
+    entries, before = [], None
+    for millis, counts in samples:
+        time = str(millis) if before is None else f"+{millis - before}"
+        entries.append(f"{time},{counts}" if counts else time)
+        before = millis
+    return ";".join(entries)
 
 
 def samples_of(history: str) -> list[NodeCountSample]:
     samples = []
-    for entry in filter(None, history.split(";")):
-        millis, *counts = (int(part) for part in entry.split(","))
+    for millis, counts in _decode(history):
+        numbers = [int(n) for n in counts.split(",")] if counts else []
         samples.append(NodeCountSample(time=datetime.fromtimestamp(millis / 1000, UTC), counts={
-            state: n for state, n in zip(SAMPLED_STATES, counts, strict=False) if n}))
+            state: n for state, n in zip(SAMPLED_STATES, numbers, strict=False) if n}))
     return samples

@@ -4,8 +4,8 @@ A cluster is addressed by workspace and name, and the name is free again as soon
 carry the name, not the incarnation: a create re-sent by a producer after the broker's duplicate window
 (10 minutes), or a copy redelivered on a queue without sessions, can arrive after the delete and would bring the
 cluster back; a late delete would delete the next cluster of that name. So the tombstone of a name keeps, for each
-incarnation deleted in the last ``TOMBSTONE_KEPT``, the ids of the events it applied (its create and its last
-``APPLIED_EVENTS_KEPT`` others). A cluster event whose id is found there is stale and is dropped.
+incarnation deleted in the last ``TOMBSTONE_KEPT``, the events it applied (its create's id and the keys of its last
+``APPLIED_EVENTS_KEPT`` others, see ``applied_event_key``). A cluster event found there is stale and is dropped.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from shared.domain.cluster import Cluster
+from shared.domain.cluster import Cluster, applied_event_key
 from shared.domain.utc import UtcDatetime
 
 # Longer than any redelivery: Service Bus' longest duplicate window and message time-to-live people set for events.
@@ -40,8 +40,9 @@ class ClusterTombstone(BaseModel):
         return [i for i in self.incarnations if now - i.deleted_at < TOMBSTONE_KEPT]
 
     def knows(self, event_id: str, now: datetime) -> bool:
-        """Whether a deleted incarnation applied this event."""
-        return any(event_id in i.event_ids for i in self.remembered(now))
+        """Whether a deleted incarnation applied this event (kept as its create's id and others' keys)."""
+        key = applied_event_key(event_id)
+        return any(key in i.event_ids or event_id in i.event_ids for i in self.remembered(now))
 
 
 def bury(tombstone: ClusterTombstone | None, cluster: Cluster, now: datetime) -> ClusterTombstone | None:
@@ -49,7 +50,8 @@ def bury(tombstone: ClusterTombstone | None, cluster: Cluster, now: datetime) ->
 
     Safe to repeat: a delete retried after a crash finds its incarnation there and writes nothing."""
     event_ids = [cluster.created_by_event] if cluster.created_by_event else []
-    event_ids += [e for e in cluster.applied_events if e != cluster.created_by_event]
+    created = {cluster.created_by_event, applied_event_key(cluster.created_by_event or "")}
+    event_ids += [e for e in cluster.applied_events if e not in created]
     current = tombstone or ClusterTombstone(workspace=cluster.workspace, name=cluster.name)
     if any(i.uid == cluster.uid and i.event_ids == event_ids for i in current.incarnations):
         return None

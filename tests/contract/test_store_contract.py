@@ -31,6 +31,7 @@ from shared.domain.cluster import (
     Node,
     NodeState,
     ProvisioningState,
+    applied_event_key,
 )
 from shared.domain.errors import ConcurrencyConflict, TransientError
 from shared.domain.identity import ClusterIdentity, user_assigned_from_arm_id
@@ -381,7 +382,8 @@ def test_racing_read_modify_writes_one_wins_each_round_and_no_update_is_lost(sto
     assert all(sorted(outcomes) == ["lost", "won"] for outcomes in first_tries), first_tries
     final = stored_cluster(store)
     assert final.node_seq == 2 * rounds
-    assert sorted(final.applied_events) == sorted(f"w{w}-r{r}" for w in range(2) for r in range(rounds))
+    assert sorted(final.applied_events) == sorted(applied_event_key(f"w{w}-r{r}") for w in range(2)
+                                                  for r in range(rounds))
 
 
 # --- quota ledgers ---------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Which events were applied, and how often: read from what the handlers write, not from what they say.
 
-``LedgerStore`` wraps the real store. On each successful cluster write it notes the event ids that the write added
-to the cluster's ``applied_events`` (the id is saved in the same write as the change it caused), so an id counted
-twice for the same cluster (the same uid: a deleted and re-created cluster is another one) is an event whose change
-was applied twice.
+``LedgerStore`` wraps the real store. On each successful cluster write it notes the event keys (``applied_event_key``)
+that the write added to the cluster's ``applied_events`` (saved in the same write as the change it caused), so one
+counted twice for the same cluster (the same uid: a deleted and re-created cluster is another one) is an event whose
+change was applied twice.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from shared.domain import events as ev
-from shared.domain.cluster import Cluster
+from shared.domain.cluster import Cluster, applied_event_key
 from shared.ports import Store
 from tests.reliability.broker import DeadLetter
 
@@ -65,8 +65,9 @@ def check_events(sent: dict[str, bytes], recorded: Iterable[str], ledger: Ledger
     and its original body. ``sent`` maps event ids to their bodies; ``recorded`` are the ids of recorded types."""
     broken: list[str] = []
     dead = {d.message_id: d for d in dead_letters}
+    ids = {applied_event_key(e): e for e in recorded}  # the cluster keeps keys of ids
     twice = {e: n for (_, e), n in ledger.applied.items() if n > 1}
-    broken += [f"event {e} was applied {n} times" for e, n in twice.items() if e in set(recorded)]
+    broken += [f"event {ids[e]} was applied {n} times" for e, n in twice.items() if e in ids]
     for event_id, body in sent.items():
         letter = dead.get(event_id)
         if letter is not None:

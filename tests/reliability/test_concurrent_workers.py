@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.sqlite_connections import connect
+from shared.domain.cluster import applied_event_key
 from shared.domain.job import JobSpec
 from shared.domain.requests import ClusterCreate
 from shared.handlers import use_cases
@@ -136,7 +137,8 @@ def test_workers_sharing_one_store_lose_no_update(tmp_path: Path, workers: int, 
     assert {jobs[j].state.value for j in slow} == {"Canceled"}, [
         (j, jobs[j].state.value, jobs[j].reason) for j in slow if jobs[j].state.value != "Canceled"]
     assert all(count == 1 for count in applied.values()), [e for e, n in applied.items() if n > 1]
-    assert {f"submit-{j}" for j in jobs} <= {e for _, e in applied}  # no lost update dropped a submit
+    submits = {applied_event_key(f"submit-{j}") for j in jobs}
+    assert submits <= {e for _, e in applied}  # no lost update dropped a submit
     assert 0 < monitor.most * 2 <= QUOTA_VCPUS  # STANDARD_D2_V2 has 2 vCPUs; 0 would mean the monitor died
     with connect(tmp_path / "provider.db") as runs:
         assert runs.execute("SELECT job_id FROM runs GROUP BY job_id HAVING COUNT(*) > 1").fetchall() == []

@@ -40,3 +40,20 @@ def test_the_history_keeps_only_the_latest_samples() -> None:
         history = record_node_counts(history, NONE | {"running": n % 2 + 1}, T0 + timedelta(seconds=n))
     assert len(samples_of(history)) == NODE_HISTORY_KEPT
     assert samples_of(history)[-1].time == T0 + timedelta(seconds=NODE_HISTORY_KEPT + 29)
+
+
+def test_a_history_written_in_absolute_times_is_read_and_extended() -> None:
+    """Clusters stored before the history was delta-encoded keep their timeline."""
+    millis = int(T0.timestamp() * 1000)
+    stored = f"{millis},2,0,0,0,0,0;{millis + 1500},0,1,1,0,0,0"
+    history = record_node_counts(stored, NONE, T0 + timedelta(seconds=3))
+    assert [(s.time, s.counts) for s in samples_of(history)] == [
+        (T0, {"preparing": 2}), (T0 + timedelta(seconds=1.5), {"idle": 1, "running": 1}),
+        (T0 + timedelta(seconds=3), {})]
+
+
+def test_a_long_history_stays_small_enough_for_every_write() -> None:
+    history = ""
+    for n in range(NODE_HISTORY_KEPT * 2):
+        history = record_node_counts(history, NONE | {"running": n % 3}, T0 + timedelta(seconds=n))
+    assert len(history) < NODE_HISTORY_KEPT * 13  # half what absolute times took (26 characters a sample)
