@@ -92,6 +92,11 @@ class Job(BaseModel):
         return cls(workspace=workspace, id=job_id, cluster=cluster, spec=spec, submitted_at=at,
                    reason="submitted; waiting for the scheduler")
 
+    def working_copy(self) -> Job:
+        """A copy ``apply_job_update`` may change without changing this one: it assigns fields and appends to the
+        history, so a new history list is all the copy needs (a deep copy cost as much as a store read)."""
+        return self.model_copy(update={"history": list(self.history)})
+
 
 class JobUpdate(BaseModel):
     """A change to project onto the job document. Applying it twice, or late, changes nothing."""

@@ -31,13 +31,34 @@ class NodeCountSample(BaseModel):
 
 def record_node_counts(history: str, state_counts: dict[str, int], now: datetime) -> str:
     """``history`` with a sample appended when the counts differ from the last one. An empty history of an empty
-    cluster stays empty: a cluster that never had a node needs no sample (and no write to store one)."""
+    cluster stays empty: a cluster that never had a node needs no sample (and no write to store one).
+
+    Runs on every decision, so it works on the string: no sample is parsed but the first two and the last."""
     counts = _counts_text(state_counts.get(state, 0) for state in SAMPLED_STATES)
     last = _counts_text(int(n) for n in history[history.rfind(";") + 1:].split(",")[1:]) if history else ""
     if counts == last:
         return history
-    samples = [*_decode(history), (int(now.timestamp() * 1000), counts)]
-    return _encode(samples[-NODE_HISTORY_KEPT:])
+    millis = int(now.timestamp() * 1000)
+    if not history:
+        return _entry(str(millis), counts)
+    if ";" in history and history[history.index(";") + 1] != "+":
+        history = _encode(_decode(history))  # written in absolute times: rewritten once
+    since = millis - sum(int(entry.partition(",")[0]) for entry in history.split(";"))
+    history = f"{history};{_entry(f'+{since}', counts)}"
+    for _ in range(history.count(";") + 1 - NODE_HISTORY_KEPT):
+        history = _drop_first(history)
+    return history
+
+
+def _entry(time: str, counts: str) -> str:
+    return f"{time},{counts}" if counts else time
+
+
+def _drop_first(history: str) -> str:
+    """The oldest sample dropped; the next one's time made absolute."""
+    first, second, *rest = history.split(";", 2)
+    first_time, second_time = first.partition(",")[0], second.partition(",")[0]
+    return ";".join([f"{int(first_time) + int(second_time)}{second[len(second_time):]}", *rest])
 
 
 def _counts_text(counts: Iterable[int]) -> str:
@@ -60,8 +81,7 @@ def _decode(history: str) -> list[tuple[int, str]]:
 def _encode(samples: list[tuple[int, str]]) -> str:
     entries, before = [], None
     for millis, counts in samples:
-        time = str(millis) if before is None else f"+{millis - before}"
-        entries.append(f"{time},{counts}" if counts else time)
+        entries.append(_entry(str(millis) if before is None else f"+{millis - before}", counts))
         before = millis
     return ";".join(entries)
 

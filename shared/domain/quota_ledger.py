@@ -49,6 +49,10 @@ class QuotaLedger(BaseModel):
         allocation = self.allocations.get(key)
         return allocation.booking if allocation else None
 
+    def working_copy(self) -> QuotaLedger:
+        """A copy ``set_held`` may change without changing this one (it replaces entries, never edits one)."""
+        return self.model_copy(update={"allocations": dict(self.allocations)})
+
     def set_held(self, key: str, vm_size: VmSize, priority: str, vcpus: int, booking: str | None) -> None:
         if vcpus <= 0:
             self.allocations.pop(key, None)

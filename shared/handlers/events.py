@@ -119,7 +119,7 @@ def on_job_submit(event: CloudEvent, body: JobSubmit, deps: Deps) -> None:
                                              reason=f"{exc.code}: {exc.message}"))]
         return accept_job(cluster, known)
 
-    known_jobs = {job.id: job.model_copy(deep=True)}  # its first projection needs no second read
+    known_jobs = {job.id: job.working_copy()}  # its first projection needs no second read
     if reconcile_cluster(deps, event.workspace, event.cluster, change, event.id, known_jobs) is None:
         project_job(deps, event.workspace, JobUpdate(
             job_id=job_id, state=JobState.FAILED, attempt=max(job.attempts, 1),
@@ -134,7 +134,7 @@ def on_job_cancel(event: CloudEvent, ref: JobRef, deps: Deps) -> None:
     def change(cluster: Cluster, now: datetime) -> list[Action]:
         return cancel_job(cluster, ref.job_id, now)
 
-    known_jobs = {job.id: job.model_copy(deep=True)}
+    known_jobs = {job.id: job.working_copy()}
     reconcile_cluster(deps, event.workspace, job.cluster, change, event.id, known_jobs)
     # Not (or no longer) in the cluster's queue: cancel the document itself. Terminal states stay as they are.
     project_job(deps, event.workspace, JobUpdate(job_id=job.id, state=JobState.CANCELED,

@@ -18,8 +18,8 @@ KnownJobs = dict[str, Job]
 def project_job(deps: Deps, workspace: str, update: JobUpdate, known: KnownJobs | None = None) -> None:
     """Write ``update`` into the job document. ``known`` holds documents this handler has read or written already
     (by job id), and ``deps.recent_jobs`` those the process wrote last: one found there is not read again; if
-    someone wrote it since, the conditional write fails and it is read afresh. What was written is put back in both,
-    for the next projection of the same job."""
+    someone wrote it since, the conditional write fails and it is read afresh. What was written is kept in
+    ``deps.recent_jobs`` for the next projection of the same job, by this handler or a later one."""
     kept = deps.recent_jobs.take(workspace, update.job_id)
     read = known.pop(update.job_id, None) if known is not None else None
     read = kept if read is None else read
@@ -34,9 +34,7 @@ def project_job(deps: Deps, workspace: str, update: JobUpdate, known: KnownJobs 
     if saved is None:
         saved = _project_fresh(deps, workspace, update)
     if saved is not None:
-        deps.recent_jobs.keep(saved)
-        if known is not None:
-            known[update.job_id] = saved
+        deps.recent_jobs.keep(saved)  # not back in ``known`` too: one object is held in one place only
 
 
 @retry_on_conflict

@@ -99,7 +99,7 @@ class ClusterBookings:
         if not lowering:
             return
         first = next(iter(lowering.values()))
-        ledger = first.ledger.model_copy(deep=True)
+        ledger = first.ledger.working_copy()
         for priority, booking in lowering.items():
             ledger.set_held(booking.cluster_key, booking.vm_size, priority,
                             _held(cluster, priority) * booking.vm_size.vcpus, ledger.booking_of(booking.cluster_key))

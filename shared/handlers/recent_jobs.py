@@ -14,7 +14,8 @@ class RecentJobs:
     A copy gone stale (someone wrote the document since) only costs the failed write and a fresh read. Safe because
     a job document is never deleted, so a version (an etag) is never reused by another document.
 
-    Bounded (least recently kept go first) and shared by the process's threads: ``take`` hands a copy out once."""
+    Bounded (least recently kept go first) and shared by the process's threads: ``take`` hands a copy out once, and
+    whoever keeps one lets go of it (no copy is made: a deep copy of a job cost more than the read it saves)."""
 
     def __init__(self, capacity: int = 4096) -> None:
         self._capacity = capacity
@@ -26,9 +27,8 @@ class RecentJobs:
             return self._jobs.pop((workspace, job_id), None)
 
     def keep(self, job: Job) -> None:
-        copy = job.model_copy(deep=True)  # the caller goes on with its own
         with self._lock:
-            self._jobs[(job.workspace, job.id)] = copy
+            self._jobs[(job.workspace, job.id)] = job
             self._jobs.move_to_end((job.workspace, job.id))
             while len(self._jobs) > self._capacity:
                 self._jobs.popitem(last=False)

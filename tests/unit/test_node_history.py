@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from shared.domain.cluster import NodeState
 from shared.domain.node_history import NODE_HISTORY_KEPT, SAMPLED_STATES, record_node_counts, samples_of
 
@@ -57,3 +60,18 @@ def test_a_long_history_stays_small_enough_for_every_write() -> None:
     for n in range(NODE_HISTORY_KEPT * 2):
         history = record_node_counts(history, NONE | {"running": n % 3}, T0 + timedelta(seconds=n))
     assert len(history) < NODE_HISTORY_KEPT * 13  # half what absolute times took (26 characters a sample)
+
+
+@given(st.lists(st.tuples(st.integers(0, 5000), st.sampled_from(SAMPLED_STATES), st.integers(0, 3)),
+                max_size=NODE_HISTORY_KEPT + 40))
+def test_the_timeline_shows_the_last_changes_at_their_times(steps: list[tuple[int, str, int]]) -> None:
+    """Against a plain list of (time, counts) kept the obvious way."""
+    history, expected, at, counts = "", [], T0, dict(NONE)
+    for millis, state, n in steps:
+        at += timedelta(milliseconds=millis)
+        counts = dict(counts) | {state: n}
+        history = record_node_counts(history, counts, at)
+        shown = {s: c for s, c in counts.items() if c}
+        if (expected and expected[-1][1] != shown) or (not expected and shown):
+            expected.append((at, shown))
+    assert [(s.time, s.counts) for s in samples_of(history)] == expected[-NODE_HISTORY_KEPT:]

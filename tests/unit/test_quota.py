@@ -13,6 +13,7 @@ from shared.domain.quota import (
     free_nodes,
     scale_up_allowed,
 )
+from shared.domain.quota_ledger import QuotaLedger
 from shared.domain.vm_sizes import DEDICATED, LOW_PRIORITY, VmSize, load_catalogue
 from shared.settings_quota import QuotaSettingError, limits_from_env
 
@@ -177,3 +178,14 @@ def test_granted_nodes_never_make_usage_exceed_any_limit(limits: QuotaLimits, us
         assert not _within_limits(limits, one_more, size, priority, region)  # the grant is as large as fits
     if requested and can_ever_fit(limits, size, priority, region, requested) is not None:
         assert granted < requested
+
+
+def test_a_ledger_working_copy_takes_a_booking_and_the_ledger_read_stays_as_it_was() -> None:
+    size = CATALOGUE.get("Standard_D2s_v3", "eastus")
+    read = QuotaLedger(region="eastus", etag="3")
+    read.set_held("ws/a", size, DEDICATED, 4, "b1")
+    copy = read.working_copy()
+    copy.set_held("ws/a", size, DEDICATED, 2, "b1")
+    copy.set_held("ws/b", size, DEDICATED, 8, "b2")
+    assert (read.held_by("ws/a"), read.held_by("ws/b")) == (4, 0)
+    assert (copy.held_by("ws/a"), copy.held_by("ws/b"), copy.etag) == (2, 8, "3")
