@@ -2,9 +2,9 @@
 
 Rules of thumb (Azure docs: a 1 KB point read is 1 RU; writes cost several times more and grow with size and indexed
 properties): point read 1 RU per KB, insert 5.5 RU per KB, replace twice an insert, delete as an insert, a query
-2.8 RU plus 1 RU per KB returned. Each document pays for at least 1 KB, and ~0.2 KB more than its JSON for the
-envelope and system properties. Serverless: USD 0.25 per million RU (several public sources; check
-https://azure.microsoft.com/pricing/details/cosmos-db/ before quoting it).
+2.8 RU plus 1 RU per KB returned, a transactional batch the sum of its operations. Each document pays for at least
+1 KB, and ~0.2 KB more than its JSON for the envelope and system properties. Serverless: USD 0.25 per million RU
+(several public sources; check https://azure.microsoft.com/pricing/details/cosmos-db/ before quoting it).
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ def request_units(kind: OpKind, tally: OpTally) -> float:
         returned_kb = tally.kilobytes + tally.documents * ENVELOPE_KB
         return tally.calls * QUERY_BASE_RU + returned_kb * QUERY_RU_PER_KB
     per_document_kb = max(tally.kilobytes / max(tally.documents, 1) + ENVELOPE_KB, 1.0)
-    return tally.calls * _RU_PER_KB[kind] * per_document_kb
+    # A read is charged per call (found or not); a write per document (a transactional batch costs what its
+    # operations would cost one by one: it saves round trips, not request units).
+    charged = tally.calls if kind is OpKind.POINT_READ else tally.documents
+    return charged * _RU_PER_KB[kind] * per_document_kb
 
 
 def usd_per_million_events(request_units_per_event: float) -> float:

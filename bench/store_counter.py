@@ -8,7 +8,7 @@ serialization per call, so throughput runs leave it off.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -55,6 +55,14 @@ class StoreCounter:
         if self.measure_sizes and doc is not None:
             tally.kilobytes += len(doc.model_dump_json()) / 1024
 
+    def add_batch(self, operation: str, kind: OpKind, docs: Sequence[BaseModel]) -> None:
+        """One call writing several documents (a transactional batch)."""
+        tally = self.tallies[(self.context, operation, kind)]
+        tally.calls += 1
+        tally.documents += len(docs)
+        if self.measure_sizes:
+            tally.kilobytes += sum(len(doc.model_dump_json()) for doc in docs) / 1024
+
     def by_context(self, context: str) -> dict[tuple[str, OpKind], OpTally]:
         return {(op, kind): t for (ctx, op, kind), t in self.tallies.items() if ctx == context}
 
@@ -89,6 +97,14 @@ class CountingStore:
     def replace_cluster(self, cluster: Cluster) -> Cluster:
         saved = self.inner.replace_cluster(cluster)
         self.counter.add("replace_cluster", OpKind.REPLACE, 1, saved)
+        if self.counter.on_cluster_saved is not None:
+            self.counter.on_cluster_saved(saved)
+        return saved
+
+    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job]) -> Cluster:
+        """One round trip (a call), one document written per job and one for the cluster."""
+        saved = self.inner.replace_cluster_with_jobs(cluster, jobs)
+        self.counter.add_batch("replace_cluster_with_jobs", OpKind.REPLACE, [*jobs, saved])
         if self.counter.on_cluster_saved is not None:
             self.counter.on_cluster_saved(saved)
         return saved

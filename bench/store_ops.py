@@ -52,12 +52,17 @@ def _rename_context(runtime: EmbeddedRuntime, old: str, new: str) -> None:
         tallies[(new, operation, kind)] = tallies.pop((context, operation, kind))
 
 
+def round_trips(runtime: EmbeddedRuntime, context: str) -> int:
+    """Calls to the store: a read, a write, a query, or a transactional batch of writes, each one round trip."""
+    return runtime.counter.calls(context, *OpKind)
+
+
 def report(runtime: EmbeddedRuntime, stats: DrainStats) -> list[str]:
     """Prints the tables; returns the per-event paths that ran a cross-partition query (should be none)."""
     out = console()
     table = Table(title="Store operations per event (Store port wrapper), Cosmos RU estimate")
-    for header in ("event type", "events", "point reads", "writes", "queries", "cross-partition queries",
-                   "KB written", "RU / event", "$ / million events"):
+    for header in ("event type", "events", "round trips", "point reads", "write calls", "documents written",
+                   "queries", "cross-partition queries", "KB written", "RU / event", "$ / million events"):
         table.add_column(header, justify="left" if header == "event type" else "right")
     flagged: list[str] = []
     for context, events in sorted(stats.handled.items()):
@@ -70,8 +75,10 @@ def report(runtime: EmbeddedRuntime, stats: DrainStats) -> list[str]:
         if cross and context not in PER_EVENT_PATHS_EXCLUDE:
             flagged.append(context)
         table.add_row(context.removeprefix("computeplane."), f"{events:,}",
+                      f"{round_trips(runtime, context) / events:.2f}",
                       f"{runtime.counter.calls(context, OpKind.POINT_READ) / events:.2f}",
                       f"{runtime.counter.calls(context, *WRITES) / events:.2f}",
+                      f"{runtime.counter.documents(context, *WRITES) / events:.2f}",
                       f"{runtime.counter.calls(context, OpKind.QUERY) / events:.2f}",
                       f"{cross:.2f}" + (" (timer path)" if cross and context == TIMER else " FLAG" if cross else ""),
                       f"{written:.2f}", f"{ru:.1f}", f"{usd_per_million_events(ru):.2f}")
@@ -89,7 +96,9 @@ def report(runtime: EmbeddedRuntime, stats: DrainStats) -> list[str]:
     total_events = sum(stats.handled[c] for c in mix)
     total_ru = sum(request_units(kind, t) for c in mix for (_, kind), t in runtime.counter.by_context(c).items())
     per_event = total_ru / max(total_events, 1)
-    out.print(f"queue-trigger mix: {total_events:,} events, {per_event:.1f} RU per event on average, "
+    trips = sum(round_trips(runtime, c) for c in mix) / max(total_events, 1)
+    out.print(f"queue-trigger mix: {total_events:,} events, {trips:.2f} store round trips and "
+              f"{per_event:.1f} RU per event on average, "
               f"${usd_per_million_events(per_event):.2f} per million events at ${SERVERLESS_USD_PER_MILLION_RU} "
               "per million RU (Cosmos DB serverless)")
     out.print("cross-partition queries on a per-event path: " + (", ".join(flagged) if flagged else "none"))

@@ -84,6 +84,10 @@ def commit_counts(runtime: EmbeddedRuntime, stats: DrainStats, handler_sends: in
     for (context, operation, kind), tally in runtime.counter.tallies.items():
         if context in NOT_ON_THE_TRIGGER_PATH or kind not in (OpKind.INSERT, OpKind.REPLACE, OpKind.DELETE):
             continue
+        if operation == "replace_cluster_with_jobs":  # one commit: the cluster and its finished jobs
+            counts["cluster_with_jobs"] = counts.get("cluster_with_jobs", 0) + tally.calls
+            counts["jobs_with_cluster"] = counts.get("jobs_with_cluster", 0) + tally.documents - tally.calls
+            continue
         name = {"create_cluster": "cluster_inserts", "replace_cluster": "cluster_replaces",
                 "delete_cluster": "cluster_deletes", "create_job": "job_inserts", "replace_job": "job_replaces",
                 "save_quota_ledger": "ledger_writes"}[operation]

@@ -7,6 +7,7 @@ emulator key and a self-signed certificate.
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+from azure.core.pipeline import PipelineRequest
 from azure.cosmos import CosmosClient
 from azure.cosmos.exceptions import CosmosClientTimeoutError, CosmosHttpResponseError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -39,6 +41,20 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # property of the missing document) unless the request says it may cross partitions; then it looks the document
 # up by id and partition key and answers 404, as Azure does. Sent to the emulator only.
 EMULATOR_HEADERS = {"x-ms-documentdb-query-enablecrosspartition": "true"}
+
+
+def emulator_batch_partition_keys(request: PipelineRequest[Any]) -> None:
+    """``raw_request_hook`` of the emulator's client: @vercel/cosmosdb-server reads a transactional batch's partition
+    key from each operation (400 "Failed to parse x-ms-documentdb-partitionkey" without one), while Azure, and so
+    the SDK, give it once, in the request's header. Each operation is given the header's value. Emulator only."""
+    http = request.http_request
+    if str(http.headers.get("x-ms-cosmos-is-batch-request", "")).lower() != "true":
+        return
+    partition_key = http.headers.get("x-ms-documentdb-partitionkey")
+    operations = json.loads(http.body or "[]")
+    for operation in operations:
+        operation.setdefault("partitionKey", partition_key)
+    http.set_json_body(operations)
 
 # Throttled, timed out, "retry with", unavailable: another try may succeed. Every other status is permanent.
 TRANSIENT_STATUS_CODES = frozenset({408, 429, 449, 503})
@@ -92,7 +108,8 @@ def create_cosmos_client(endpoint: str, credential: CosmosCredential, transport:
         return CosmosClient(endpoint, credential, **options)
     _ignore_unverified_tls_warnings(endpoint)
     # The emulator's certificate is self-signed and it only listens on loopback: nothing to verify it against.
-    return CosmosClient(endpoint, credential, connection_verify=False, headers=EMULATOR_HEADERS, **options)
+    return CosmosClient(endpoint, credential, connection_verify=False, headers=EMULATOR_HEADERS,
+                        raw_request_hook=emulator_batch_partition_keys, **options)
 
 
 def _ignore_unverified_tls_warnings(endpoint: str) -> None:

@@ -13,8 +13,12 @@ single-partition query. Writes are conditional: a replace or delete on the ``_et
 What ``@vercel/cosmosdb-server`` (the local Cosmos API of the tests and of ``--store cosmos``) does not do, and why
 correctness does not depend on it:
 
-- transactional batch is not atomic (no rollback, later operations answer 424): no batch is ever sent; the cluster
-  document is the consistency boundary and one conditional replace writes it.
+- transactional batch is not atomic (no rollback: it applies the operations one by one and answers 424 for those
+  after the first that fails). One batch is sent, ``replace_cluster_with_jobs`` (finished jobs, then their cluster,
+  in the workspace's partition), and it is only a saved round trip: the jobs go first, as they would one by one,
+  so a conflict on the cluster leaves them written exactly as a crash between two single writes would; the cluster
+  document stays the consistency boundary. It also wants each operation's partition key in the body, where Azure
+  takes the request's header: ``cosmos_client.emulator_batch_partition_keys`` adds it, for the emulator only.
 - no TTL: only tombstones of deleted clusters carry a ``ttl`` (for Azure's storage), and the domain ignores their
   expired entries itself, so nothing depends on expiry.
 - never answers 429, 503 or 408 by itself: throttling and unavailability are handled by the SDK's retry policies
@@ -35,13 +39,18 @@ from __future__ import annotations
 import re
 import threading
 from base64 import urlsafe_b64encode
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Final
 
 from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy, CosmosClient, PartitionKey
-from azure.cosmos.exceptions import CosmosHttpResponseError, CosmosResourceExistsError, CosmosResourceNotFoundError
+from azure.cosmos.exceptions import (
+    CosmosBatchOperationError,
+    CosmosHttpResponseError,
+    CosmosResourceExistsError,
+    CosmosResourceNotFoundError,
+)
 
 from shared.adapters.cosmos_client import (
     EMULATOR_KEY,
@@ -164,6 +173,31 @@ class CosmosStore:
     def replace_cluster(self, cluster: Cluster) -> Cluster:
         cluster.etag = self._replace(cluster_document(cluster), cluster.etag,
                                      f"cluster {cluster.workspace}/{cluster.name}")
+        return cluster
+
+    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job]) -> Cluster:
+        """A transactional batch in the workspace's partition: the jobs, then the cluster, each on its etag."""
+        if not jobs:
+            return self.replace_cluster(cluster)
+        what = f"cluster {cluster.workspace}/{cluster.name} and {len(jobs)} job(s)"
+        if cluster.etag is None or any(job.etag is None for job in jobs):
+            raise ConcurrencyConflict(f"{what}: a replace needs the etag of each document that was read")
+        operations: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+            ("replace", (document_id(JOB, job.id), job_document(job)), {"if_match_etag": job.etag}) for job in jobs]
+        operations.append(("replace", (document_id(CLUSTER, cluster.name), cluster_document(cluster)),
+                           {"if_match_etag": cluster.etag}))
+        documents = self._documents()
+        try:
+            with transient_errors(f"batch {what}"):
+                results = documents.execute_item_batch(operations, partition_key=cluster.workspace,
+                                                       timeout=OPERATION_TIMEOUT_SECONDS)
+        except CosmosBatchOperationError as error:
+            if error.status_code in (404, 412):  # one of them deleted or written since it was read
+                raise ConcurrencyConflict(f"{what}: changed since it was read") from None
+            raise
+        for job, result in zip(jobs, results, strict=False):
+            job.etag = str(result["eTag"])
+        cluster.etag = str(results[-1]["eTag"])
         return cluster
 
     def delete_cluster(self, cluster: Cluster) -> None:

@@ -7,7 +7,7 @@ index and never scan every cluster.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -72,6 +72,24 @@ class SqliteStore:
         if cursor.rowcount != 1:
             raise ConcurrencyConflict(f"cluster {cluster.workspace}/{cluster.name} changed since version {version}")
         return _with_etag(cluster, version + 1)
+
+    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job]) -> Cluster:
+        """One transaction: all the writes or none (see ``shared.ports.Store``)."""
+        if not jobs:
+            return self.replace_cluster(cluster)
+        conn, read_as = self._conn(), [job.etag for job in jobs]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for job in jobs:
+                self.replace_job(job)
+            self.replace_cluster(cluster)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            for job, etag in zip(jobs, read_as, strict=True):  # nothing was written: the etags they were read with
+                job.etag = etag
+            raise
+        return cluster
 
     def delete_cluster(self, cluster: Cluster) -> None:
         cursor = self._conn().execute("DELETE FROM clusters WHERE workspace=? AND name=? AND version=?",

@@ -6,14 +6,16 @@ lost race (``ConcurrencyConflict``) runs the whole decision again on fresh state
 1. **Decide** (nothing written): read the cluster, apply the event's change once per event id, reconcile it
    against the provider's observation and now. The region's quota ledger is read only when reconcile wants more
    nodes, or a node count changed, or the timer's resync asks (``LedgerOnDemand``): most events touch no ledger.
-2. **Before the commit**, what the cluster's save would otherwise make unsafe:
-   - finished jobs' documents are written first: the saved cluster forgets those jobs, so a crash after the save
-     would lose their outcome; a crash before it repeats the write, harmlessly (``project_job`` is idempotent);
-   - more cores are booked in the quota ledger first: a race lost there decides again with fresh numbers, so the
-     regional limit is never exceeded, even by workers deciding about different clusters at once.
-3. **The commit**: one conditional write of the cluster. A cluster being deleted with no nodes and no jobs left is
-   buried instead (its tombstone first, so that late copies of its events are recognised, then its deletion). A
-   decision that changed nothing writes nothing, unless its actions need their version proven latest
+2. **Before the commit**, what the cluster's save would otherwise make unsafe: more cores are booked in the quota
+   ledger first. A race lost there decides again with fresh numbers, so the regional limit is never exceeded, even
+   by workers deciding about different clusters at once.
+3. **The commit**: one conditional write of the cluster, with the documents of the jobs it finished written before
+   it in the same round trip (``Store.replace_cluster_with_jobs``). Before it, because the saved cluster forgets
+   those jobs: were the cluster written first, a crash in between would lose their outcome; the other way round,
+   a crash (or a conflict on the cluster, where the store's batch is not atomic) repeats the job write on the next
+   try, harmlessly (a projection is idempotent). A cluster being deleted with no nodes and no jobs left is buried
+   instead (its finished jobs written, its tombstone, so that late copies of its events are recognised, then its
+   deletion). A decision that changed nothing writes nothing, unless its actions need their version proven latest
    (``acts_on_its_version``).
 4. **After the commit**: fewer cores are given back to the ledger. After, because a crash in between only
    over-counts until the next saved decision that reads the ledger (a node count changes, or the timer's resync
@@ -34,7 +36,7 @@ from shared.domain.cluster import Cluster, ProvisioningState
 from shared.domain.node_history import record_node_counts
 from shared.domain.reconcile import reconcile
 from shared.handlers.deps import Deps
-from shared.handlers.jobs import KnownJobs, project_job
+from shared.handlers.jobs import KnownJobs, project_job, projection_to_write
 from shared.handlers.quota import ClusterBookings, LedgerOnDemand
 from shared.handlers.retry import retry_on_conflict
 from shared.handlers.tombstones import bury_cluster
@@ -80,21 +82,29 @@ class ClusterDecision:
         return actions, ledger.settle(cluster, always=self.settle_quota)
 
     def _before_commit(self, actions: list[Action], booking: ClusterBookings | None, cluster: Cluster) -> None:
-        for action in actions:
-            if isinstance(action, ProjectJob) and action.update.is_terminal:
-                project_job(self.deps, self.workspace, action.update, self.known)
         if booking is not None:
             booking.book_increase(cluster)
 
     def _commit(self, cluster: Cluster, before: str, actions: list[Action],
                 booking: ClusterBookings | None) -> tuple[Cluster, bool]:
         """The cluster as written, and whether this decision wrote it."""
+        finished = [a.update for a in actions if isinstance(a, ProjectJob) and a.update.is_terminal]
         if cluster.provisioning_state is ProvisioningState.DELETING and not cluster.nodes and not cluster.jobs:
+            for update in finished:
+                project_job(self.deps, self.workspace, update, self.known)
             bury_cluster(self.deps, cluster)
             self.deps.store.delete_cluster(cluster)
             return cluster, True
         if cluster.model_dump_json(exclude={"modified_at"}) != before or acts_on_its_version(cluster, actions, booking):
-            return self.deps.store.replace_cluster(cluster), True
+            jobs = [job for update in finished
+                    if (job := projection_to_write(self.deps, self.workspace, update, self.known)) is not None]
+            store = self.deps.store
+            saved = store.replace_cluster_with_jobs(cluster, jobs) if jobs else store.replace_cluster(cluster)
+            for job in jobs:
+                self.deps.recent_jobs.keep(job)
+            return saved, True
+        for update in finished:  # (a job finishes as its cluster changes; written all the same, should one not)
+            project_job(self.deps, self.workspace, update, self.known)
         return cluster, False  # a no-op reconcile costs no write
 
     def _after_commit(self, booking: ClusterBookings | None, cluster: Cluster, saved: bool) -> None:

@@ -20,11 +20,9 @@ def project_job(deps: Deps, workspace: str, update: JobUpdate, known: KnownJobs 
     (by job id), and ``deps.recent_jobs`` those the process wrote last: one found there is not read again; if
     someone wrote it since, the conditional write fails and it is read afresh. What was written is kept in
     ``deps.recent_jobs`` for the next projection of the same job, by this handler or a later one."""
-    kept = deps.recent_jobs.take(workspace, update.job_id)
-    read = known.pop(update.job_id, None) if known is not None else None
-    read = kept if read is None else read
+    read = _copy_at_hand(deps, workspace, update.job_id, known)
     saved: Job | None = None
-    # Only a change is decided on the known copy (its write is conditional); "nothing to do" is decided on a fresh
+    # Only a change is decided on a copy at hand (its write is conditional); "nothing to do" is decided on a fresh
     # read, since someone may have written the document since.
     if read is not None and apply_job_update(read, update, deps.clock.now()):
         try:
@@ -35,6 +33,31 @@ def project_job(deps: Deps, workspace: str, update: JobUpdate, known: KnownJobs 
         saved = _project_fresh(deps, workspace, update)
     if saved is not None:
         deps.recent_jobs.keep(saved)  # not back in ``known`` too: one object is held in one place only
+
+
+def projection_to_write(deps: Deps, workspace: str, update: JobUpdate, known: KnownJobs | None = None) -> Job | None:
+    """The job document with ``update`` applied, for the caller to write (conditionally, on the etag it carries,
+    then to hand to ``deps.recent_jobs.keep``); None when there is nothing to write. As ``project_job`` decides:
+    a change on a copy at hand, "nothing to do" only on a fresh read. A conflict on that write means a copy went
+    stale: the caller's retry finds none at hand, and reads afresh."""
+    read = _copy_at_hand(deps, workspace, update.job_id, known)
+    if read is not None and apply_job_update(read, update, deps.clock.now()):
+        return read
+    fresh = deps.store.get_job(workspace, update.job_id)
+    if fresh is None:
+        log.warning("job %s/%s has no document; update %s dropped", workspace, update.job_id, update.state)
+        return None
+    if apply_job_update(fresh, update, deps.clock.now()):
+        return fresh
+    deps.recent_jobs.keep(fresh)
+    return None
+
+
+def _copy_at_hand(deps: Deps, workspace: str, job_id: str, known: KnownJobs | None) -> Job | None:
+    """The handler's own copy, else the one this process wrote last; both are taken (no one else holds them)."""
+    kept = deps.recent_jobs.take(workspace, job_id)
+    read = known.pop(job_id, None) if known is not None else None
+    return kept if read is None else read
 
 
 @retry_on_conflict

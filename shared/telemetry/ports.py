@@ -18,7 +18,7 @@ from shared.telemetry.events import with_trace_context
 from shared.telemetry.state import Instruments
 from shared.telemetry.store_calls import note_store_call
 
-CLUSTER_WRITES = frozenset({"create_cluster", "replace_cluster", "delete_cluster"})
+CLUSTER_WRITES = frozenset({"create_cluster", "replace_cluster", "replace_cluster_with_jobs", "delete_cluster"})
 # Calls that change the world get a child span; they are few (a node asked for, a run started) and slow in Azure.
 TRACED_PROVIDER_CALLS = frozenset({"provision", "release", "start_run", "stop_run", "preempt"})
 

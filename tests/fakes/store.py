@@ -4,7 +4,7 @@ conditional writes. Held to the same contract suite as SQLite and Cosmos DB (tes
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TypeVar
 
@@ -67,6 +67,13 @@ class InMemoryStore:
     def replace_cluster(self, cluster: Cluster) -> Cluster:
         return self._replace(cluster, "clusters", (cluster.workspace, cluster.name),
                              f"cluster {cluster.workspace}/{cluster.name}")
+
+    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job]) -> Cluster:
+        """One by one, stopping at the first conflict: the least the contract promises (what the local Cosmos
+        server does), so that handler tests run on it."""
+        for job in jobs:
+            self.replace_job(job)
+        return self.replace_cluster(cluster)
 
     def delete_cluster(self, cluster: Cluster) -> None:
         if cluster.etag is None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from shared.domain import events as ev
 from shared.domain.cluster import Cluster, applied_event_key
+from shared.domain.job import Job
 from shared.ports import Store
 from tests.reliability.broker import DeadLetter
 
@@ -44,6 +45,14 @@ class LedgerStore:
         before = self.inner.get_cluster(cluster.workspace, cluster.name)
         read_as = before if before is not None and before.etag == cluster.etag else None
         saved = self.inner.replace_cluster(cluster)  # conditional: fails unless ``read_as`` is what is stored
+        if read_as is not None:
+            self._note(read_as, saved)
+        return saved
+
+    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job]) -> Cluster:
+        before = self.inner.get_cluster(cluster.workspace, cluster.name)
+        read_as = before if before is not None and before.etag == cluster.etag else None
+        saved = self.inner.replace_cluster_with_jobs(cluster, jobs)
         if read_as is not None:
             self._note(read_as, saved)
         return saved

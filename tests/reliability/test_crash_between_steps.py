@@ -49,6 +49,7 @@ class CrashMatrix:
         """A cancel or delete is saved (the cluster forgets the run), the run is not stopped yet."""
         return o.handling.startswith(("cancel-", "delete-")) and (
             (o.point.when, o.point.call) in {("after", "store.replace_cluster"), ("before", "provider.stop_run"),
+                                             ("after", "store.replace_cluster_with_jobs"),
                                              ("after", "store.delete_cluster")})
 
     def between_a_start_and_its_projection(self, o: CrashOutcome) -> bool:

@@ -1,13 +1,14 @@
 """What each event costs in store calls, on the benches' embedded runtime (SQLite, real handlers, instant runs):
-events that change no node count leave the quota ledger alone, and a job's finish does not read back the document
-this process wrote when it started the job. Counted by the benches' Store wrapper; not timed."""
+events that change no node count leave the quota ledger alone, and a job's finish neither reads back the document
+this process wrote when it started the job nor writes it apart from its cluster (one round trip for both).
+Counted by the benches' Store wrapper; not timed."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from bench.embedded_runtime import WORKSPACE, start_runtime
-from bench.store_counter import StoreCounter
+from bench.store_counter import WRITES, StoreCounter
 from bench.store_ops import exercise
 from shared.domain.job import JobState
 from shared.domain.quota_ledger import QuotaLedger
@@ -29,7 +30,10 @@ def test_the_ledger_is_read_only_when_a_node_count_changes_and_finishes_reuse_th
     counter = runtime.counter
     assert calls(counter, "job.finished", "get_quota_ledger") == 0
     assert calls(counter, "job.finished", "get_job") == 0
-    assert calls(counter, "job.finished", "replace_job") == 12  # the outcome is still written, once per job
+    # One write per finish: the job's outcome and its cluster, in one round trip.
+    writes = {op: t for (op, kind), t in counter.by_context("computeplane.job.finished").items() if kind in WRITES}
+    assert list(writes) == ["replace_cluster_with_jobs"]
+    assert (writes["replace_cluster_with_jobs"].calls, writes["replace_cluster_with_jobs"].documents) == (12, 24)
     # A scale-down reads the ledger once and gives the cores back in the same conditional write.
     assert calls(counter, "node.ready", "get_quota_ledger") <= handled["node.ready"]
     assert calls(counter, "job.submit", "get_quota_ledger") <= handled["job.submit"]
