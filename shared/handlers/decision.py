@@ -4,8 +4,10 @@ A decision runs in four phases. Only the commit makes it count; each write is co
 lost race (``ConcurrencyConflict``) runs the whole decision again on fresh state (``retry_on_conflict``).
 
 1. **Decide** (nothing written): read the cluster, apply the event's change once per event id, reconcile it
-   against the provider's observation and now. The region's quota ledger is read only when reconcile wants more
+   against the provider's observation and now. The region's quota ledger is looked at only when reconcile wants more
    nodes, or a node count changed, or the timer's resync asks (``LedgerOnDemand``): most events touch no ledger.
+   It starts from the copy this process kept (``RecentLedgers``; the resync reads it afresh): its writes are
+   conditional on that copy's etag, and a decision quota held back on it is made again on a fresh read.
 2. **Before the commit**, what the cluster's save would otherwise make unsafe: more cores are booked in the quota
    ledger first. A race lost there decides again with fresh numbers, so the regional limit is never exceeded, even
    by workers deciding about different clusters at once.
@@ -72,12 +74,14 @@ class ClusterDecision:
     def _decide(self, cluster: Cluster) -> tuple[list[Action], ClusterBookings | None]:
         now = self.deps.clock.now()
         actions: list[Action] = []
-        ledger = LedgerOnDemand(self.deps, cluster)  # before the change: a node it removes is a count changed
+        # Before the change: a node it removes is a count changed. The timer's resync reads the ledger afresh.
+        ledger = LedgerOnDemand(self.deps, cluster, kept_copy=not self.settle_quota)
         if self.change is not None and not (self.event_id and cluster.has_applied(self.event_id)):
             actions += self.change(cluster, now)
             if self.event_id:
                 cluster.record_applied(self.event_id)
         actions += reconcile(cluster, self.deps.provider.observe(cluster), now, self.deps.policy, ledger)
+        ledger.check_not_held_back_by_a_kept_copy()
         cluster.node_history = record_node_counts(cluster.node_history, cluster.node_state_counts(), now)
         return actions, ledger.settle(cluster, always=self.settle_quota)
 

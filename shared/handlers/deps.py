@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from shared.domain.quota import QuotaLimits
 from shared.domain.reconcile import ReconcilePolicy
-from shared.handlers.recent_jobs import RecentJobs
+from shared.handlers.recent_documents import RecentJobs, RecentLedgers
 from shared.ports import Clock, EventBus, NodeProvider, SimulatedCloud, SnapshotStore, Store, TokenProvider
 
 
@@ -23,3 +23,4 @@ class Deps:
     snapshots: SnapshotStore | None = None  # jobs' code (None: this deployment takes no code snapshots)
     simulation: SimulatedCloud | None = None  # only where the cloud is simulated (the local provider)
     recent_jobs: RecentJobs = field(default_factory=RecentJobs)  # job documents this process wrote last
+    recent_ledgers: RecentLedgers = field(default_factory=RecentLedgers)  # quota ledgers it read or wrote last

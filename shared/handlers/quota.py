@@ -9,6 +9,12 @@ commit, fewer after it (why that order: ``shared.handlers.decision``). Workers r
   the version we counted is the latest and makes any such pending save conflict (its decision then runs again and
   books anew). A decision that writes nothing proves neither, and must not lower the ledger.
 
+A decision may start from the ledger as this process last read or wrote it (``RecentLedgers``) rather than read it:
+every write is conditional on the etag of the copy it started from, so everything above holds with "read" meaning
+"the copy started from"; a stale copy only fails its write (the copy is forgotten, the decision made again on a
+fresh read). Quota holding a pool back on such a copy is the one decision that writes nothing to prove it: it is
+made again on a fresh read before it is saved (``LedgerOnDemand.check_not_held_back_by_a_kept_copy``).
+
 See ``shared.domain.quota_ledger``.
 """
 
@@ -48,7 +54,7 @@ class QuotaBooking:
         """Growing from the version we read is always booked anew (even when the ledger still covers it): a decrease
         decided on an older version must then see that someone booked after it, and leave the number alone."""
         if self.mark_increase(nodes):
-            self.ledger = self.deps.store.save_quota_ledger(self.ledger)  # a conflict re-runs the whole decision
+            self.ledger = _save(self.deps, self.ledger)  # a conflict re-runs the whole decision
 
     def mark_increase(self, nodes: int) -> bool:
         """Set the increase on the ledger read (not saved); whether there was one."""
@@ -85,7 +91,7 @@ class ClusterBookings:
         marked = [b.mark_increase(_held(cluster, p)) for p, b in self.pools.items()]
         if any(marked):
             first = next(iter(self.pools.values()))
-            saved = first.deps.store.save_quota_ledger(first.ledger)  # a conflict re-runs the whole decision
+            saved = _save(first.deps, first.ledger)  # a conflict re-runs the whole decision
             for booking in self.pools.values():
                 booking.ledger = saved
 
@@ -104,7 +110,7 @@ class ClusterBookings:
             ledger.set_held(booking.cluster_key, booking.vm_size, priority,
                             _held(cluster, priority) * booking.vm_size.vcpus, ledger.booking_of(booking.cluster_key))
         try:
-            first.deps.store.save_quota_ledger(ledger)
+            _save(first.deps, ledger)
             return
         except ConcurrencyConflict:
             pass  # written since this decision read it: each entry is looked at again
@@ -125,16 +131,27 @@ class LedgerOnDemand:
 
     NO_CAP = 1 << 30  # no ledger entry to book against (a size outside the catalogue): reconcile is not capped
 
-    def __init__(self, deps: Deps, cluster: Cluster) -> None:
-        self._deps, self._cluster = deps, cluster
+    def __init__(self, deps: Deps, cluster: Cluster, *, kept_copy: bool = True) -> None:
+        self._deps, self._cluster, self._kept_copy = deps, cluster, kept_copy
         self.loaded = {p: _held(cluster, p) for p in ledger_keys(cluster)}
         self._opened = False
         self._bookings: ClusterBookings | None = None
+        self._from_kept_copy = False  # the ledger came from ``RecentLedgers``, not from a read
+        self.held_back = False  # quota held a pool back (``explain`` gave a reason)
 
     def bookings(self) -> ClusterBookings | None:
         if not self._opened:
-            self._bookings, self._opened = open_bookings(self._deps, self._cluster, self.loaded), True
+            kept = self._deps.recent_ledgers.get(_region(self._deps, self._cluster)) if self._kept_copy else None
+            self._bookings = open_bookings(self._deps, self._cluster, self.loaded, start_from=kept)
+            self._opened, self._from_kept_copy = True, kept is not None
         return self._bookings
+
+    def check_not_held_back_by_a_kept_copy(self) -> None:
+        """A decision that quota held back on the ledger this process kept is not saved: the copy may be stale
+        (others gave cores back since), so ``ConcurrencyConflict`` makes the decision again on a fresh read."""
+        if self.held_back and self._from_kept_copy:
+            self._deps.recent_ledgers.forget(_region(self._deps, self._cluster))
+            raise ConcurrencyConflict("quota held this decision back on a kept copy of the ledger: deciding again")
 
     def settle(self, cluster: Cluster, *, always: bool = False) -> ClusterBookings | None:
         """The bookings to write around the commit: None when the ledger was not read and no count changed (unless
@@ -172,7 +189,9 @@ class _PoolOnDemand:
 
     def explain(self, requested_nodes: int, held_nodes: int) -> str | None:
         allowance = self._allowance()
-        return None if allowance is None else allowance.explain(requested_nodes, held_nodes)
+        reason = None if allowance is None else allowance.explain(requested_nodes, held_nodes)
+        self.ledger.held_back = self.ledger.held_back or reason is not None
+        return reason
 
 
 def open_booking(deps: Deps, cluster: Cluster, priority: str | None = None) -> QuotaBooking | None:
@@ -182,17 +201,19 @@ def open_booking(deps: Deps, cluster: Cluster, priority: str | None = None) -> Q
     return None if bookings is None else bookings.pools.get(priority or cluster.spec.vm_priority)
 
 
-def open_bookings(deps: Deps, cluster: Cluster, loaded: dict[str, int] | None = None) -> ClusterBookings | None:
+def open_bookings(deps: Deps, cluster: Cluster, loaded: dict[str, int] | None = None, *,
+                  start_from: QuotaLedger | None = None) -> ClusterBookings | None:
     """Every priority's booking of the cluster, sharing one read of the region's ledger. ``loaded``: the nodes each
-    priority held in the version the decision started from (default: as the cluster holds them now)."""
+    priority held in the version the decision started from (default: as the cluster holds them now);
+    ``start_from``: a copy of the ledger to use instead of reading it (``RecentLedgers``)."""
     if not (cluster.nodes or cluster.jobs or cluster.spec.min_nodes or any((loaded or {}).values())):
         return None  # holds nothing, wants nothing (nor held anything when the decision began)
-    region = normalize_location(cluster.spec.location or deps.workspace_location)
+    region = _region(deps, cluster)
     try:
         vm_size = load_catalogue().get(cluster.spec.vm_size, region)
     except DomainError:
         return None
-    ledger = deps.store.get_quota_ledger(region) or QuotaLedger(region=region)
+    ledger = start_from or _read(deps, region)
     keys = ledger_keys(cluster)
     return ClusterBookings({p: QuotaBooking(deps, key, vm_size, p, ledger,
                                             _held(cluster, p) if loaded is None else loaded.get(p, 0),
@@ -200,12 +221,36 @@ def open_bookings(deps: Deps, cluster: Cluster, loaded: dict[str, int] | None = 
                             for p, key in keys.items()})
 
 
+def _region(deps: Deps, cluster: Cluster) -> str:
+    return normalize_location(cluster.spec.location or deps.workspace_location)
+
+
+def _read(deps: Deps, region: str) -> QuotaLedger:
+    ledger = deps.store.get_quota_ledger(region)
+    if ledger is None:
+        return QuotaLedger(region=region)
+    deps.recent_ledgers.keep(ledger)
+    return ledger
+
+
+def _save(deps: Deps, ledger: QuotaLedger) -> QuotaLedger:
+    """A conditional save; what this process keeps of the region's ledger follows it (forgotten on a conflict, so
+    that the decision made again reads it afresh)."""
+    try:
+        saved = deps.store.save_quota_ledger(ledger)
+    except ConcurrencyConflict:
+        deps.recent_ledgers.forget(ledger.region)
+        raise
+    deps.recent_ledgers.keep(saved)
+    return saved
+
+
 @retry_on_conflict
 def _lower_held(deps: Deps, region: str, key: str, vm_size: VmSize, priority: str, vcpus: int,
                 booking_seen: str | None) -> None:
-    ledger = deps.store.get_quota_ledger(region) or QuotaLedger(region=region)
+    ledger = _read(deps, region)
     if ledger.booking_of(key) != booking_seen:
         return  # booked again since we looked: that decision's cluster save owns the number now
     if vcpus < ledger.held_by(key):
         ledger.set_held(key, vm_size, priority, vcpus, booking_seen)
-        deps.store.save_quota_ledger(ledger)
+        _save(deps, ledger)

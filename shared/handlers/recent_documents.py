@@ -1,4 +1,6 @@
-"""Job documents this process wrote last (see ``RecentJobs``)."""
+"""Documents this process read or wrote last, so that a next write can start from them without reading them again:
+job documents (``RecentJobs``) and the regions' quota ledgers (``RecentLedgers``). Only writes conditional on the
+etag a copy carries start from one, so a stale copy costs a failed write and a fresh read, never a lost update."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import threading
 from collections import OrderedDict
 
 from shared.domain.job import Job
+from shared.domain.quota_ledger import QuotaLedger
 
 
 class RecentJobs:
@@ -32,3 +35,29 @@ class RecentJobs:
             self._jobs.move_to_end((job.workspace, job.id))
             while len(self._jobs) > self._capacity:
                 self._jobs.popitem(last=False)
+
+
+class RecentLedgers:
+    """Each region's quota ledger as this process last read or wrote it. A decision starts from it (see
+    ``shared.handlers.quota.LedgerOnDemand``): its bookings are written on its etag, and a decision that quota held
+    back is made again on a fresh read before it is saved (a stale copy could hold back a cluster for nothing).
+
+    Shared by the process's threads; each gets its own working copy."""
+
+    def __init__(self) -> None:
+        self._ledgers: dict[str, QuotaLedger] = {}
+        self._lock = threading.Lock()
+
+    def get(self, region: str) -> QuotaLedger | None:
+        with self._lock:
+            ledger = self._ledgers.get(region)
+        return None if ledger is None else ledger.working_copy()
+
+    def keep(self, ledger: QuotaLedger) -> None:
+        copy = ledger.working_copy()
+        with self._lock:
+            self._ledgers[ledger.region] = copy
+
+    def forget(self, region: str) -> None:
+        with self._lock:
+            self._ledgers.pop(region, None)
