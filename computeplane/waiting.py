@@ -5,9 +5,10 @@ The callback gets every body read (one a poll), so a caller can show each change
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from computeplane.errors import NotFoundError, OperationFailed, WaitTimeout
@@ -117,21 +118,43 @@ def wait_for_job(client: ComputePlaneClient, job_id: str, *, timeout: float = DE
 
 @dataclass
 class _LogCursor:
-    """Where a follower is in a job's logs: which attempt, and how much of its log was passed on."""
+    """Where a follower is in a job's logs: which attempt, and how much of each node's log was passed on.
+
+    A job on several nodes has one log per node, served one after the other under ``===== node-N =====`` lines;
+    each grows on its own, so an offset into the whole text would cut into the middle of another node's lines."""
 
     attempt: int
-    offset: int = 0
+    offsets: dict[str, int] = field(default_factory=dict)  # node ("" for a single node's log) -> characters passed on
+    section: str | None = None  # the node whose output was passed on last
 
     def read_new_output(self, client: ComputePlaneClient, job_id: str, latest_attempt: int,
                         emit: OutputCallback) -> None:
         while True:
-            logs = str(client.job_logs(job_id, attempt=self.attempt).get("logs") or "")
-            if len(logs) > self.offset:
-                emit(self.attempt, logs[self.offset:])
-                self.offset = len(logs)
+            sections = log_sections(str(client.job_logs(job_id, attempt=self.attempt).get("logs") or ""))
+            if "" in self.offsets and "" not in sections and sections:  # a second node's log appeared
+                self.offsets[next(iter(sections))] = self.offsets.pop("")
+                self.section = next(iter(sections))
+            for node, text in sections.items():
+                passed = self.offsets.get(node, 0)
+                if len(text) > passed:
+                    header = f"===== {node} =====\n" if node and node != self.section else ""
+                    emit(self.attempt, header + text[passed:])
+                    self.offsets[node], self.section = len(text), node
             if self.attempt >= latest_attempt:
                 return
-            self.attempt, self.offset = self.attempt + 1, 0
+            self.attempt, self.offsets, self.section = self.attempt + 1, {}, None
+
+
+_NODE_HEADER = re.compile(r"^===== (\S+) =====\n", re.MULTILINE)
+
+
+def log_sections(logs: str) -> dict[str, str]:
+    """A job's log as {node: its output}, in the order served; a single node's log (no header) as {"": logs}."""
+    heads = list(_NODE_HEADER.finditer(logs))
+    if not heads or heads[0].start() != 0:
+        return {"": logs}
+    ends = [head.start() for head in heads[1:]] + [len(logs)]
+    return {head.group(1): logs[head.end():end] for head, end in zip(heads, ends, strict=True)}
 
 
 def _cluster_failure(cluster: dict[str, Any]) -> tuple[str, str] | None:
