@@ -195,7 +195,7 @@ class CosmosStore:
             if error.status_code in (404, 412):  # one of them deleted or written since it was read
                 raise ConcurrencyConflict(f"{what}: changed since it was read") from None
             raise
-        for job, result in zip(jobs, results, strict=False):
+        for job, result in zip(jobs, results[:-1], strict=True):
             job.etag = str(result["eTag"])
         cluster.etag = str(results[-1]["eTag"])
         return cluster

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from shared.domain.errors import ConcurrencyConflict
 from shared.domain.job import Job, JobUpdate, apply_job_update
 from shared.handlers.deps import Deps
 from shared.handlers.retry import retry_on_conflict
@@ -15,31 +14,24 @@ log = logging.getLogger(__name__)
 KnownJobs = dict[str, Job]
 
 
+@retry_on_conflict
 def project_job(deps: Deps, workspace: str, update: JobUpdate, known: KnownJobs | None = None) -> None:
     """Write ``update`` into the job document. ``known`` holds documents this handler has read or written already
     (by job id), and ``deps.recent_jobs`` those the process wrote last: one found there is not read again; if
-    someone wrote it since, the conditional write fails and it is read afresh. What was written is kept in
-    ``deps.recent_jobs`` for the next projection of the same job, by this handler or a later one."""
-    read = _copy_at_hand(deps, workspace, update.job_id, known)
-    saved: Job | None = None
-    # Only a change is decided on a copy at hand (its write is conditional); "nothing to do" is decided on a fresh
-    # read, since someone may have written the document since.
-    if read is not None and apply_job_update(read, update, deps.clock.now()):
-        try:
-            saved = deps.store.replace_job(read)
-        except ConcurrencyConflict:
-            saved = None
-    if saved is None:
-        saved = _project_fresh(deps, workspace, update)
-    if saved is not None:
-        deps.recent_jobs.keep(saved)  # not back in ``known`` too: one object is held in one place only
+    someone wrote it since, the conditional write fails and the retry reads it afresh (the copy was taken). What
+    was written is kept in ``deps.recent_jobs`` for the next projection of the same job, by this handler or a
+    later one."""
+    job = projection_to_write(deps, workspace, update, known)
+    if job is not None:
+        deps.recent_jobs.keep(deps.store.replace_job(job))
 
 
 def projection_to_write(deps: Deps, workspace: str, update: JobUpdate, known: KnownJobs | None = None) -> Job | None:
     """The job document with ``update`` applied, for the caller to write (conditionally, on the etag it carries,
-    then to hand to ``deps.recent_jobs.keep``); None when there is nothing to write. As ``project_job`` decides:
-    a change on a copy at hand, "nothing to do" only on a fresh read. A conflict on that write means a copy went
-    stale: the caller's retry finds none at hand, and reads afresh."""
+    then to hand to ``deps.recent_jobs.keep``); None when there is nothing to write. A change is decided on a copy
+    at hand (its write is conditional), "nothing to do" only on a fresh read, since someone may have written the
+    document since. A conflict on that write means a copy went stale: the caller's retry finds none at hand, and
+    reads afresh."""
     read = _copy_at_hand(deps, workspace, update.job_id, known)
     if read is not None and apply_job_update(read, update, deps.clock.now()):
         return read
@@ -58,14 +50,3 @@ def _copy_at_hand(deps: Deps, workspace: str, job_id: str, known: KnownJobs | No
     kept = deps.recent_jobs.take(workspace, job_id)
     read = known.pop(job_id, None) if known is not None else None
     return kept if read is None else read
-
-
-@retry_on_conflict
-def _project_fresh(deps: Deps, workspace: str, update: JobUpdate) -> Job | None:
-    job = deps.store.get_job(workspace, update.job_id)
-    if job is None:
-        log.warning("job %s/%s has no document; update %s dropped", workspace, update.job_id, update.state)
-        return None
-    if apply_job_update(job, update, deps.clock.now()):
-        return deps.store.replace_job(job)
-    return job

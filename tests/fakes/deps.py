@@ -10,6 +10,9 @@ from pathlib import Path
 
 from shared.adapters.local_provider import LocalNodeProvider
 from shared.adapters.no_identity import NoIdentityTokens
+from shared.bootstrap import Container, build
+from shared.config import Settings
+from shared.domain.quota import QuotaLimits
 from shared.handlers.deps import Deps
 from shared.ports import Store
 from tests.fakes.bus import InMemoryBus
@@ -28,3 +31,17 @@ def handler_deps(tmp_path: Path, store: Store) -> Iterator[tuple[Deps, InMemoryB
         yield Deps(store=store, bus=bus, provider=provider, tokens=NoIdentityTokens(), clock=clock), bus
     finally:
         provider.stop_all()
+
+
+@contextmanager
+def quota_limited_container(data_dir: Path, region: str, regional_vcpus: int) -> Iterator[Container]:
+    """The whole embedded composition (SQLite store, local provider) with a fake clock, nodes booting in 5 s, and a
+    region of ``regional_vcpus`` dedicated vCPUs: for races and quota decisions on the real handlers."""
+    built = build(Settings(data_dir=data_dir, node_boot_seconds=5, workspace_location=region,
+                           quota_limits=QuotaLimits(total_regional_dedicated_vcpus=regional_vcpus)),
+                  clock=FakeClock(datetime(2026, 2, 1, tzinfo=UTC)))
+    try:
+        yield built
+    finally:
+        if built.provider is not None:
+            built.provider.stop_all()

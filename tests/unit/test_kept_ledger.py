@@ -6,22 +6,20 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import pytest
 
-from shared.bootstrap import Container, build
-from shared.config import Settings
+from bench.store_counter import CountingStore, OpKind, StoreCounter
+from shared.bootstrap import Container
 from shared.domain import events as ev
-from shared.domain.quota import QuotaLimits
 from shared.domain.quota_ledger import QuotaLedger
 from shared.domain.vm_sizes import DEDICATED, load_catalogue
 from shared.handlers.deps import Deps
 from shared.handlers.messages import handle_message
 from shared.ports import Store
-from tests.fakes.clock import FakeClock
+from tests.fakes.deps import quota_limited_container
 
 WS, REGION, OTHER = "ws", "eastus", "other-ws/big"
 SIZE = load_catalogue().get("STANDARD_D2_V2", REGION)  # 2 vCPUs
@@ -29,14 +27,8 @@ SIZE = load_catalogue().get("STANDARD_D2_V2", REGION)  # 2 vCPUs
 
 @pytest.fixture
 def container(tmp_path: Path) -> Iterator[Container]:
-    built = build(Settings(data_dir=tmp_path, node_boot_seconds=5, workspace_location=REGION,
-                           quota_limits=QuotaLimits(total_regional_dedicated_vcpus=8)),
-                  clock=FakeClock(datetime(2026, 2, 1, tzinfo=UTC)))
-    try:
+    with quota_limited_container(tmp_path, REGION, regional_vcpus=8) as built:
         yield built
-    finally:
-        if built.provider is not None:
-            built.provider.stop_all()
 
 
 def deliver(deps: Deps, kind: str, data: dict[str, object], event_id: str) -> None:
@@ -48,20 +40,6 @@ def another_process_books(deps: Deps, vcpus: int) -> None:
     ledger = deps.store.get_quota_ledger(REGION) or QuotaLedger(region=REGION)
     ledger.set_held(OTHER, SIZE, DEDICATED, vcpus, f"booking-{vcpus}")
     deps.store.save_quota_ledger(ledger)
-
-
-class LedgerReads:
-    """The store, counting reads of the quota ledger."""
-
-    def __init__(self, inner: Store) -> None:
-        self.inner, self.reads = inner, 0
-
-    def get_quota_ledger(self, region: str) -> QuotaLedger | None:
-        self.reads += 1
-        return self.inner.get_quota_ledger(region)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def nodes(deps: Deps) -> int:
@@ -89,9 +67,9 @@ def test_a_decision_that_grows_starts_from_the_kept_ledger_without_reading_it(co
     deps = container.deps
     deliver(deps, ev.CLUSTER_CREATE, {"name": "cpu", "vm_size": "STANDARD_D2_V2", "max_nodes": 3}, "create")
     deliver(deps, ev.JOB_SUBMIT, {"job_id": "j1", "command": ["true"]}, "submit-j1")  # reads it, books, keeps it
-    counted = LedgerReads(deps.store)
-    deliver(dataclasses.replace(deps, store=counted), ev.JOB_SUBMIT, {"job_id": "j2", "command": ["true"]},
-            "submit-j2")
-    assert nodes(deps) == 2 and counted.reads == 0
+    counter = StoreCounter()
+    deliver(dataclasses.replace(deps, store=cast(Store, CountingStore(deps.store, counter))), ev.JOB_SUBMIT,
+            {"job_id": "j2", "command": ["true"]}, "submit-j2")
+    assert nodes(deps) == 2 and ("get_quota_ledger", OpKind.POINT_READ) not in counter.by_context(counter.context)
     ledger = deps.store.get_quota_ledger(REGION)
     assert ledger is not None and ledger.held_by("ws/cpu") == 2 * SIZE.vcpus  # booked all the same

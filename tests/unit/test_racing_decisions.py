@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.bootstrap import Container, build
-from shared.config import Settings
+from shared.bootstrap import Container
 from shared.domain import events as ev
 from shared.domain.cluster import Cluster
 from shared.domain.errors import ConcurrencyConflict
 from shared.domain.job import JobState
-from shared.domain.quota import QuotaLimits
 from shared.domain.quota_ledger import QuotaLedger
 from shared.handlers.deps import Deps
 from shared.handlers.messages import handle_message
@@ -28,6 +25,7 @@ from shared.handlers.quota import QuotaBooking, open_booking
 from shared.handlers.reconcile import reconcile_cluster
 from shared.ports import Store
 from tests.fakes.clock import FakeClock
+from tests.fakes.deps import quota_limited_container
 
 WS, NAME, KEY, REGION = "ws", "cpu", "ws/cpu", "eastus"
 VCPUS = 2  # STANDARD_D2_V2
@@ -55,14 +53,8 @@ class Interleave:
 
 @pytest.fixture
 def container(tmp_path: Path) -> Iterator[Container]:
-    built = build(Settings(data_dir=tmp_path, node_boot_seconds=5, workspace_location=REGION,
-                           quota_limits=QuotaLimits(total_regional_dedicated_vcpus=8)),
-                  clock=FakeClock(datetime(2026, 2, 1, tzinfo=UTC)))
-    try:
+    with quota_limited_container(tmp_path, REGION, regional_vcpus=8) as built:
         yield built
-    finally:
-        if built.provider is not None:
-            built.provider.stop_all()
 
 
 def submit(deps: Deps, job_id: str) -> None:
