@@ -4,7 +4,7 @@ reaction time from job-submit to the stored scale-up decision.
     python -m bench.throughput              # 20 clusters x 50 waves (about 4,000 events)
     python -m bench.throughput --quick      # a few hundred events, for tests
     python -m bench.throughput --tracing    # with OpenTelemetry on (spans and metrics), to measure its cost
-    python -m bench.throughput --tracing-overhead 3   # off and on alternately, 3 rounds each: the overhead
+    python -m bench.throughput --tracing-overhead 3   # 3 rounds of waves run untraced and traced in turn
 
 Every message goes through ``shared.handlers.messages.handle_message`` (what each queue trigger calls) with the
 SQLite queue and store and idempotency on. Jobs do not start processes: the provider is wrapped so that a run ends
@@ -26,7 +26,7 @@ from bench.commit_floor import CommitCounts, average_row_sizes, replay
 from bench.embedded_runtime import DrainStats, EmbeddedRuntime, start_runtime
 from bench.machine import console, peak_rss_kb, print_header
 from bench.store_counter import OpKind
-from bench.tracing import TracingOn
+from bench.tracing import PairedRound, TracingOn, paired_overhead
 from bench.workload_mix import create_clusters, run_waves
 from shared.sim.metrics import percentile
 
@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tracing", action="store_true",
                         help="OpenTelemetry on: spans through a batch processor (exported nowhere), metrics")
     parser.add_argument("--tracing-overhead", type=int, default=0, metavar="ROUNDS",
-                        help="run with tracing off and on alternately ROUNDS times each and report the overhead")
+                        help="ROUNDS rounds of waves, each run untraced and traced in turn: the overhead")
     return parser.parse_args(argv)
 
 
@@ -135,7 +135,7 @@ def peak_rss_mb() -> float:
     return peak_rss_kb() / 1024
 
 
-def main(argv: list[str] | None = None) -> ThroughputFigures:
+def main(argv: list[str] | None = None) -> ThroughputFigures | list[PairedRound]:
     args = parse_args(argv)
     clusters, waves = (4, 5) if args.quick else (args.clusters, args.waves)
     if args.tracing_overhead:
@@ -155,38 +155,26 @@ def main(argv: list[str] | None = None) -> ThroughputFigures:
     return figures
 
 
-def tracing_overhead(rounds: int, clusters: int, waves: int) -> ThroughputFigures:
-    """Off and on alternately (the order swapped each round, so a machine growing busier favours neither), in one
-    process. CPU per event is this process's CPU (all threads) while draining; on a shared machine other load
-    only adds to it, so the least of the rounds is the steadiest estimate and the median is shown beside it."""
-    print_header(console(), "ComputePlane queue-trigger throughput: tracing off versus on")
-    runs: dict[bool, list[ThroughputFigures]] = {False: [], True: []}
-    for round_ in range(rounds):
-        for tracing_on in ((False, True) if round_ % 2 == 0 else (True, False)):
-            tracing = TracingOn() if tracing_on else None
-            with tempfile.TemporaryDirectory(prefix="cp-throughput-") as tmp:
-                figures, _ = measure(Path(tmp), clusters, waves)
-            if tracing is not None:
-                tracing.finish()
-            runs[tracing_on].append(figures)
-    table = Table(title=f"Tracing overhead: {clusters} clusters x {waves} jobs, {rounds} round(s) each")
-    for column in ("tracing", "events", "events/s (wall): best", "median", "CPU µs per event: least", "median"):
+def tracing_overhead(rounds: int, clusters: int, waves: int) -> list[PairedRound]:
+    """Rounds of paired waves (see ``bench.tracing.paired_overhead``), each in fresh runtimes."""
+    print_header(console(), "ComputePlane queue-trigger throughput: tracing off versus on, paired wave by wave")
+    measured = [paired_overhead(clusters, waves) for _ in range(rounds)]
+    table = Table(title=f"Tracing overhead: {clusters} clusters x {waves} waves, each wave run untraced and traced")
+    for column in ("round", "events off / on", "CPU µs per event off", "on", "overhead", "median of wave pairs",
+                   "spans per event"):
         table.add_column(column, justify="right")
-    least, median, best, typical = {}, {}, {}, {}
-    for tracing_on, figures_list in runs.items():
-        cpu = [1e6 * f.stats.cpu_seconds / f.messages for f in figures_list]
-        rates = [f.events_per_second for f in figures_list]
-        least[tracing_on], median[tracing_on] = min(cpu), statistics.median(cpu)
-        best[tracing_on], typical[tracing_on] = max(rates), statistics.median(rates)
-        table.add_row("on" if tracing_on else "off", f"{figures_list[0].messages:,}", f"{best[tracing_on]:,.0f}",
-                      f"{typical[tracing_on]:,.0f}", f"{least[tracing_on]:,.0f}", f"{median[tracing_on]:,.0f}")
+    for number, paired in enumerate(measured, 1):
+        events_off = sum(w.messages for w in paired.untraced)
+        events_on = sum(w.messages for w in paired.traced)
+        off_us, on_us = paired.cpu_us_per_event(paired.untraced), paired.cpu_us_per_event(paired.traced)
+        table.add_row(str(number), f"{events_off:,} / {events_on:,}", f"{off_us:,.0f}", f"{on_us:,.0f}",
+                      f"{100 * paired.overhead:+.1f}%", f"{100 * paired.median_wave_overhead:+.1f}%",
+                      f"{paired.spans / max(events_on, 1):.2f}")
     out = console()
     out.print(table)
-    out.print(f"overhead of tracing: CPU per event {100 * (least[True] / least[False] - 1):+.1f}% (least), "
-              f"{100 * (median[True] / median[False] - 1):+.1f}% (median); events/s "
-              f"{100 * (best[True] / best[False] - 1):+.1f}% (best), "
-              f"{100 * (typical[True] / typical[False] - 1):+.1f}% (median)")
-    return runs[True][-1]
+    out.print(f"overhead of tracing, CPU per event: {100 * statistics.median(p.overhead for p in measured):+.1f}% "
+              f"(median of {rounds} round(s))")
+    return measured
 
 
 if __name__ == "__main__":

@@ -1,16 +1,23 @@
 """``--tracing`` for the benchmarks: telemetry on as in production (our batch span processor, see
 ``shared.telemetry.batching``, and the SDK's metric aggregation), with an exporter that only counts, so the figure
-is our instrumentation's cost, not a network's."""
+is our instrumentation's cost, not a network's. And ``--tracing-overhead``: what that costs per event, measured
+paired (``paired_overhead``)."""
 
 from __future__ import annotations
 
+import statistics
+import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from bench.embedded_runtime import DrainStats, start_runtime
+from bench.workload_mix import create_clusters, run_wave
 from shared.telemetry import state
 from shared.telemetry.batching import batch_span_processor
 
@@ -39,3 +46,54 @@ class TracingOn:
         self._reader.get_metrics_data()
         state.uninstall()
         return self.exporter.spans
+
+
+@dataclass
+class PairedRound:
+    """One round of ``paired_overhead``: CPU seconds and events of each wave, untraced and traced."""
+
+    untraced: list[DrainStats] = field(default_factory=list)
+    traced: list[DrainStats] = field(default_factory=list)
+    spans: int = 0
+
+    @staticmethod
+    def cpu_us_per_event(waves: list[DrainStats]) -> float:
+        return 1e6 * sum(w.cpu_seconds for w in waves) / max(sum(w.messages for w in waves), 1)
+
+    @property
+    def overhead(self) -> float:
+        """Traced CPU per event over untraced, minus one, over the whole round."""
+        return self.cpu_us_per_event(self.traced) / self.cpu_us_per_event(self.untraced) - 1
+
+    @property
+    def median_wave_overhead(self) -> float:
+        """The median of the per-wave-pair overheads: a wave the machine slowed down in weighs no more."""
+        return statistics.median(self.cpu_us_per_event([on]) / self.cpu_us_per_event([off]) - 1
+                                 for off, on in zip(self.untraced, self.traced, strict=True))
+
+
+def paired_overhead(clusters: int, waves: int) -> PairedRound:
+    """Two fresh runtimes in one process, one built and run with telemetry off, one with it on, taking turns wave
+    by wave (which goes first swapped each wave). On a shared machine the CPU's speed drifts within seconds by
+    more than tracing costs, so runs taken one after the other measure the drift; paired waves see the same
+    machine. CPU is this process's (all threads, the span processor's included) while draining."""
+    measured = PairedRound()
+    with tempfile.TemporaryDirectory(prefix="cp-untraced-") as untraced_dir, \
+            tempfile.TemporaryDirectory(prefix="cp-traced-") as traced_dir:
+        untraced = start_runtime(Path(untraced_dir))  # built while telemetry is off: its ports are not wrapped
+        untraced_names = create_clusters(untraced, clusters)
+        tracing = TracingOn()
+        traced = start_runtime(Path(traced_dir))
+        traced_names = create_clusters(traced, clusters)
+        for wave in range(waves):
+            for traced_turn in ((True, False) if wave % 2 else (False, True)):
+                stats = DrainStats()
+                if traced_turn:
+                    run_wave(traced, traced_names, stats)
+                    measured.traced.append(stats)
+                else:
+                    with state.suspended():
+                        run_wave(untraced, untraced_names, stats)
+                    measured.untraced.append(stats)
+        measured.spans = tracing.finish()
+    return measured

@@ -30,17 +30,22 @@ def create_clusters(runtime: EmbeddedRuntime, count: int) -> list[str]:
 
 
 def run_waves(runtime: EmbeddedRuntime, clusters: list[str], waves: int) -> DrainStats:
-    """Each wave: one job per cluster submitted (the HTTP side: job document + job-submit event) and one scale
-    request per cluster, then every message drained through ``handle_message``."""
+    """``waves`` waves (see ``run_wave``), then the release checks (wake-ups 1 s after a release) drained too."""
     stats = DrainStats()
     for _ in range(waves):
-        runtime.counter.context = "http"
-        for name in clusters:
-            job, _ = submit_job(runtime.deps, WORKSPACE, name, JobSpec(command=["true"]))
-            runtime.submitted_at[job.id] = time.perf_counter()
-            runtime.deps.bus.publish(new_event(SCALE_REQUEST, WORKSPACE, name, {"reason": "bench"},
-                                               event_id=f"scale-{uuid.uuid4().hex}"))
-        runtime.drain(stats)
-    time.sleep(1.05)  # the release checks (wake-ups 1 s after a release) become visible
+        run_wave(runtime, clusters, stats)
+    time.sleep(1.05)
     runtime.drain(stats)
     return stats
+
+
+def run_wave(runtime: EmbeddedRuntime, clusters: list[str], stats: DrainStats) -> None:
+    """One job per cluster submitted (the HTTP side: job document + job-submit event) and one scale request per
+    cluster, then every message drained through ``handle_message``."""
+    runtime.counter.context = "http"
+    for name in clusters:
+        job, _ = submit_job(runtime.deps, WORKSPACE, name, JobSpec(command=["true"]))
+        runtime.submitted_at[job.id] = time.perf_counter()
+        runtime.deps.bus.publish(new_event(SCALE_REQUEST, WORKSPACE, name, {"reason": "bench"},
+                                           event_id=f"scale-{uuid.uuid4().hex}"))
+    runtime.drain(stats)

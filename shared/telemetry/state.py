@@ -4,7 +4,8 @@ their own in-memory ones; ``shared.telemetry.setup`` installs the exporting ones
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from opentelemetry import metrics, trace
@@ -100,6 +101,18 @@ def uninstall() -> None:
     global _instruments
     _instruments = None
     _queue_sources.clear()
+
+
+@contextmanager
+def suspended() -> Iterator[None]:
+    """Telemetry off for a while and on again after, its instruments kept: how the tracing-overhead benchmark
+    runs a traced and an untraced runtime side by side in one process (``bench.throughput``)."""
+    global _instruments
+    instruments, _instruments = _instruments, None
+    try:
+        yield
+    finally:
+        _instruments = instruments
 
 
 def add_queue_source(source: Callable[[], list[QueueStats]]) -> None:

@@ -37,3 +37,16 @@ def test_autoscale_prints_the_table_and_the_frontier(capsys: pytest.CaptureFixtu
     printed = capsys.readouterr().out
     for label in ("Policies side by side", "lower bound", "Cost versus wait", "Adaptive 1b", "idle 1800 s"):
         assert label in printed
+
+
+def test_tracing_overhead_pairs_every_wave_untraced_and_traced(capsys: pytest.CaptureFixture[str]) -> None:
+    rounds = throughput.main(["--quick", "--tracing-overhead", "1"])
+    assert "overhead of tracing, CPU per event" in capsys.readouterr().out
+    assert isinstance(rounds, list) and len(rounds) == 1
+    paired = rounds[0]
+    assert len(paired.untraced) == len(paired.traced) == 5  # one of each per wave
+    # The same jobs on both sides (the wake-ups a second after a release may fall in different waves), and only
+    # the traced side made spans: a handler span per event at least.
+    submits = [[w.handled["computeplane.job.submit"] for w in side] for side in (paired.untraced, paired.traced)]
+    assert submits[0] == submits[1] == [4] * 5
+    assert paired.spans >= sum(w.messages for w in paired.traced)
