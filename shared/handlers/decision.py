@@ -11,14 +11,17 @@ lost race (``ConcurrencyConflict``) runs the whole decision again on fresh state
 2. **Before the commit**, what the cluster's save would otherwise make unsafe: more cores are booked in the quota
    ledger first. A race lost there decides again with fresh numbers, so the regional limit is never exceeded, even
    by workers deciding about different clusters at once.
-3. **The commit**: one conditional write of the cluster, with the documents of the jobs it finished written before
-   it in the same round trip (``Store.replace_cluster_with_jobs``). Before it, because the saved cluster forgets
-   those jobs: were the cluster written first, a crash in between would lose their outcome; the other way round,
-   a crash (or a conflict on the cluster, where the store's batch is not atomic) repeats the job write on the next
-   try, harmlessly (a projection is idempotent). A cluster being deleted with no nodes and no jobs left is buried
-   instead (its finished jobs written, its tombstone, so that late copies of its events are recognised, then its
-   deletion). A decision that changed nothing writes nothing, unless its actions need their version proven latest
-   (``acts_on_its_version``).
+3. **The commit**: one conditional write of the cluster, with the documents of the jobs whose state it changed
+   (finished, or queued and waiting for a new reason) written before it in the same round trip
+   (``Store.replace_cluster_with_jobs``). Before it, because the saved cluster forgets those jobs, or records that
+   their new state was shown: written apart, cluster first, a crash in between would lose their outcome or leave
+   the job showing its old state until its next change. SQLite's transaction and Cosmos DB's transactional batch
+   write all or nothing; where a store's batch is not atomic (the local Cosmos server), a conflict on the cluster
+   can leave a job's write behind: harmless for an outcome (a projection is idempotent and the next try writes it
+   again), at worst a waiting reason shown early, until the job's next change. A
+   cluster being deleted with no nodes and no jobs left is buried instead (its jobs written, its tombstone, so
+   that late copies of its events are recognised, then its deletion). A decision that changed nothing writes
+   nothing, unless its actions need their version proven latest (``acts_on_its_version``).
 4. **After the commit**: fewer cores are given back to the ledger. After, because a crash in between only
    over-counts until the next saved decision that reads the ledger (a node count changes, or the timer's resync
    within ``resync_interval``); and only by a decision that saved the cluster, the sole proof that the count it
@@ -38,7 +41,7 @@ from shared.domain.cluster import Cluster, ProvisioningState
 from shared.domain.node_history import record_node_counts
 from shared.domain.reconcile import reconcile
 from shared.handlers.deps import Deps
-from shared.handlers.jobs import KnownJobs, project_job, projection_to_write
+from shared.handlers.jobs import KnownJobs, project_job, projections_to_write
 from shared.handlers.quota import ClusterBookings, LedgerOnDemand
 from shared.handlers.retry import retry_on_conflict
 from shared.handlers.tombstones import bury_cluster
@@ -92,22 +95,21 @@ class ClusterDecision:
     def _commit(self, cluster: Cluster, before: str, actions: list[Action],
                 booking: ClusterBookings | None) -> tuple[Cluster, bool]:
         """The cluster as written, and whether this decision wrote it."""
-        finished = [a.update for a in actions if isinstance(a, ProjectJob) and a.update.is_terminal]
+        projections = [a.update for a in actions if isinstance(a, ProjectJob)]
         if cluster.provisioning_state is ProvisioningState.DELETING and not cluster.nodes and not cluster.jobs:
-            for update in finished:
+            for update in projections:
                 project_job(self.deps, self.workspace, update, self.known)
             bury_cluster(self.deps, cluster)
             self.deps.store.delete_cluster(cluster)
             return cluster, True
         if cluster.model_dump_json(exclude={"modified_at"}) != before or acts_on_its_version(cluster, actions, booking):
-            jobs = [job for update in finished
-                    if (job := projection_to_write(self.deps, self.workspace, update, self.known)) is not None]
+            jobs = projections_to_write(self.deps, self.workspace, projections, self.known)
             store = self.deps.store
             saved = store.replace_cluster_with_jobs(cluster, jobs) if jobs else store.replace_cluster(cluster)
             for job in jobs:
                 self.deps.recent_jobs.keep(job)
             return saved, True
-        for update in finished:  # (a job finishes as its cluster changes; written all the same, should one not)
+        for update in projections:  # (a job changes as its cluster does; written all the same, should one not)
             project_job(self.deps, self.workspace, update, self.known)
         return cluster, False  # a no-op reconcile costs no write
 

@@ -45,6 +45,21 @@ def projection_to_write(deps: Deps, workspace: str, update: JobUpdate, known: Kn
     return None
 
 
+def projections_to_write(deps: Deps, workspace: str, updates: list[JobUpdate], known: KnownJobs | None = None
+                         ) -> list[Job]:
+    """``projection_to_write`` for each update, in order, one document per job: a decision may move a job twice
+    (requeued after a preemption, then waiting for the node it asked for), and two copies of one document written
+    together would conflict with each other."""
+    documents: dict[str, Job] = {}
+    for update in updates:
+        pending = documents.get(update.job_id)
+        if pending is not None:
+            apply_job_update(pending, update, deps.clock.now())
+        elif (job := projection_to_write(deps, workspace, update, known)) is not None:
+            documents[update.job_id] = job
+    return list(documents.values())
+
+
 def _copy_at_hand(deps: Deps, workspace: str, job_id: str, known: KnownJobs | None) -> Job | None:
     """The handler's own copy, else the one this process wrote last; both are taken (no one else holds them)."""
     kept = deps.recent_jobs.take(workspace, job_id)

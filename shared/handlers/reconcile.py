@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from shared.domain.actions import Action, ProjectJob, ProvisionNode, ReleaseNode, StartRun, StopRun, WakeUpAt
+from shared.domain.actions import Action, ProvisionNode, ReleaseNode, StartRun, StopRun, WakeUpAt
 from shared.domain.cluster import Cluster
 from shared.domain.cluster_changes import cancel_job
 from shared.domain.events import SCALE_REQUEST, new_event
@@ -59,8 +59,6 @@ def _carry_out_one(deps: Deps, cluster: Cluster, action: Action, known: KnownJob
             deps.tokens.revoke_job(job_id)
         case StartRun():
             _start_run(deps, cluster, action, known)
-        case ProjectJob(update) if not update.is_terminal:
-            project_job(deps, cluster.workspace, update, known)
         case WakeUpAt(at):
             deps.bus.publish(new_event(SCALE_REQUEST, cluster.workspace, cluster.name, {"reason": "wake-up"},
                                        event_id=f"wake-{cluster.uid}-{format_utc(at)}"), not_before=at)

@@ -7,7 +7,7 @@ Each test stops one decision at a chosen store call and runs the other decision 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from shared.bootstrap import Container
 from shared.domain import events as ev
 from shared.domain.cluster import Cluster
 from shared.domain.errors import ConcurrencyConflict
-from shared.domain.job import JobState
+from shared.domain.job import Job, JobState
 from shared.domain.quota_ledger import QuotaLedger
 from shared.handlers.deps import Deps
 from shared.handlers.messages import handle_message
@@ -124,6 +124,9 @@ class LosesClusterWrites:
 
     def replace_cluster(self, cluster: Cluster) -> Cluster:
         raise ConcurrencyConflict(f"cluster {cluster.name} changed meanwhile")
+
+    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job]) -> Cluster:
+        return self.replace_cluster(cluster)
 
 
 def booking(deps: Deps) -> QuotaBooking:
