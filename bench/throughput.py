@@ -26,7 +26,7 @@ from bench.commit_floor import CommitCounts, average_row_sizes, replay
 from bench.embedded_runtime import DrainStats, EmbeddedRuntime, start_runtime
 from bench.machine import console, peak_rss_kb, print_header
 from bench.store_counter import OpKind
-from bench.tracing import PairedRound, TracingOn, paired_overhead
+from bench.tracing import SAMPLERS, PairedRound, TracingOn, paired_overhead
 from bench.workload_mix import create_clusters, run_waves
 from shared.sim.metrics import percentile
 
@@ -60,6 +60,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=None, help="keep the databases here (default: a temp dir)")
     parser.add_argument("--tracing", action="store_true",
                         help="OpenTelemetry on: spans through a batch processor (exported nowhere), metrics")
+    parser.add_argument("--sampler", choices=sorted(SAMPLERS), default="always-on",
+                        help="with --tracing or --tracing-overhead: "
+                             + "; ".join(f"{name}: {meaning}" for name, meaning in SAMPLERS.items()))
     parser.add_argument("--tracing-overhead", type=int, default=0, metavar="ROUNDS",
                         help="ROUNDS rounds of waves, each run untraced and traced in turn: the overhead")
     return parser.parse_args(argv)
@@ -139,9 +142,9 @@ def main(argv: list[str] | None = None) -> ThroughputFigures | list[PairedRound]
     args = parse_args(argv)
     clusters, waves = (4, 5) if args.quick else (args.clusters, args.waves)
     if args.tracing_overhead:
-        return tracing_overhead(args.tracing_overhead, clusters, waves)
+        return tracing_overhead(args.tracing_overhead, clusters, waves, args.sampler)
     print_header(console(), "ComputePlane queue-trigger throughput" + (" (tracing on)" if args.tracing else ""))
-    tracing = TracingOn() if args.tracing else None
+    tracing = TracingOn(args.sampler) if args.tracing else None
     if args.data_dir is not None:
         args.data_dir.mkdir(parents=True, exist_ok=True)
         figures, _ = measure(args.data_dir, clusters, waves)
@@ -155,10 +158,11 @@ def main(argv: list[str] | None = None) -> ThroughputFigures | list[PairedRound]
     return figures
 
 
-def tracing_overhead(rounds: int, clusters: int, waves: int) -> list[PairedRound]:
+def tracing_overhead(rounds: int, clusters: int, waves: int, sampler: str) -> list[PairedRound]:
     """Rounds of paired waves (see ``bench.tracing.paired_overhead``), each in fresh runtimes."""
     print_header(console(), "ComputePlane queue-trigger throughput: tracing off versus on, paired wave by wave")
-    measured = [paired_overhead(clusters, waves) for _ in range(rounds)]
+    console().print(f"sampler: {sampler}, {SAMPLERS[sampler]}")
+    measured = [paired_overhead(clusters, waves, sampler) for _ in range(rounds)]
     table = Table(title=f"Tracing overhead: {clusters} clusters x {waves} waves, each wave run untraced and traced")
     for column in ("round", "events off / on", "CPU µs per event off", "on", "overhead", "median of wave pairs",
                    "spans per event"):

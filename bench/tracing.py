@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from azure.monitor.opentelemetry.exporter import RateLimitedSampler
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import Sampler
 
 from bench.embedded_runtime import DrainStats, start_runtime
 from bench.workload_mix import create_clusters, run_wave
@@ -31,10 +33,24 @@ class CountingExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
+# The sampler decides which traces are recorded; the others cost a non-recording span and their metrics only.
+SAMPLERS = {
+    "always-on": "every trace recorded (the SDK's default, and so local OTLP export's)",
+    "azure-default": "azure-monitor-opentelemetry's default in Azure: at most 5 traces a second (rate limited)",
+}
+
+
+def sampler_named(name: str) -> Sampler | None:
+    if name == "azure-default":
+        # What configure_azure_monitor sets up when no OTEL_TRACES_SAMPLER is given (azure-monitor-opentelemetry 1.8).
+        return RateLimitedSampler(target_spans_per_second_limit=5.0)
+    return None
+
+
 class TracingOn:
-    def __init__(self) -> None:
+    def __init__(self, sampler: str = "always-on") -> None:
         self.exporter = CountingExporter()
-        self._tracer_provider = TracerProvider()
+        self._tracer_provider = TracerProvider(sampler=sampler_named(sampler))
         self._tracer_provider.add_span_processor(batch_span_processor(self.exporter))
         self._reader = InMemoryMetricReader()
         state.install(self._tracer_provider, MeterProvider(metric_readers=[self._reader],
@@ -72,7 +88,7 @@ class PairedRound:
                                  for off, on in zip(self.untraced, self.traced, strict=True))
 
 
-def paired_overhead(clusters: int, waves: int) -> PairedRound:
+def paired_overhead(clusters: int, waves: int, sampler: str = "always-on") -> PairedRound:
     """Two fresh runtimes in one process, one built and run with telemetry off, one with it on, taking turns wave
     by wave (which goes first swapped each wave). On a shared machine the CPU's speed drifts within seconds by
     more than tracing costs, so runs taken one after the other measure the drift; paired waves see the same
@@ -82,7 +98,7 @@ def paired_overhead(clusters: int, waves: int) -> PairedRound:
             tempfile.TemporaryDirectory(prefix="cp-traced-") as traced_dir:
         untraced = start_runtime(Path(untraced_dir))  # built while telemetry is off: its ports are not wrapped
         untraced_names = create_clusters(untraced, clusters)
-        tracing = TracingOn()
+        tracing = TracingOn(sampler)
         traced = start_runtime(Path(traced_dir))
         traced_names = create_clusters(traced, clusters)
         for wave in range(waves):
