@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from opentelemetry import context, trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -64,8 +64,8 @@ def handling(queue: str, event: CloudEvent) -> Iterator[None]:
                                          attributes=attributes)
     token = context.attach(trace.set_span_in_context(span, parent))
     started, outcome = time.perf_counter(), "ok"
-    try:
-        with noting_store_calls(span), \
+    try:  # (a trace the sampler dropped gets no store-call notes: nobody would read them)
+        with noting_store_calls(span) if span.is_recording() else nullcontext(), \
                 log_ids(workspace=attributes["computeplane.workspace"], cluster=attributes["computeplane.cluster"],
                         job=attributes.get("computeplane.job_id"), event=event.id):  # the subject parsed once
             yield
