@@ -99,7 +99,9 @@ def on_cluster_identity_remove(event: CloudEvent, body: IdentityRemoval, deps: D
 def on_job_submit(event: CloudEvent, body: JobSubmit, deps: Deps) -> None:
     spec = check_job_spec(body.spec())
     job_id = body.job_id or event.id  # other systems may leave the id to us: the event id is stable
-    job = deps.store.get_job(event.workspace, job_id)
+    # The copy this process kept when its HTTP side created the job (a stale one only fails its conditional write,
+    # and the redelivery reads afresh), else the document itself.
+    job = deps.recent_jobs.take(event.workspace, job_id) or deps.store.get_job(event.workspace, job_id)
     if job is None:
         job = Job.submitted(event.workspace, job_id, event.cluster, spec, event.time or deps.clock.now())
         try:

@@ -141,6 +141,7 @@ def submit_job(deps: Deps, workspace: str, cluster_name: str, spec: JobSpec,
     created = True
     try:
         job = deps.store.create_job(Job.submitted(workspace, job_id, cluster_name, spec, now))
+        deps.recent_jobs.keep(job.working_copy())  # the submit's handler, should it run in this process, starts here
     except AlreadyExists:
         job, created = _same_submit(deps, workspace, job_id, cluster_name, spec), False
     if created or not job.state.is_terminal:
