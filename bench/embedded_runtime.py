@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from bench.store_counter import CountingStore, StoreCounter
 from shared.adapters.sqlite_queue import SqliteQueue
-from shared.bootstrap import build
+from shared.bootstrap import build, freeze_startup_objects
 from shared.config import Settings
 from shared.domain.cluster import Cluster, JobPhase
 from shared.domain.events import JOB_FINISHED, QUEUE_NAMES, new_event
@@ -145,4 +145,5 @@ def start_runtime(data_dir: Path, *, measure_sizes: bool = False) -> EmbeddedRun
     runtime = EmbeddedRuntime(data_dir=data_dir, deps=deps, queue=container.queue, counter=counter,
                               provider=provider)
     counter.on_cluster_saved = runtime.note_cluster_saved
+    freeze_startup_objects()  # as the Functions host and `computeplane serve` do once started
     return runtime

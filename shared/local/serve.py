@@ -115,6 +115,7 @@ def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | No
 
     # A restart finds every cluster that was busy: look one resync period ahead, so lost runs are requeued now.
     sweep(container.deps, horizon=timedelta(seconds=settings.resync_seconds))
+    bootstrap.freeze_startup_objects()
     functions_host.start()
     if announce:
         print(f"ComputePlane API:  {base_url}/api", flush=True)
