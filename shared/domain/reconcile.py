@@ -244,9 +244,6 @@ def _place_jobs(cluster: Cluster, now: datetime, occupied: frozenset[str]) -> li
             node.state, node.run_id, node.idle_since = NodeState.RUNNING, entry.job_id, None
         entry.phase, entry.node_ids, entry.started_at = JobPhase.RUNNING, [n.node_id for n in nodes], now
         entry.visible_state, entry.reason, entry.interrupted_by = JobState.RUNNING, None, None
-        # Shown Running as it is placed: written with the cluster that places it, and the run started after.
-        actions.append(ProjectJob(JobUpdate(job_id=entry.job_id, state=JobState.RUNNING, attempt=entry.attempt,
-                                            nodes=list(entry.node_ids))))
         actions.append(StartRun(entry.job_id, entry.attempt, tuple(entry.node_ids)))
     return actions
 

@@ -12,7 +12,7 @@ lost race (``ConcurrencyConflict``) runs the whole decision again on fresh state
    ledger first. A race lost there decides again with fresh numbers, so the regional limit is never exceeded, even
    by workers deciding about different clusters at once.
 3. **The commit**: one conditional write of the cluster, with the documents of the jobs whose state it changed
-   (finished, placed and shown Running, or waiting for a new reason) written before it in the same round trip
+   (finished, or queued and waiting for a new reason) written before it in the same round trip
    (``Store.replace_cluster_with_jobs``). Before it, because the saved cluster forgets those jobs, or records that
    their new state was shown: written apart, cluster first, a crash in between would lose their outcome or leave
    the job showing its old state until its next change. SQLite's transaction and Cosmos DB's transactional batch
@@ -106,8 +106,8 @@ class ClusterDecision:
             jobs = projections_to_write(self.deps, self.workspace, projections, self.known)
             store = self.deps.store
             saved = store.replace_cluster_with_jobs(cluster, jobs) if jobs else store.replace_cluster(cluster)
-            for job in jobs:  # the latest copies: a run is started from them (``reconcile_cluster`` keeps them)
-                self.known[job.id] = job
+            for job in jobs:
+                self.deps.recent_jobs.keep(job)
             return saved, True
         for update in projections:  # (a job changes as its cluster does; written all the same, should one not)
             project_job(self.deps, self.workspace, update, self.known)

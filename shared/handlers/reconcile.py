@@ -29,13 +29,8 @@ def reconcile_cluster(deps: Deps, workspace: str, name: str, change: Change | No
     known = {} if known is None else known
     actions, cluster = ClusterDecision(deps, workspace, name, change, event_id, known, settle_quota).run()
     count_decisions(actions)
-    try:
-        if cluster is not None:
-            carry_out(deps, cluster, actions, known)
-    finally:  # the job documents at hand go to the process's recent ones: a later projection starts from them
-        for job in known.values():
-            deps.recent_jobs.keep(job)
-        known.clear()
+    if cluster is not None:
+        carry_out(deps, cluster, actions, known)
     return cluster
 
 
@@ -70,9 +65,7 @@ def _carry_out_one(deps: Deps, cluster: Cluster, action: Action, known: KnownJob
 
 
 def _start_run(deps: Deps, cluster: Cluster, action: StartRun, known: KnownJobs) -> None:
-    # The copy this decision wrote with the cluster, which shows the job Running; else (a run started again after
-    # a crash) read afresh: the job may have been canceled meanwhile.
-    job = known.get(action.job_id) or deps.store.get_job(cluster.workspace, action.job_id)
+    job = deps.store.get_job(cluster.workspace, action.job_id)  # read afresh: it may have been canceled meanwhile
     if job is None or job.state.is_terminal:
         return  # canceled meanwhile: the sweep takes the entry out of the cluster
     known[job.id] = job
@@ -93,3 +86,5 @@ def _start_run(deps: Deps, cluster: Cluster, action: StartRun, known: KnownJobs)
     deps.provider.start_run(action.node_ids, RunRequest(
         workspace=cluster.workspace, cluster=cluster.name, job_id=job.id, attempt=action.attempt,
         command=tuple(job.spec.command), environment=environment, code=job.spec.code))
+    project_job(deps, cluster.workspace, JobUpdate(job_id=job.id, state=JobState.RUNNING, attempt=action.attempt,
+                                                   nodes=list(action.node_ids)), known)

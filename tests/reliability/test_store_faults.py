@@ -66,12 +66,10 @@ def test_redeliveries_during_an_outage_back_off(tmp_path: Path) -> None:
 def test_failed_cluster_writes_are_retried_with_fresh_state(tmp_path: Path, clean_outcome: dict[str, object],
                                                              error: type[Exception]) -> None:
     world = World(tmp_path)
-    # A cluster is written alone or with the jobs it changed (one round trip): both kinds fail.
-    flaky = FaultPlan(fail_on={"store.replace_cluster": [2, 5, 6, 9, 14],
-                               "store.replace_cluster_with_jobs": [2, 4, 7]}, error=error)
+    flaky = FaultPlan(fail_on={"store.replace_cluster": [2, 5, 6, 9, 14, 20]}, error=error)
     world.use_plan(flaky)
     play(world, BUSY_DAY)
-    assert flaky.faults_injected == 8
+    assert flaky.faults_injected == 6
     assert world.outcome() == clean_outcome
     assert world.broken_promises(settled=True, scaled_down=True) == []
 

@@ -50,15 +50,16 @@ def test_the_ledger_is_read_only_when_a_node_count_changes_and_finishes_reuse_th
 
 
 
-def test_a_job_is_written_with_the_cluster_that_queues_or_places_it_and_its_submit_reads_no_job(
+def test_a_job_is_written_with_the_cluster_that_queues_or_finishes_it_and_its_submit_reads_no_job(
         tmp_path: Path) -> None:
-    """A job's waiting reason and its Running state go in the same round trip as the cluster decision that set
-    them; the submit's handler starts from the document the HTTP side of the same process created."""
+    """A job's waiting reason and its outcome go in the same round trip as the cluster decision that set them
+    (Running is written once its run has started); the submit's handler starts from the document the HTTP side of
+    the same process created."""
     runtime = start_runtime(tmp_path)
     stats = exercise(runtime, clusters=3, waves=4)
     assert stats.failures == 0
     counter = runtime.counter
-    for event in ("job.submit", "scale.request", "node.ready", "job.finished"):
+    for event in ("job.submit", "job.finished"):
         writes = {op for (op, kind), t in counter.by_context(f"computeplane.{event}").items()
                   if kind in WRITES and t.calls}
         assert "replace_job" not in writes, (event, writes)  # never a job written apart from its cluster
@@ -67,6 +68,6 @@ def test_a_job_is_written_with_the_cluster_that_queues_or_places_it_and_its_subm
     assert (submit_batches.calls, submit_batches.documents) == (12, 24)  # each submit: the job queued, its cluster
     jobs = runtime.deps.store.list_jobs(WORKSPACE)
     assert len(jobs) == 12
-    for job in jobs:  # shown Running on its node (written with the placement), then Completed
+    for job in jobs:  # shown Running on its node, then Completed
         assert [h.state for h in job.history][-2:] == [JobState.RUNNING, JobState.COMPLETED], job.history
         assert job.started_at is not None and len(job.nodes) == 1
