@@ -119,7 +119,9 @@ def _service_bus(settings: Settings) -> EventBus:
 
 
 _container: Container | None = None
+_frozen = False
 _lock = threading.Lock()
+_freeze_lock = threading.Lock()
 
 
 def container() -> Container:
@@ -138,7 +140,13 @@ def freeze_startup_objects() -> None:
     as the process, so the cyclic garbage collector stops walking it (``gc.freeze``). A full collection walked the
     ~90,000 objects of the SDKs, pydantic and our modules in about 50 ms on the 2-core machine, stalling every
     event in flight: it alone set ``bench.throughput``'s reaction p99. Garbage is collected first, so none is kept
-    for good. Not in ``build``: tests build many containers in one process, and a frozen cycle is never collected."""
+    for good; only the first call freezes (a frozen cycle is never collected, and a test process builds many
+    containers; so it is not in ``build`` either)."""
+    global _frozen
+    with _freeze_lock:  # (not _lock: ``container`` calls this holding it)
+        if _frozen:
+            return
+        _frozen = True
     gc.collect()
     gc.freeze()
 

@@ -14,8 +14,9 @@ What ``@vercel/cosmosdb-server`` (the local Cosmos API of the tests and of ``--s
 correctness does not depend on it:
 
 - transactional batch is not atomic (no rollback: it applies the operations one by one and answers 424 for those
-  after the first that fails). One batch is sent, ``replace_cluster_with_jobs`` (finished jobs, then their cluster,
-  in the workspace's partition), and it is only a saved round trip: the jobs go first, as they would one by one,
+  after the first that fails). One batch is sent, ``replace_cluster_with_jobs`` (the jobs a decision changed, then
+  their cluster, in the workspace's partition; more than a batch holds go first, in batches of their own), and it
+  is only a saved round trip: the jobs go first, as they would one by one,
   so a conflict on the cluster leaves them written exactly as a crash between two single writes would; the cluster
   document stays the consistency boundary. It also wants each operation's partition key in the body, where Azure
   takes the request's header: ``cosmos_client.emulator_batch_partition_keys`` adds it, for the emulator only.
@@ -82,6 +83,8 @@ QUOTA_LEDGER: Final = "quota_ledger"
 TOMBSTONE: Final = "tombstone"
 PARTITION_KEY_PATH = "/workspace"
 QUERY_PAGE_SIZE = 100
+# Azure's limit on the operations of one transactional batch (the local server has none).
+MAX_BATCH_OPERATIONS: Final = 100
 
 # Added by Cosmos to every document it returns; not part of the domain model.
 SYSTEM_FIELDS = frozenset({"_rid", "_self", "_etag", "_attachments", "_ts"})
@@ -176,29 +179,43 @@ class CosmosStore:
         return cluster
 
     def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job]) -> Cluster:
-        """A transactional batch in the workspace's partition: the jobs, then the cluster, each on its etag."""
+        """A transactional batch in the workspace's partition: the jobs, then the cluster, each on its etag. A
+        batch holds at most ``MAX_BATCH_OPERATIONS``: the jobs a decision changed beyond that (a lowered
+        ``max_nodes`` rewords the waiting reason of every queued job) go first, in batches of their own. Jobs
+        before their cluster is the order that keeps a crash harmless, so nothing depends on all of them being one
+        transaction (the module docstring says why)."""
         if not jobs:
             return self.replace_cluster(cluster)
         what = f"cluster {cluster.workspace}/{cluster.name} and {len(jobs)} job(s)"
         if cluster.etag is None or any(job.etag is None for job in jobs):
             raise ConcurrencyConflict(f"{what}: a replace needs the etag of each document that was read")
+        with_cluster = len(jobs) - (MAX_BATCH_OPERATIONS - 1) if len(jobs) >= MAX_BATCH_OPERATIONS else 0
+        for start in range(0, with_cluster, MAX_BATCH_OPERATIONS):
+            self._replace_in_batch(cluster.workspace, jobs[start:min(start + MAX_BATCH_OPERATIONS, with_cluster)],
+                                   None, what)
+        self._replace_in_batch(cluster.workspace, jobs[with_cluster:], cluster, what)
+        return cluster
+
+    def _replace_in_batch(self, workspace: str, jobs: Sequence[Job], cluster: Cluster | None, what: str) -> None:
+        """One transactional batch of conditional replaces; the etags of what it wrote updated in place."""
         operations: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
             ("replace", (document_id(JOB, job.id), job_document(job)), {"if_match_etag": job.etag}) for job in jobs]
-        operations.append(("replace", (document_id(CLUSTER, cluster.name), cluster_document(cluster)),
-                           {"if_match_etag": cluster.etag}))
+        if cluster is not None:
+            operations.append(("replace", (document_id(CLUSTER, cluster.name), cluster_document(cluster)),
+                               {"if_match_etag": cluster.etag}))
         documents = self._documents()
         try:
             with transient_errors(f"batch {what}"):
-                results = documents.execute_item_batch(operations, partition_key=cluster.workspace,
+                results = documents.execute_item_batch(operations, partition_key=workspace,
                                                        timeout=OPERATION_TIMEOUT_SECONDS)
         except CosmosBatchOperationError as error:
             if error.status_code in (404, 412):  # one of them deleted or written since it was read
                 raise ConcurrencyConflict(f"{what}: changed since it was read") from None
             raise
-        for job, result in zip(jobs, results[:-1], strict=True):
+        for job, result in zip(jobs, results, strict=False):
             job.etag = str(result["eTag"])
-        cluster.etag = str(results[-1]["eTag"])
-        return cluster
+        if cluster is not None:
+            cluster.etag = str(results[-1]["eTag"])
 
     def delete_cluster(self, cluster: Cluster) -> None:
         self._delete(cluster.workspace, document_id(CLUSTER, cluster.name), cluster.etag,

@@ -99,8 +99,9 @@ def on_cluster_identity_remove(event: CloudEvent, body: IdentityRemoval, deps: D
 def on_job_submit(event: CloudEvent, body: JobSubmit, deps: Deps) -> None:
     spec = check_job_spec(body.spec())
     job_id = body.job_id or event.id  # other systems may leave the id to us: the event id is stable
-    # The copy this process kept when its HTTP side created the job (a stale one only fails its conditional write,
-    # and the redelivery reads afresh), else the document itself.
+    # The copy this process kept when its HTTP side created the job, else the document itself. Nobody else writes a
+    # job before its submit is applied, so the copy is stale only for a late duplicate whose event id the cluster no
+    # longer remembers: its writes are conditional, and a finished job it queued again is dropped by the sweep.
     job = deps.recent_jobs.take(event.workspace, job_id) or deps.store.get_job(event.workspace, job_id)
     if job is None:
         job = Job.submitted(event.workspace, job_id, event.cluster, spec, event.time or deps.clock.now())

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
-from azure.cosmos import CosmosClient
+from azure.cosmos import ContainerProxy, CosmosClient
 from azure.cosmos.exceptions import CosmosHttpResponseError
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
@@ -343,6 +344,33 @@ def test_a_stale_cluster_refuses_the_write_of_the_cluster(store: Store) -> None:
         store.replace_cluster_with_jobs(cluster, jobs)
     assert stored_cluster(store).node_seq == 3
     assert {stored_job(store, j.id).state for j in jobs} <= {JobState.RUNNING, JobState.COMPLETED}
+
+
+def test_more_jobs_than_one_cosmos_batch_holds_are_all_written_with_their_cluster(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lowered max_nodes rewords every queued job's reason: one decision may change hundreds of jobs. Azure
+    refuses a transactional batch of more than 100 operations (the local server takes any), so none is sent."""
+    batches: list[int] = []
+    execute = ContainerProxy.execute_item_batch
+
+    def counted(self: ContainerProxy, operations: Any, *args: Any, **kwargs: Any) -> Any:
+        batches.append(len(operations))
+        return execute(self, operations, *args, **kwargs)
+
+    monkeypatch.setattr(ContainerProxy, "execute_item_batch", counted)
+    store.create_cluster(make_cluster())
+    ids = [f"job-{n:03d}" for n in range(250)]
+    for job_id in ids:
+        store.create_job(make_job(job_id))
+    cluster, jobs = stored_cluster(store), [stored_job(store, job_id) for job_id in ids]
+    cluster.node_seq = 9
+    for job in jobs:
+        job.reason = "waiting for a node: max_nodes is 2"
+    store.replace_cluster_with_jobs(cluster, jobs)
+    assert stored_cluster(store).node_seq == 9
+    assert {stored_job(store, job_id).reason for job_id in ids} == {"waiting for a node: max_nodes is 2"}
+    if isinstance(store, CosmosStore):
+        assert sum(batches) == 251 and max(batches) <= 100, batches  # Azure's limit
 
 
 def test_list_jobs_is_in_submit_order_for_the_workspace_or_one_cluster(store: Store) -> None:
