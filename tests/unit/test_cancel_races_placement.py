@@ -1,0 +1,90 @@
+"""A cancel that lands between the decision that places a job and the start of its run: the run never starts.
+
+The placement is saved first (the cluster says the job runs on its node), its run started after; a cancel handled
+in between (another queue, another worker) stops a run that does not exist yet. The start reads the job afresh
+and finds it canceled, so no process runs a canceled job with freshly minted tokens."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.bootstrap import Container
+from shared.domain import events as ev
+from shared.domain.job import JobState
+from shared.handlers.deps import Deps
+from shared.handlers.messages import handle_message
+from shared.ports import RunRequest, Store
+from tests.fakes.clock import FakeClock
+from tests.fakes.deps import quota_limited_container
+
+WS, NAME = "ws", "cpu"
+
+
+class AfterFirstSave:
+    """Wraps the store: just after the first ``replace_cluster`` (the placement saved), runs ``meanwhile``."""
+
+    def __init__(self, inner: Store, meanwhile: Callable[[], object]) -> None:
+        self.inner, self.meanwhile, self.ran = inner, meanwhile, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def replace_cluster(self, cluster: Any) -> Any:
+        saved = self.inner.replace_cluster(cluster)
+        if not self.ran:
+            self.ran = True
+            self.meanwhile()
+        return saved
+
+
+class RecordsStarts:
+    """Wraps the provider: records the runs started (and starts them)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.started = inner, []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def start_run(self, node_ids: Sequence[str], run: RunRequest) -> None:
+        self.started.append(run.job_id)
+        self.inner.start_run(node_ids, run)
+
+
+@pytest.fixture
+def container(tmp_path: Path) -> Iterator[Container]:
+    with quota_limited_container(tmp_path, "eastus", regional_vcpus=8) as built:
+        yield built
+
+
+def handle(deps: Deps, event: ev.CloudEvent) -> None:
+    handle_message(event.queue, event.id, event.to_json(), deps)
+
+
+def test_a_job_canceled_after_its_placement_was_saved_never_starts(container: Container) -> None:
+    provider = RecordsStarts(container.deps.provider)
+    deps = dataclasses.replace(container.deps, provider=provider)  # type: ignore[arg-type]
+    handle(deps, ev.new_event(ev.CLUSTER_CREATE, WS, NAME, {"name": NAME, "vm_size": "STANDARD_D2_V2",
+                                                            "max_nodes": 1}, event_id="create"))
+    handle(deps, ev.new_event(ev.JOB_SUBMIT, WS, NAME, {"job_id": "j", "command": ["sleep", "60"]},
+                              event_id="submit-j"))
+    clock = deps.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(10)  # the node has booted: the next decision places the job
+
+    def cancel() -> None:
+        handle(deps, ev.new_event(ev.JOB_CANCEL, WS, NAME, {"job_id": "j"}, event_id="cancel-j"))
+
+    placing = dataclasses.replace(deps, store=AfterFirstSave(deps.store, cancel))  # type: ignore[arg-type]
+    handle(placing, ev.new_event(ev.SCALE_REQUEST, WS, NAME, {"reason": "test"}, event_id="wake"))
+
+    job = deps.store.get_job(WS, "j")
+    assert job is not None and job.state is JobState.CANCELED
+    assert provider.started == []  # the placement's start found the job canceled
+    cluster = deps.store.get_cluster(WS, NAME)
+    assert cluster is not None and cluster.job("j") is None
