@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import threading
 from dataclasses import dataclass
@@ -119,9 +120,7 @@ def _service_bus(settings: Settings) -> EventBus:
 
 
 _container: Container | None = None
-_frozen = False
 _lock = threading.Lock()
-_freeze_lock = threading.Lock()
 
 
 def container() -> Container:
@@ -135,18 +134,14 @@ def container() -> Container:
         return _container
 
 
+@functools.cache  # only the first call freezes
 def freeze_startup_objects() -> None:
     """Call once a process has started (its modules imported, its container built): what exists then lives as long
     as the process, so the cyclic garbage collector stops walking it (``gc.freeze``). A full collection walked the
     ~90,000 objects of the SDKs, pydantic and our modules in about 50 ms on the 2-core machine, stalling every
     event in flight: it alone set ``bench.throughput``'s reaction p99. Garbage is collected first, so none is kept
-    for good; only the first call freezes (a frozen cycle is never collected, and a test process builds many
-    containers; so it is not in ``build`` either)."""
-    global _frozen
-    with _freeze_lock:  # (not _lock: ``container`` calls this holding it)
-        if _frozen:
-            return
-        _frozen = True
+    for good; once per process (a frozen cycle is never collected, and a test process builds many containers; so
+    it is not in ``build`` either)."""
     gc.collect()
     gc.freeze()
 

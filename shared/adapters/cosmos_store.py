@@ -189,11 +189,10 @@ class CosmosStore:
         what = f"cluster {cluster.workspace}/{cluster.name} and {len(jobs)} job(s)"
         if cluster.etag is None or any(job.etag is None for job in jobs):
             raise ConcurrencyConflict(f"{what}: a replace needs the etag of each document that was read")
-        with_cluster = len(jobs) - (MAX_BATCH_OPERATIONS - 1) if len(jobs) >= MAX_BATCH_OPERATIONS else 0
-        for start in range(0, with_cluster, MAX_BATCH_OPERATIONS):
-            self._replace_in_batch(cluster.workspace, jobs[start:min(start + MAX_BATCH_OPERATIONS, with_cluster)],
-                                   None, what)
-        self._replace_in_batch(cluster.workspace, jobs[with_cluster:], cluster, what)
+        ahead = max(len(jobs) - (MAX_BATCH_OPERATIONS - 1), 0)  # the jobs that do not fit beside the cluster
+        for start in range(0, ahead, MAX_BATCH_OPERATIONS):
+            self._replace_in_batch(cluster.workspace, jobs[start:min(start + MAX_BATCH_OPERATIONS, ahead)], None, what)
+        self._replace_in_batch(cluster.workspace, jobs[ahead:], cluster, what)
         return cluster
 
     def _replace_in_batch(self, workspace: str, jobs: Sequence[Job], cluster: Cluster | None, what: str) -> None:

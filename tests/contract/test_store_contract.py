@@ -373,6 +373,26 @@ def test_more_jobs_than_one_cosmos_batch_holds_are_all_written_with_their_cluste
         assert sum(batches) == 251 and max(batches) <= 100, batches  # Azure's limit
 
 
+def test_a_stale_job_beyond_the_first_batch_refuses_the_write_of_the_cluster(store: Store) -> None:
+    """The jobs that do not fit beside the cluster go first; one of them written since it was read stops the
+    write before the cluster is saved."""
+    store.create_cluster(make_cluster())
+    ids = [f"job-{n:03d}" for n in range(150)]
+    for job_id in ids:
+        store.create_job(make_job(job_id))
+    cluster, jobs = stored_cluster(store), [stored_job(store, job_id) for job_id in ids]
+    theirs = stored_job(store, "job-000")
+    theirs.state = JobState.CANCELED
+    store.replace_job(theirs)
+    cluster.node_seq = 9
+    for job in jobs:
+        job.reason = "waiting"
+    with pytest.raises(ConcurrencyConflict):
+        store.replace_cluster_with_jobs(cluster, jobs)
+    assert stored_cluster(store).node_seq == 0
+    assert stored_job(store, "job-000").state == JobState.CANCELED
+
+
 def test_list_jobs_is_in_submit_order_for_the_workspace_or_one_cluster(store: Store) -> None:
     for job_id, cluster, submitted in [("j-c", "gpu-1", 30), ("j-a", "cpu-1", 10), ("j-d", "gpu-1", 40),
                                        ("j-b", "gpu-1", 20), ("j-e", "cpu-1", 50)]:
