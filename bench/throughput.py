@@ -4,7 +4,7 @@ reaction time from job-submit to the stored scale-up decision.
     python -m bench.throughput              # 20 clusters x 50 waves (about 4,000 events)
     python -m bench.throughput --quick      # a few hundred events, for tests
     python -m bench.throughput --tracing    # with OpenTelemetry on (spans and metrics), to measure its cost
-    python -m bench.throughput --tracing-overhead 3   # 3 rounds of waves run untraced and traced in turn
+    python -m bench.throughput --tracing-overhead 5   # 5 rounds of waves run untraced and traced in turn
 
 Every message goes through ``shared.handlers.messages.handle_message`` (what each queue trigger calls) with the
 SQLite queue and store and idempotency on. Jobs do not start processes: the provider is wrapped so that a run ends

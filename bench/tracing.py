@@ -16,7 +16,7 @@ from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import Sampler
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 
 from bench.embedded_runtime import DrainStats, start_runtime
 from bench.workload_mix import create_clusters, run_wave
@@ -37,13 +37,18 @@ class CountingExporter(SpanExporter):
 SAMPLERS = {
     "always-on": "every trace recorded (the SDK's default, and so local OTLP export's)",
     "azure-default": "azure-monitor-opentelemetry's default in Azure: at most 5 traces a second (rate limited)",
+    "parent-ratio": "what the Bicep deploys (OTEL_TRACES_SAMPLER=parentbased_trace_id_ratio, _ARG=0.05): 1 trace "
+                    "in 20, decided where it starts and followed by every process after",
 }
+PARENT_RATIO = 0.05
 
 
 def sampler_named(name: str) -> Sampler | None:
     if name == "azure-default":
         # What configure_azure_monitor sets up when no OTEL_TRACES_SAMPLER is given (azure-monitor-opentelemetry 1.8).
         return RateLimitedSampler(target_spans_per_second_limit=5.0)
+    if name == "parent-ratio":  # what the Azure distro builds from those two variables (infra/app/api.bicep)
+        return ParentBased(TraceIdRatioBased(PARENT_RATIO))
     return None
 
 

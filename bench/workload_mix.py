@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry import trace
 
 from bench.embedded_runtime import WORKSPACE, DrainStats, EmbeddedRuntime
 from shared.domain.events import SCALE_REQUEST, new_event
 from shared.domain.job import JobSpec
 from shared.domain.requests import ClusterCreate
 from shared.handlers.use_cases import create_cluster, submit_job
+from shared.telemetry.state import current
 
 VM_SIZE = "Standard_D2s_v3"
 
@@ -44,8 +49,22 @@ def run_wave(runtime: EmbeddedRuntime, clusters: list[str], stats: DrainStats) -
     cluster, then every message drained through ``handle_message``."""
     runtime.counter.context = "http"
     for name in clusters:
-        job, _ = submit_job(runtime.deps, WORKSPACE, name, JobSpec(command=["true"]))
+        with as_http_request("POST /api/workspaces/{workspace}/clusters/{name}/jobs"):
+            job, _ = submit_job(runtime.deps, WORKSPACE, name, JobSpec(command=["true"]))
         runtime.submitted_at[job.id] = time.perf_counter()
         runtime.deps.bus.publish(new_event(SCALE_REQUEST, WORKSPACE, name, {"reason": "bench"},
                                            event_id=f"scale-{uuid.uuid4().hex}"))
     runtime.drain(stats)
+
+
+@contextmanager
+def as_http_request(route: str) -> Iterator[None]:
+    """With telemetry on, a submit made in a server span as ``shared.telemetry.http`` makes one for a request: the
+    trace starts there (and the sampler decides there), and the job-submit event carries it on. Its cost is the
+    HTTP side's, outside what the drain measures."""
+    instruments = current()
+    if instruments is None:
+        yield
+        return
+    with instruments.tracer.start_as_current_span(route, kind=trace.SpanKind.SERVER):
+        yield

@@ -101,6 +101,9 @@ param checkpointContainerName string = ''
 @description('Audience of the ARM-shaped API: the app id URI of ComputePlane\'s Entra app registration (COMPUTEPLANE_ARM_AUDIENCE); empty: the ARM paths answer that they are not configured.')
 param armAudience string = ''
 
+@description('Share of traces recorded where they start (OTEL_TRACES_SAMPLER_ARG of parentbased_trace_id_ratio, as azure-monitor-opentelemetry spells parentbased_traceidratio): an HTTP request or an event from outside; every process after follows that decision, so a trace is kept or dropped whole.')
+param traceSamplingRatio string = '0.05'
+
 @description('Extra app settings as [{ name: ..., value: ... }] (e.g. quota overrides); names must not repeat the ones set below.')
 param extraAppSettings array = []
 
@@ -276,6 +279,16 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
           value: 'Authorization=AAD;ClientId=${identityClientId}'
+        }
+        {
+          // Parent-based rather than the distro's default (5 traces a second, decided again in each process): the
+          // handler follows the sampled flag its event carries, and a dropped trace costs little (README, Telemetry).
+          name: 'OTEL_TRACES_SAMPLER'
+          value: 'parentbased_trace_id_ratio'
+        }
+        {
+          name: 'OTEL_TRACES_SAMPLER_ARG'
+          value: traceSamplingRatio
         }
       ], extraAppSettings)
     }

@@ -55,19 +55,21 @@ def handling(queue: str, event: CloudEvent) -> Iterator[None]:
                      job=job if isinstance(job, str) else None):
             yield
         return
-    parent = _propagator.extract({"traceparent": event.traceparent, "tracestate": event.tracestate or ""}) \
-        if event.traceparent else _NO_PARENT  # no parent: a trace of its own
-    attributes = event_attributes(event)
+    parent = _extract(event) if event.traceparent else _NO_PARENT  # no parent: a trace of its own
     # start_span and attach rather than start_as_current_span: the same span and context without the SDK's two
-    # generator-based context managers, on the one path every event takes.
-    span = instruments.tracer.start_span(f"process {event.type}", context=parent, kind=trace.SpanKind.CONSUMER,
-                                         attributes=attributes)
+    # generator-based context managers, on the one path every event takes. The ids are set once the span is known
+    # to be recorded (none of the samplers we configure decides by them); a dropped trace costs no attributes.
+    span = instruments.tracer.start_span(f"process {event.type}", context=parent, kind=trace.SpanKind.CONSUMER)
+    recording = span.is_recording()
+    if recording:
+        span.set_attributes(event_attributes(event))
     token = context.attach(trace.set_span_in_context(span, parent))
     started, outcome = time.perf_counter(), "ok"
+    job = event.data.get("job_id")
     try:  # (a trace the sampler dropped gets no store-call notes: nobody would read them)
-        with noting_store_calls(span) if span.is_recording() else nullcontext(), \
-                log_ids(workspace=attributes["computeplane.workspace"], cluster=attributes["computeplane.cluster"],
-                        job=attributes.get("computeplane.job_id"), event=event.id):  # the subject parsed once
+        with noting_store_calls(span) if recording else nullcontext(), \
+                log_ids(workspace=event.workspace, cluster=event.cluster, event=event.id,
+                        job=job if isinstance(job, str) else None):
             yield
     except PermanentError as exc:
         outcome = "dead_lettered"
@@ -81,10 +83,18 @@ def handling(queue: str, event: CloudEvent) -> Iterator[None]:
         raise
     finally:
         context.detach(token)
-        span.set_attribute("computeplane.outcome", outcome)
+        if recording:
+            span.set_attribute("computeplane.outcome", outcome)
         span.end()
         instruments.events_handled.add(event.type, outcome)
         instruments.handler_duration.record(time.perf_counter() - started, _labels(event.type, outcome))
+
+
+def _extract(event: CloudEvent) -> context.Context:
+    carrier = {"traceparent": event.traceparent}
+    if event.tracestate:
+        carrier["tracestate"] = event.tracestate
+    return _propagator.extract(carrier)
 
 
 @functools.lru_cache(maxsize=256)

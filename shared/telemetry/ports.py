@@ -16,7 +16,7 @@ from shared.domain.events import CloudEvent
 from shared.ports import EventBus
 from shared.telemetry.events import with_trace_context
 from shared.telemetry.state import Instruments
-from shared.telemetry.store_calls import note_store_call
+from shared.telemetry.store_calls import noted_calls
 
 CLUSTER_WRITES = frozenset({"create_cluster", "replace_cluster", "replace_cluster_with_jobs", "delete_cluster"})
 # Calls that change the world get a child span; they are few (a node asked for, a run started) and slow in Azure.
@@ -42,6 +42,9 @@ class TracedPort:
 
         @functools.wraps(method)
         def call(*args: Any, **kwargs: Any) -> Any:
+            if not trace.get_current_span().is_recording():
+                # Its trace was dropped (or there is none): the samplers we configure would drop a child too.
+                return method(*args, **kwargs)
             # A leaf: not made the current span (nothing below it is traced), which halves its cost.
             span = tracer.start_span(span_name, kind=trace.SpanKind.CLIENT)
             try:
@@ -74,16 +77,22 @@ class TracedStore:
     def _recorded(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         counts, lock = self._instruments.node_counts, self._instruments.node_counts_lock
 
+        cluster_write = name in CLUSTER_WRITES
+
         @functools.wraps(method)
         def call(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
+            calls = noted_calls()
+            if calls is None:  # nobody notes them: a dropped trace, or no span
                 result = method(*args, **kwargs)
-            except BaseException as exc:
-                note_store_call(name, time.perf_counter() - started, type(exc).__name__)
-                raise
-            note_store_call(name, time.perf_counter() - started)
-            if name in CLUSTER_WRITES:
+            else:
+                started = time.perf_counter()
+                try:
+                    result = method(*args, **kwargs)
+                except BaseException as exc:
+                    calls.append((name, time.perf_counter() - started, type(exc).__name__))
+                    raise
+                calls.append((name, time.perf_counter() - started, None))
+            if cluster_write:
                 cluster: Cluster = args[0]
                 with lock:
                     if name == "delete_cluster":

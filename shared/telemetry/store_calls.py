@@ -34,7 +34,6 @@ def noting_store_calls(span: Span) -> Iterator[None]:
                 for name, seconds, failure in calls))
 
 
-def note_store_call(name: str, seconds: float, failure: str | None = None) -> None:
-    calls = _calls.get()
-    if calls is not None:
-        calls.append((name, seconds, failure))
+def noted_calls() -> list[StoreCall] | None:
+    """Where the current span's store calls are noted; None when nobody notes them (a dropped trace, or no span)."""
+    return _calls.get()

@@ -183,3 +183,41 @@ def test_metrics_after_a_lifecycle_count_events_decisions_nodes_queues_and_dead_
     requests = _points(reader, "computeplane.http.requests")
     assert _total(requests, **{"http.route": "/api/workspaces/{workspace}/clusters/{name}/jobs",
                                "http.response.status_code": 202}) == 1
+
+
+def _traceparent(trace_id: int, span_id: int, sampled: bool) -> str:
+    return f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}"
+
+
+def test_a_callers_sampling_decision_keeps_or_drops_the_whole_trace_across_the_queue(traced: Traced) -> None:
+    """What the deployed sampler (parent-based, ``infra/app/api.bicep``) relies on: the handler in another process
+    follows the sampled flag its event carries, so a trace is never kept in one process and dropped in the next."""
+    api = traced.api
+    api.post("/api/workspaces/ws1/clusters", json={"name": "tc3", "vm_size": "STANDARD_D2_V2", "max_nodes": 1,
+                                                   "idle_seconds_before_scaledown": 30})
+    wait_for(lambda: api.get("/api/workspaces/ws1/clusters/tc3").json()["provisioning_state"] == "Succeeded",
+             what="cluster Succeeded")
+    kept, dropped = 0x0AF7651916CD43DD8448EB211C80319C, 0x1BF7651916CD43DD8448EB211C80319D
+    caller_span = 0x00F067AA0BA902B7
+    job_ids = []
+    for trace_id, sampled in ((kept, True), (dropped, False)):
+        submitted = api.post("/api/workspaces/ws1/clusters/tc3/jobs", json={"command": [sys.executable, "-c", "pass"]},
+                             headers={"traceparent": _traceparent(trace_id, caller_span, sampled)})
+        assert submitted.status_code == 202, submitted.text
+        job_ids.append(submitted.json()["id"])
+    for job_id in job_ids:
+        wait_for(lambda job_id=job_id: _finished(api, job_id), timeout=60, what="job Completed")
+
+    spans = list(traced.spans.get_finished_spans())
+    kept_trace = _trace_of(spans, kept)
+    server = next(s for s in kept_trace if s.name == SUBMIT_ROUTE)
+    assert server.parent is not None and server.parent.span_id == caller_span  # the caller's trace, continued
+    assert {"process computeplane.job.submit", "provider.provision"} <= {s.name for s in kept_trace}
+    assert _trace_of(spans, dropped) == [], [s.name for s in _trace_of(spans, dropped)]
+    # ... and its handler did not start a recorded trace of its own. (The job's end, reported later by the node,
+    # is a trace of its own either way.)
+    assert not [s for s in spans if s.name == "process computeplane.job.submit"
+                and (s.attributes or {}).get("computeplane.job_id") == job_ids[1]]
+    # Metrics are not sampled: both submits are counted.
+    handled = _points(traced.metrics, "computeplane.events.handled")
+    assert _total(handled, **{"cloudevents.event_type": "computeplane.job.submit", "computeplane.outcome": "ok"}) == 2
