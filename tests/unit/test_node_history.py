@@ -75,3 +75,19 @@ def test_the_timeline_shows_the_last_changes_at_their_times(steps: list[tuple[in
         if (expected and expected[-1][1] != shown) or (not expected and shown):
             expected.append((at, shown))
     assert [(s.time, s.counts) for s in samples_of(history)] == expected[-NODE_HISTORY_KEPT:]
+
+
+def test_a_history_written_oldest_first_is_read_and_extended() -> None:
+    """Clusters stored while the newest sample came last (``+`` deltas) keep their timeline."""
+    millis = int(T0.timestamp() * 1000)
+    stored = f"{millis},2;+1500,0,1,1;+500"
+    history = record_node_counts(stored, NONE | {"running": 3}, T0 + timedelta(seconds=3))
+    assert [(s.time, s.counts) for s in samples_of(history)] == [
+        (T0, {"preparing": 2}), (T0 + timedelta(seconds=1.5), {"idle": 1, "running": 1}),
+        (T0 + timedelta(seconds=2), {}), (T0 + timedelta(seconds=3), {"running": 3})]
+
+
+def test_a_single_sample_in_absolute_times_with_its_zeros_is_not_repeated() -> None:
+    millis = int(T0.timestamp() * 1000)
+    stored = f"{millis},2,0,0,0,0,0"
+    assert record_node_counts(stored, NONE | {"preparing": 2}, T0 + timedelta(seconds=1)) == stored
