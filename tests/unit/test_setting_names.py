@@ -14,9 +14,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def read_by_the_host(name: str) -> bool:
-    """Settings of the Functions host and of the identity-based connections, which the app's code never reads."""
+    """Settings of the Functions host, of the identity-based connections and of the OpenTelemetry SDK (its sampler),
+    which the app's code never reads."""
     return (name in ("FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING")
-            or name.startswith("AzureWebJobsStorage__") or name.endswith(("__credential", "__clientId")))
+            or name.startswith(("AzureWebJobsStorage__", "OTEL_TRACES_SAMPLER"))
+            or name.endswith(("__credential", "__clientId")))
 
 
 def bicep_app_settings() -> set[str]:
