@@ -43,6 +43,13 @@ WHERE m.queue = :queue AND m.visible_at <= :now AND m.locked_until <= :now
         SELECT 1 FROM messages l WHERE l.queue = m.queue AND l.session_id = m.session_id AND l.locked_until > :now))
 ORDER BY m.visible_at, m.seq LIMIT 1
 """
+# Peek-lock in one statement, so one implicit transaction: a crash leaves the message either untaken or taken once.
+_TAKE_NEXT_MESSAGE = f"""
+UPDATE messages SET locked_until = :locked_until, lock_token = :token, lock_owner = :owner,
+                    delivery_count = delivery_count + 1
+WHERE seq = ({_NEXT_MESSAGE})
+RETURNING seq, message_id, session_id, body, enqueued_at, delivery_count
+"""
 
 
 @dataclass(frozen=True)
@@ -135,23 +142,13 @@ class SqliteQueue:
         if conn.execute("SELECT 1 FROM messages WHERE queue=? AND visible_at<=? AND locked_until<=? LIMIT 1",
                         (queue, format_utc(now), format_utc(now))).fetchone() is None:
             return None  # nothing to take: do not contend for the write lock
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            row = conn.execute(_NEXT_MESSAGE, {"queue": queue, "now": format_utc(now)}).fetchone()
-            if row is None:
-                conn.execute("COMMIT")
-                return None
-            token = uuid.uuid4().hex
-            conn.execute("UPDATE messages SET locked_until=?, lock_token=?, lock_owner=?, "
-                         "delivery_count=delivery_count+1 WHERE seq=?",
-                         (format_utc(now + self._lock_duration), token, self._owner, row[0]))
-            seq, message_id, session_id, body, enqueued_at, count = conn.execute(
-                "SELECT seq, message_id, session_id, body, enqueued_at, delivery_count FROM messages WHERE seq=?",
-                (row[0],)).fetchone()
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        token = uuid.uuid4().hex
+        taken = conn.execute(_TAKE_NEXT_MESSAGE, {  # fetchall: the statement ends, and so commits, here
+            "queue": queue, "now": format_utc(now), "locked_until": format_utc(now + self._lock_duration),
+            "token": token, "owner": self._owner}).fetchall()
+        if not taken:
+            return None
+        seq, message_id, session_id, body, enqueued_at, count = taken[0]
         return ReceivedMessage(seq=seq, queue=queue, message_id=message_id, session_id=session_id, body=bytes(body),
                                enqueued_at=datetime.fromisoformat(enqueued_at), delivery_count=count,
                                lock_token=token)
