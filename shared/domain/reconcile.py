@@ -244,6 +244,10 @@ def _place_jobs(cluster: Cluster, now: datetime, occupied: frozenset[str]) -> li
             node.state, node.run_id, node.idle_since = NodeState.RUNNING, entry.job_id, None
         entry.phase, entry.node_ids, entry.started_at = JobPhase.RUNNING, [n.node_id for n in nodes], now
         entry.visible_state, entry.reason, entry.interrupted_by = JobState.RUNNING, None, None
+        # Shown running with the cluster's save that placed it (one write), before its run starts: a crash in
+        # between leaves the run not started, and the next reconcile starts it (``_apply_run_observations``).
+        actions.append(ProjectJob(JobUpdate(job_id=entry.job_id, state=JobState.RUNNING, attempt=entry.attempt,
+                                            nodes=list(entry.node_ids))))
         actions.append(StartRun(entry.job_id, entry.attempt, tuple(entry.node_ids)))
     return actions
 

@@ -107,7 +107,7 @@ class ClusterDecision:
             store = self.deps.store
             saved = store.replace_cluster_with_jobs(cluster, jobs) if jobs else store.replace_cluster(cluster)
             for job in jobs:
-                self.deps.recent_jobs.keep(job)
+                self.deps.recent_jobs.keep_unless_kept(job)
             return saved, True
         for update in projections:  # (a job changes as its cluster does; written all the same, should one not)
             project_job(self.deps, self.workspace, update, self.known)

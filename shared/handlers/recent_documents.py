@@ -31,10 +31,21 @@ class RecentJobs:
 
     def keep(self, job: Job) -> None:
         with self._lock:
-            self._jobs[(job.workspace, job.id)] = job
-            self._jobs.move_to_end((job.workspace, job.id))
-            while len(self._jobs) > self._capacity:
-                self._jobs.popitem(last=False)
+            self._keep(job)
+
+    def keep_unless_kept(self, job: Job) -> None:
+        """Keep a copy just written, unless another thread kept one of the same job while the write was on its way
+        (it was taken before): that copy is what a handler wrote after ours, a cancel's say, and the start of a
+        run looks at the copy kept to tell whether its job was canceled meanwhile."""
+        with self._lock:
+            if (job.workspace, job.id) not in self._jobs:
+                self._keep(job)
+
+    def _keep(self, job: Job) -> None:
+        self._jobs[(job.workspace, job.id)] = job
+        self._jobs.move_to_end((job.workspace, job.id))
+        while len(self._jobs) > self._capacity:
+            self._jobs.popitem(last=False)
 
 
 class RecentLedgers:

@@ -65,18 +65,22 @@ def _carry_out_one(deps: Deps, cluster: Cluster, action: Action, known: KnownJob
 
 
 def _start_run(deps: Deps, cluster: Cluster, action: StartRun, known: KnownJobs) -> None:
-    job = deps.store.get_job(cluster.workspace, action.job_id)  # read afresh: it may have been canceled meanwhile
+    """Start the run the decision placed. Its document was written as running with the cluster (the copy kept then
+    says what to run, without a read); a start made again (a crash came before the run began) reads it."""
+    job = deps.recent_jobs.take(cluster.workspace, action.job_id) or deps.store.get_job(cluster.workspace,
+                                                                                        action.job_id)
     if job is None or job.state.is_terminal:
-        return  # canceled meanwhile: the sweep takes the entry out of the cluster
-    known[job.id] = job
+        return  # canceled before it was placed: the sweep takes the entry out of the cluster
     problem = next((f"{resource}: {p}" for resource in job.spec.system_resources()
                     if (p := deps.tokens.check_access(cluster, resource))), None)
     if problem is not None:
         # Fail now with the cause, rather than later inside user code; the nodes go back to the queue.
+        known[job.id] = job
         project_job(deps, cluster.workspace, JobUpdate(job_id=job.id, state=JobState.FAILED, attempt=action.attempt,
                                                        reason=f"IdentityTokenError: {problem}"), known)
         reconcile_cluster(deps, cluster.workspace, cluster.name, lambda c, now: cancel_job(c, job.id, now))
         return
+    deps.recent_jobs.keep(job)  # for its finish's projection
     environment = dict(job.spec.environment_variables) | {
         "COMPUTEPLANE_JOB_ID": job.id,
         "COMPUTEPLANE_ATTEMPT": str(action.attempt),
@@ -86,5 +90,3 @@ def _start_run(deps: Deps, cluster: Cluster, action: StartRun, known: KnownJobs)
     deps.provider.start_run(action.node_ids, RunRequest(
         workspace=cluster.workspace, cluster=cluster.name, job_id=job.id, attempt=action.attempt,
         command=tuple(job.spec.command), environment=environment, code=job.spec.code))
-    project_job(deps, cluster.workspace, JobUpdate(job_id=job.id, state=JobState.RUNNING, attempt=action.attempt,
-                                                   nodes=list(action.node_ids)), known)

@@ -66,7 +66,9 @@ def test_redeliveries_during_an_outage_back_off(tmp_path: Path) -> None:
 def test_failed_cluster_writes_are_retried_with_fresh_state(tmp_path: Path, clean_outcome: dict[str, object],
                                                              error: type[Exception]) -> None:
     world = World(tmp_path)
-    flaky = FaultPlan(fail_on={"store.replace_cluster": [2, 5, 6, 9, 14, 20]}, error=error)
+    # Both writes of a cluster: alone, and with the jobs its decision changed (a placement, a finish).
+    flaky = FaultPlan(fail_on={"store.replace_cluster": [2, 5, 6, 9], "store.replace_cluster_with_jobs": [2, 5]},
+                      error=error)
     world.use_plan(flaky)
     play(world, BUSY_DAY)
     assert flaky.faults_injected == 6

@@ -52,14 +52,18 @@ def test_the_ledger_is_read_only_when_a_node_count_changes_and_finishes_reuse_th
 
 def test_a_job_is_written_with_the_cluster_that_queues_or_finishes_it_and_its_submit_reads_no_job(
         tmp_path: Path) -> None:
-    """A job's waiting reason and its outcome go in the same round trip as the cluster decision that set them
-    (Running is written once its run has started); the submit's handler starts from the document the HTTP side of
-    the same process created."""
+    """A job's waiting reason, its start and its outcome go in the same round trip as the cluster decision that set
+    them; the submit's handler starts from the document the HTTP side of the same process created, and the start
+    of its run from the document its placement wrote."""
     runtime = start_runtime(tmp_path)
     stats = exercise(runtime, clusters=3, waves=4)
     assert stats.failures == 0
     counter = runtime.counter
-    for event in ("job.submit", "job.finished"):
+    # The jobs start on the scale requests' decisions (their nodes are ready by then): Running with the cluster.
+    starts = counter.by_context("computeplane.scale.request")[("replace_cluster_with_jobs", "replace")]
+    assert (starts.calls, starts.documents) == (12, 24)
+    assert calls(counter, "scale.request", "get_job") == 0
+    for event in ("job.submit", "scale.request", "job.finished"):
         writes = {op for (op, kind), t in counter.by_context(f"computeplane.{event}").items()
                   if kind in WRITES and t.calls}
         assert "replace_job" not in writes, (event, writes)  # never a job written apart from its cluster

@@ -1,8 +1,10 @@
 """A cancel that lands between the decision that places a job and the start of its run: the run never starts.
 
-The placement is saved first (the cluster says the job runs on its node), its run started after; a cancel handled
-in between (another queue, another worker) stops a run that does not exist yet. The start reads the job afresh
-and finds it canceled, so no process runs a canceled job with freshly minted tokens."""
+The placement is saved first (the cluster says the job runs on its node, and its document says running, in the same
+write), its run started after; a cancel handled in between (another queue, another worker thread) stops a run that
+does not exist yet. The cancel's projection takes the copy of the job document the placement kept, so the start reads
+the document and finds it canceled: no process runs a canceled job with freshly minted tokens. (A worker in another
+process could start it in that instant; the next reconcile then stops the orphaned run, ``_stop_orphaned_runs``.)"""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ WS, NAME = "ws", "cpu"
 
 
 class AfterFirstSave:
-    """Wraps the store: just after the first ``replace_cluster`` (the placement saved), runs ``meanwhile``."""
+    """Wraps the store: just after the first save of the cluster (the placement saved), runs ``meanwhile``."""
 
     def __init__(self, inner: Store, meanwhile: Callable[[], object]) -> None:
         self.inner, self.meanwhile, self.ran = inner, meanwhile, False
@@ -35,7 +37,12 @@ class AfterFirstSave:
         return getattr(self.inner, name)
 
     def replace_cluster(self, cluster: Any) -> Any:
-        saved = self.inner.replace_cluster(cluster)
+        return self._then_meanwhile(self.inner.replace_cluster(cluster))
+
+    def replace_cluster_with_jobs(self, cluster: Any, jobs: Any) -> Any:
+        return self._then_meanwhile(self.inner.replace_cluster_with_jobs(cluster, jobs))
+
+    def _then_meanwhile(self, saved: Any) -> Any:
         if not self.ran:
             self.ran = True
             self.meanwhile()
