@@ -226,6 +226,13 @@ class LocalNodeProvider:
                                 event_id=f"job-finished-{run.job_id}-{run.attempt}"), None)
 
     def stop_run(self, job_id: str, attempt: int) -> None:
+        # Stopped before it started (a cancel between the save that placed it and its start, by another worker): the
+        # attempt is recorded as ended, so the start that comes after finds it taken and runs nothing. Only an
+        # attempt no saved decision runs any more is stopped, so no later start of it is lost.
+        now = format_utc(self._clock.now())
+        self._conn().execute(
+            "INSERT OR IGNORE INTO runs (job_id, attempt, node_ids, owner, started_at, exit_code, finished_at) "
+            "VALUES (?, ?, '[]', ?, ?, ?, ?)", (job_id, attempt, _OWNER, now, -signal.SIGTERM, now))
         row = self._conn().execute("SELECT processes FROM runs WHERE job_id=? AND attempt=?",
                                    (job_id, attempt)).fetchone()
         for pid, started in json.loads(row[0]) if row and row[0] else []:

@@ -9,6 +9,7 @@ process could start it in that instant; the next reconcile then stops the orphan
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from shared.domain import events as ev
 from shared.domain.job import JobState
 from shared.handlers.deps import Deps
 from shared.handlers.messages import handle_message
+from shared.handlers.recent_documents import RecentJobs, RecentLedgers
 from shared.ports import RunRequest, Store
 from tests.fakes.clock import FakeClock
 from tests.fakes.deps import quota_limited_container
@@ -93,5 +95,34 @@ def test_a_job_canceled_after_its_placement_was_saved_never_starts(container: Co
     job = deps.store.get_job(WS, "j")
     assert job is not None and job.state is JobState.CANCELED
     assert provider.started == []  # the placement's start found the job canceled
+    cluster = deps.store.get_cluster(WS, NAME)
+    assert cluster is not None and cluster.job("j") is None
+
+
+def test_a_cancel_by_another_process_before_the_start_leaves_nothing_running(container: Container,
+                                                                           tmp_path: Path) -> None:
+    """The other process keeps no copy here: the start goes ahead on the copy its placement kept, and the provider,
+    told to stop the attempt first, runs nothing."""
+    provider = RecordsStarts(container.deps.provider)
+    deps = dataclasses.replace(container.deps, provider=provider)  # type: ignore[arg-type]
+    handle(deps, ev.new_event(ev.CLUSTER_CREATE, WS, NAME, {"name": NAME, "vm_size": "STANDARD_D2_V2",
+                                                            "max_nodes": 1}, event_id="create"))
+    handle(deps, ev.new_event(ev.JOB_SUBMIT, WS, NAME, {"job_id": "j", "command": ["sleep", "60"]},
+                              event_id="submit-j"))
+    assert isinstance(deps.clock, FakeClock)
+    deps.clock.advance(10)
+    elsewhere = dataclasses.replace(deps, recent_jobs=RecentJobs(), recent_ledgers=RecentLedgers())
+
+    def cancel() -> None:
+        handle(elsewhere, ev.new_event(ev.JOB_CANCEL, WS, NAME, {"job_id": "j"}, event_id="cancel-j"))
+
+    placing = dataclasses.replace(deps, store=AfterFirstSave(deps.store, cancel))  # type: ignore[arg-type]
+    handle(placing, ev.new_event(ev.SCALE_REQUEST, WS, NAME, {"reason": "test"}, event_id="wake"))
+
+    job = deps.store.get_job(WS, "j")
+    assert job is not None and job.state is JobState.CANCELED
+    assert provider.started == ["j"]  # asked to start, after the stop
+    with sqlite3.connect(tmp_path / "provider.db") as runs:
+        assert runs.execute("SELECT node_ids, processes, exit_code FROM runs").fetchall() == [("[]", None, -15)]
     cluster = deps.store.get_cluster(WS, NAME)
     assert cluster is not None and cluster.job("j") is None
