@@ -191,6 +191,10 @@ class Cluster(BaseModel):
     applied_events: list[str] = Field(default_factory=list)  # keys of the last ids (``applied_event_key``)
     created_by_event: str | None = None  # the create event's id: kept in the tombstone when the cluster is deleted
     next_reconcile_at: UtcDatetime | None = None
+    # The region's quota ledger may hold more cores for this cluster than its nodes need (cores are given back
+    # lazily while quota has room, ``shared.handlers.quota``): the timer's resync gives them back by then. Set and
+    # cleared by the decision that looked at the ledger; every decision keeps ``next_reconcile_at`` no later.
+    quota_settle_by: UtcDatetime | None = None
     provisioning_failures: int = 0  # consecutive nodes the provider failed; reset when one becomes ready
     spec_changed_at: UtcDatetime | None = None  # when the last applied update was asked for
     wake_scheduled_for: UtcDatetime | None = None  # the last scheduled wake-up sent, so it is sent once

@@ -145,15 +145,26 @@ class _Headroom:
         return max(self.limit - self.in_use, 0)
 
 
+def _headrooms(limits: QuotaLimits, usage: QuotaUsage, vm_size: VmSize, priority: str,
+               location: str) -> list[_Headroom]:
+    """Every limit a node of ``vm_size`` and ``priority`` counts against."""
+    if _canonical_priority(priority) == LOW_PRIORITY:
+        return [_Headroom(LOW_PRIORITY_QUOTA_NAME, limits.low_priority_vcpus, usage.regional_low_priority(location))]
+    return [_Headroom(family_quota_name(vm_size.family), limits.dedicated_family_limit(vm_size.family),
+                      usage.family_dedicated(location, vm_size.family)),
+            _Headroom(TOTAL_REGIONAL_QUOTA_NAME, limits.total_regional_dedicated_vcpus,
+                      usage.regional_dedicated(location))]
+
+
 def _binding_headroom(limits: QuotaLimits, usage: QuotaUsage, vm_size: VmSize, priority: str,
                       location: str) -> _Headroom:
-    if _canonical_priority(priority) == LOW_PRIORITY:
-        return _Headroom(LOW_PRIORITY_QUOTA_NAME, limits.low_priority_vcpus, usage.regional_low_priority(location))
-    family = _Headroom(family_quota_name(vm_size.family), limits.dedicated_family_limit(vm_size.family),
-                       usage.family_dedicated(location, vm_size.family))
-    regional = _Headroom(TOTAL_REGIONAL_QUOTA_NAME, limits.total_regional_dedicated_vcpus,
-                         usage.regional_dedicated(location))
-    return family if family.free_vcpus <= regional.free_vcpus else regional
+    return min(_headrooms(limits, usage, vm_size, priority, location), key=lambda h: h.free_vcpus)
+
+
+def half_free(limits: QuotaLimits, usage: QuotaUsage, vm_size: VmSize, priority: str, location: str) -> bool:
+    """At least half of every limit a node of ``vm_size`` counts against is free in ``usage``: cores given back
+    there can wait for the timer (``shared.handlers.quota``), since nobody is near a limit."""
+    return all(h.free_vcpus * 2 >= h.limit for h in _headrooms(limits, usage, vm_size, priority, location))
 
 
 def free_nodes(limits: QuotaLimits, usage: QuotaUsage, vm_size: VmSize, priority: str, location: str) -> int:

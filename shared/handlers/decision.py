@@ -22,10 +22,12 @@ lost race (``ConcurrencyConflict``) runs the whole decision again on fresh state
    cluster being deleted with no nodes and no jobs left is buried instead (its jobs written, its tombstone, so
    that late copies of its events are recognised, then its deletion). A decision that changed nothing writes
    nothing, unless its actions need their version proven latest (``acts_on_its_version``).
-4. **After the commit**: fewer cores are given back to the ledger. After, because a crash in between only
-   over-counts until the next saved decision that reads the ledger (a node count changes, or the timer's resync
-   within ``resync_interval``); and only by a decision that saved the cluster, the sole proof that the count it
-   lowers to is the latest (``shared.handlers.quota`` explains the races).
+4. **After the commit**: fewer cores are given back to the ledger, at once only when a limit they count against
+   is less than half free; with room to spare they wait (a node's release then costs one write, the cluster's),
+   and the cluster's ``quota_settle_by``, saved in phase 3, has the timer's resync give them back within
+   ``resync_interval`` (a later booking of the cluster may take them up first). After the commit, because a crash
+   in between only over-counts until that resync; and only by a decision that saved the cluster, the sole proof
+   that the count it lowers to is the latest (``shared.handlers.quota`` explains the races).
 
 The actions decided are carried out after all four (``shared.handlers.reconcile.carry_out``).
 """
@@ -69,9 +71,10 @@ class ClusterDecision:
             return [], None
         before = cluster.model_dump_json(exclude={"modified_at"})  # JSON: the cheaper comparison
         actions, booking = self._decide(cluster)
-        self._before_commit(actions, booking, cluster)
-        cluster, saved = self._commit(cluster, before, actions, booking)
-        self._after_commit(booking, cluster, saved)
+        gives_back = self._before_commit(booking, cluster)
+        cluster, saved = self._commit(cluster, before, actions, gives_back)
+        if booking is not None and gives_back:
+            booking.release_decrease(cluster, saved=saved)  # after the commit: phase 4
         return actions, cluster
 
     def _decide(self, cluster: Cluster) -> tuple[list[Action], ClusterBookings | None]:
@@ -86,23 +89,35 @@ class ClusterDecision:
         actions += reconcile(cluster, self.deps.provider.observe(cluster), now, self.deps.policy, ledger)
         ledger.check_not_held_back_by_a_kept_copy()
         cluster.node_history = record_node_counts(cluster.node_history, cluster.node_state_counts(), now)
-        return actions, ledger.settle(cluster, always=self.settle_quota)
+        left_booked = buried(cluster) and cluster.quota_settle_by is not None  # its last look at the ledger
+        return actions, ledger.settle(cluster, always=self.settle_quota or left_booked)
 
-    def _before_commit(self, actions: list[Action], booking: ClusterBookings | None, cluster: Cluster) -> None:
+    def _before_commit(self, booking: ClusterBookings | None, cluster: Cluster) -> bool:
+        """Books more cores; returns whether fewer are given back after the commit."""
         if booking is not None:
             booking.book_increase(cluster)
+            if not booking.over_counts(cluster):
+                cluster.quota_settle_by = None
+            elif cluster.quota_settle_by is None:
+                # Given back after the commit or later: the timer settles it by then either way, should this
+                # process die before it gives them back, or the next decision leave them booked again.
+                cluster.quota_settle_by = self.deps.clock.now() + self.deps.policy.resync_interval
+        if cluster.quota_settle_by is not None:  # (reconcile knows nothing of the ledger)
+            cluster.next_reconcile_at = min(filter(None, (cluster.next_reconcile_at, cluster.quota_settle_by)))
+        # A cluster buried now is never looked at again: it gives everything back at once.
+        return booking is not None and booking.gives_back_now(cluster, settling=self.settle_quota or buried(cluster))
 
     def _commit(self, cluster: Cluster, before: str, actions: list[Action],
-                booking: ClusterBookings | None) -> tuple[Cluster, bool]:
+                gives_back: bool) -> tuple[Cluster, bool]:
         """The cluster as written, and whether this decision wrote it."""
         projections = [a.update for a in actions if isinstance(a, ProjectJob)]
-        if cluster.provisioning_state is ProvisioningState.DELETING and not cluster.nodes and not cluster.jobs:
+        if buried(cluster):
             for update in projections:
                 project_job(self.deps, self.workspace, update, self.known)
             bury_cluster(self.deps, cluster)
             self.deps.store.delete_cluster(cluster)
             return cluster, True
-        if cluster.model_dump_json(exclude={"modified_at"}) != before or acts_on_its_version(cluster, actions, booking):
+        if cluster.model_dump_json(exclude={"modified_at"}) != before or acts_on_its_version(actions, gives_back):
             jobs = projections_to_write(self.deps, self.workspace, projections, self.known)
             store = self.deps.store
             saved = store.replace_cluster_with_jobs(cluster, jobs) if jobs else store.replace_cluster(cluster)
@@ -113,14 +128,14 @@ class ClusterDecision:
             project_job(self.deps, self.workspace, update, self.known)
         return cluster, False  # a no-op reconcile costs no write
 
-    def _after_commit(self, booking: ClusterBookings | None, cluster: Cluster, saved: bool) -> None:
-        if booking is not None:
-            booking.release_decrease(cluster, saved=saved)
+
+def buried(cluster: Cluster) -> bool:
+    """Deleting, with no node and no job left: the decision buries it instead of saving it."""
+    return cluster.provisioning_state is ProvisioningState.DELETING and not cluster.nodes and not cluster.jobs
 
 
-def acts_on_its_version(cluster: Cluster, actions: list[Action], booking: ClusterBookings | None) -> bool:
+def acts_on_its_version(actions: list[Action], gives_back: bool) -> bool:
     """Stopping a run, provisioning a node or giving cores back, decided on a version nobody changed: it is saved
     anyway (one write, only then), so the conditional write proves it is still the latest. A stale version would
     stop the run of a job another worker just placed, or give back cores whose booking's save is on its way."""
-    return any(isinstance(a, StopRun | ProvisionNode) for a in actions) or (
-        booking is not None and booking.over_counts(cluster))
+    return gives_back or any(isinstance(a, StopRun | ProvisionNode) for a in actions)

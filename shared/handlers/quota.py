@@ -15,6 +15,12 @@ every write is conditional on the etag of the copy it started from, so everythin
 fresh read). Quota holding a pool back on such a copy is the one decision that writes nothing to prove it: it is
 made again on a fresh read before it is saved (``LedgerOnDemand.check_not_held_back_by_a_kept_copy``).
 
+Cores are given back lazily while quota has room (``ClusterBookings.gives_back_now``): a decision that lowers a
+cluster's nodes gives their cores back at once only when a limit they count against is less than half free, and
+otherwise leaves the over-count for the timer's resync (the cluster's ``quota_settle_by``, within
+``resync_interval``), or for the cluster's next booking. An over-count is the safe direction, and below half of
+every limit it holds nobody back; the hot path saves the ledger's write on most releases.
+
 See ``shared.domain.quota_ledger``.
 """
 
@@ -25,6 +31,7 @@ from dataclasses import dataclass
 
 from shared.domain.cluster import Cluster
 from shared.domain.errors import ConcurrencyConflict, DomainError
+from shared.domain.quota import half_free
 from shared.domain.quota_ledger import QuotaAllowance, QuotaCap, QuotaLedger, ledger_keys
 from shared.domain.vm_sizes import VmSize, load_catalogue, normalize_location
 from shared.handlers.deps import Deps
@@ -69,6 +76,10 @@ class QuotaBooking:
         """The ledger (as this decision read or booked it) holds more cores for the cluster than ``nodes`` need."""
         return nodes * self.vm_size.vcpus < self.ledger.held_by(self.cluster_key)
 
+    def half_free(self) -> bool:
+        """Half of every limit this pool counts against is free on the ledger at hand, over-counts included."""
+        return half_free(self.deps.quota_limits, self.ledger.usage(), self.vm_size, self.priority, self.ledger.region)
+
     def release_decrease(self, nodes: int, *, saved: bool) -> None:
         """Call after the cluster's save (or delete); ``saved`` says that this decision wrote the cluster, the only
         proof that ``nodes`` is the latest count (see the module docstring)."""
@@ -97,6 +108,14 @@ class ClusterBookings:
 
     def over_counts(self, cluster: Cluster) -> bool:
         return any(b.over_counts(_held(cluster, p)) for p, b in self.pools.items())
+
+    def gives_back_now(self, cluster: Cluster, *, settling: bool) -> bool:
+        """Whether the cores the ledger holds beyond the cluster's nodes are given back after this decision's
+        commit: by the timer's resync (``settling``) always, otherwise only when a limit they count against is
+        less than half free. With room to spare they wait for the cluster's ``quota_settle_by`` (a node's release
+        then costs one write, the cluster's): nobody is near a limit that cores given back at once would help."""
+        over = [b for p, b in self.pools.items() if b.over_counts(_held(cluster, p))]
+        return bool(over) and (settling or not all(b.half_free() for b in over))
 
     def release_decrease(self, cluster: Cluster, *, saved: bool) -> None:
         """Lowered on the ledger this decision read, in one conditional write: when nobody wrote the ledger since,
@@ -206,8 +225,9 @@ def open_bookings(deps: Deps, cluster: Cluster, loaded: dict[str, int] | None = 
     """Every priority's booking of the cluster, sharing one read of the region's ledger. ``loaded``: the nodes each
     priority held in the version the decision started from (default: as the cluster holds them now);
     ``start_from``: a copy of the ledger to use instead of reading it (``RecentLedgers``)."""
-    if not (cluster.nodes or cluster.jobs or cluster.spec.min_nodes or any((loaded or {}).values())):
-        return None  # holds nothing, wants nothing (nor held anything when the decision began)
+    if not (cluster.nodes or cluster.jobs or cluster.spec.min_nodes or any((loaded or {}).values())
+            or cluster.quota_settle_by):
+        return None  # holds nothing, wants nothing (nor held anything when the decision began, nor left cores booked)
     region = _region(deps, cluster)
     try:
         vm_size = load_catalogue().get(cluster.spec.vm_size, region)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.embedded_runtime import WORKSPACE, start_runtime
+from bench.embedded_runtime import WORKSPACE, EmbeddedRuntime, start_runtime
 from bench.store_counter import WRITES, StoreCounter
 from bench.store_ops import exercise
 from shared.domain.job import JobState
 from shared.domain.quota_ledger import QuotaLedger
 from shared.domain.vm_sizes import normalize_location
+from shared.handlers.sweep import sweep
 
 
 def calls(counter: StoreCounter, context: str, operation: str) -> int:
@@ -36,17 +37,30 @@ def test_the_ledger_is_read_only_when_a_node_count_changes_and_finishes_reuse_th
     assert list(writes) == ["replace_cluster_with_jobs"]
     assert (writes["replace_cluster_with_jobs"].calls, writes["replace_cluster_with_jobs"].documents) == (12, 24)
     # Scale-ups (submits) and scale-downs (a node ready with nothing to run) start from the ledger this process
-    # read once and kept since, and write it on that copy's etag: no other read.
+    # read once and kept since: no other read. Each scale-up books its node's cores, on that copy's etag; with
+    # quota far from its limits, a scale-down leaves them booked (one write, its cluster's), for the timer's
+    # resync or the cluster's next booking, which takes them up.
     assert calls(counter, "job.submit", "get_quota_ledger") + calls(counter, "node.ready", "get_quota_ledger") <= 1
-    assert calls(counter, "job.submit", "save_quota_ledger") == calls(counter, "node.ready", "save_quota_ledger") \
-        == 12
+    assert calls(counter, "job.submit", "save_quota_ledger") == 12
+    writes = {op: t.calls for (op, kind), t in counter.by_context("computeplane.node.ready").items() if kind in WRITES}
+    assert writes == {"replace_cluster": 12}
 
     jobs = runtime.deps.store.list_jobs(WORKSPACE)
     assert len(jobs) == 12 and {j.state for j in jobs} == {JobState.COMPLETED}
-    ledger = runtime.deps.store.get_quota_ledger(normalize_location("eastus")) or QuotaLedger(region="eastus")
     clusters = runtime.deps.store.list_clusters(WORKSPACE)
     assert all(not c.nodes for c in clusters)
-    assert sum(a.vcpus for a in ledger.allocations.values()) == 0  # every core booked was given back
+    assert booked_vcpus(runtime) == 3 * 2  # the last wave's node of each cluster (2 vCPUs), not given back yet
+    assert all(c.quota_settle_by is not None and c.next_reconcile_at == c.quota_settle_by for c in clusters)
+    sweep(runtime.deps, horizon=runtime.deps.policy.resync_interval)  # the timer's resync, when they are due
+    assert booked_vcpus(runtime) == 0  # every core booked was given back
+    sweep(runtime.deps, horizon=runtime.deps.policy.resync_interval)  # its next visit finds nothing left to settle
+    assert all(c.quota_settle_by is None and c.next_reconcile_at is None
+               for c in runtime.deps.store.list_clusters(WORKSPACE))
+
+
+def booked_vcpus(runtime: EmbeddedRuntime) -> int:
+    ledger = runtime.deps.store.get_quota_ledger(normalize_location("eastus")) or QuotaLedger(region="eastus")
+    return sum(a.vcpus for a in ledger.allocations.values())
 
 
 
