@@ -45,7 +45,9 @@ def quotas(deps: DepsDep, location: Location = None) -> dict[str, Any]:
 
 @routes.get("/usages")
 def usages(deps: DepsDep, location: Location = None) -> dict[str, Any]:
-    """vCPUs in use in the region, by family and priority, next to their limits."""
+    """vCPUs booked in the region, by family and priority, next to their limits. A released node's cores stay
+    booked until the timer's next resync of its cluster (within a minute) while every limit they count against is
+    at least half free; nearer a limit they go back with the release."""
     region = known_region(location or deps.workspace_location)
     ledger = deps.store.get_quota_ledger(region)
     usage = ledger.usage() if ledger else None
