@@ -26,8 +26,9 @@ lost race (``ConcurrencyConflict``) runs the whole decision again on fresh state
    is less than half free; with room to spare they wait (a node's release then costs one write, the cluster's),
    and the cluster's ``quota_settle_by``, saved in phase 3, has the timer's resync give them back within
    ``resync_interval`` (a later booking of the cluster may take them up first). After the commit, because a crash
-   in between only over-counts until that resync; and only by a decision that saved the cluster, the sole proof
-   that the count it lowers to is the latest (``shared.handlers.quota`` explains the races).
+   in between only over-counts (until the cluster's next count change); and only by a decision that saved the
+   cluster, the sole proof that the count it lowers to is the latest (``shared.handlers.quota`` explains the
+   races).
 
 The actions decided are carried out after all four (``shared.handlers.reconcile.carry_out``).
 """
@@ -94,18 +95,20 @@ class ClusterDecision:
 
     def _before_commit(self, booking: ClusterBookings | None, cluster: Cluster) -> bool:
         """Books more cores; returns whether fewer are given back after the commit."""
+        gives_back = False
         if booking is not None:
             booking.book_increase(cluster)
-            if not booking.over_counts(cluster):
+            # A cluster buried now is never looked at again: it gives everything back at once.
+            gives_back = booking.gives_back_now(cluster, settling=self.settle_quota or buried(cluster))
+            if gives_back or not booking.over_counts(cluster):
+                # (Given back right after the commit: a crash in between over-counts until the cluster's next
+                # count change; the extra timer visit and write that would heal it would come with every release.)
                 cluster.quota_settle_by = None
             elif cluster.quota_settle_by is None:
-                # Given back after the commit or later: the timer settles it by then either way, should this
-                # process die before it gives them back, or the next decision leave them booked again.
                 cluster.quota_settle_by = self.deps.clock.now() + self.deps.policy.resync_interval
         if cluster.quota_settle_by is not None:  # (reconcile knows nothing of the ledger)
             cluster.next_reconcile_at = min(filter(None, (cluster.next_reconcile_at, cluster.quota_settle_by)))
-        # A cluster buried now is never looked at again: it gives everything back at once.
-        return booking is not None and booking.gives_back_now(cluster, settling=self.settle_quota or buried(cluster))
+        return gives_back
 
     def _commit(self, cluster: Cluster, before: str, actions: list[Action],
                 gives_back: bool) -> tuple[Cluster, bool]:
