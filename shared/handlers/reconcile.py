@@ -30,17 +30,16 @@ def reconcile_cluster(deps: Deps, workspace: str, name: str, change: Change | No
     actions, cluster = ClusterDecision(deps, workspace, name, change, event_id, known, settle_quota).run()
     count_decisions(actions)
     if cluster is not None:
-        carry_out(deps, cluster, actions, known)
+        carry_out(deps, cluster, actions)
     return cluster
 
 
-def carry_out(deps: Deps, cluster: Cluster, actions: list[Action], known: KnownJobs | None = None) -> None:
+def carry_out(deps: Deps, cluster: Cluster, actions: list[Action]) -> None:
     """Do every action even if one fails, then raise the first failure so the message is redelivered."""
     failures: list[Exception] = []
-    known = {} if known is None else known
     for action in actions:
         try:
-            _carry_out_one(deps, cluster, action, known)
+            _carry_out_one(deps, cluster, action)
         except Exception as exc:
             log.exception("action %s on %s/%s failed", action, cluster.workspace, cluster.name)
             failures.append(exc)
@@ -48,7 +47,7 @@ def carry_out(deps: Deps, cluster: Cluster, actions: list[Action], known: KnownJ
         raise failures[0]
 
 
-def _carry_out_one(deps: Deps, cluster: Cluster, action: Action, known: KnownJobs) -> None:
+def _carry_out_one(deps: Deps, cluster: Cluster, action: Action) -> None:
     match action:
         case ProvisionNode(node_id, priority):
             deps.provider.provision(cluster.workspace, cluster.name, node_id, priority or cluster.spec.vm_priority)
@@ -58,29 +57,28 @@ def _carry_out_one(deps: Deps, cluster: Cluster, action: Action, known: KnownJob
             deps.provider.stop_run(job_id, attempt)
             deps.tokens.revoke_job(job_id)
         case StartRun():
-            _start_run(deps, cluster, action, known)
+            _start_run(deps, cluster, action)
         case WakeUpAt(at):
             deps.bus.publish(new_event(SCALE_REQUEST, cluster.workspace, cluster.name, {"reason": "wake-up"},
                                        event_id=f"wake-{cluster.uid}-{format_utc(at)}"), not_before=at)
 
 
-def _start_run(deps: Deps, cluster: Cluster, action: StartRun, known: KnownJobs) -> None:
+def _start_run(deps: Deps, cluster: Cluster, action: StartRun) -> None:
     """Start the run the decision placed. Its document was written as running with the cluster (the copy kept then
     says what to run, without a read); a start made again (a crash came before the run began) reads it."""
     job = deps.recent_jobs.take(cluster.workspace, action.job_id) or deps.store.get_job(cluster.workspace,
                                                                                         action.job_id)
     if job is None or job.state.is_terminal:
         return  # canceled before it was placed: the sweep takes the entry out of the cluster
+    deps.recent_jobs.keep(job)  # for the next projection: its failure below, or its finish
     problem = next((f"{resource}: {p}" for resource in job.spec.system_resources()
                     if (p := deps.tokens.check_access(cluster, resource))), None)
     if problem is not None:
         # Fail now with the cause, rather than later inside user code; the nodes go back to the queue.
-        known[job.id] = job
         project_job(deps, cluster.workspace, JobUpdate(job_id=job.id, state=JobState.FAILED, attempt=action.attempt,
-                                                       reason=f"IdentityTokenError: {problem}"), known)
+                                                       reason=f"IdentityTokenError: {problem}"))
         reconcile_cluster(deps, cluster.workspace, cluster.name, lambda c, now: cancel_job(c, job.id, now))
         return
-    deps.recent_jobs.keep(job)  # for its finish's projection
     environment = dict(job.spec.environment_variables) | {
         "COMPUTEPLANE_JOB_ID": job.id,
         "COMPUTEPLANE_ATTEMPT": str(action.attempt),

@@ -3,8 +3,9 @@
 The placement is saved first (the cluster says the job runs on its node, and its document says running, in the same
 write), its run started after; a cancel handled in between (another queue, another worker thread) stops a run that
 does not exist yet. The cancel's projection takes the copy of the job document the placement kept, so the start reads
-the document and finds it canceled: no process runs a canceled job with freshly minted tokens. (A worker in another
-process could start it in that instant; the next reconcile then stops the orphaned run, ``_stop_orphaned_runs``.)"""
+the document and finds it canceled: no process runs a canceled job with freshly minted tokens. A worker in another
+process keeps no such copy and starts it; the local provider, told to stop that attempt first, then runs nothing.
+(The Azure Batch provider cannot: there the cluster's next reconcile stops the orphan, ``_stop_orphaned_runs``.)"""
 
 from __future__ import annotations
 
@@ -75,34 +76,9 @@ def handle(deps: Deps, event: ev.CloudEvent) -> None:
     handle_message(event.queue, event.id, event.to_json(), deps)
 
 
-def test_a_job_canceled_after_its_placement_was_saved_never_starts(container: Container) -> None:
-    provider = RecordsStarts(container.deps.provider)
-    deps = dataclasses.replace(container.deps, provider=provider)  # type: ignore[arg-type]
-    handle(deps, ev.new_event(ev.CLUSTER_CREATE, WS, NAME, {"name": NAME, "vm_size": "STANDARD_D2_V2",
-                                                            "max_nodes": 1}, event_id="create"))
-    handle(deps, ev.new_event(ev.JOB_SUBMIT, WS, NAME, {"job_id": "j", "command": ["sleep", "60"]},
-                              event_id="submit-j"))
-    clock = deps.clock
-    assert isinstance(clock, FakeClock)
-    clock.advance(10)  # the node has booted: the next decision places the job
-
-    def cancel() -> None:
-        handle(deps, ev.new_event(ev.JOB_CANCEL, WS, NAME, {"job_id": "j"}, event_id="cancel-j"))
-
-    placing = dataclasses.replace(deps, store=AfterFirstSave(deps.store, cancel))  # type: ignore[arg-type]
-    handle(placing, ev.new_event(ev.SCALE_REQUEST, WS, NAME, {"reason": "test"}, event_id="wake"))
-
-    job = deps.store.get_job(WS, "j")
-    assert job is not None and job.state is JobState.CANCELED
-    assert provider.started == []  # the placement's start found the job canceled
-    cluster = deps.store.get_cluster(WS, NAME)
-    assert cluster is not None and cluster.job("j") is None
-
-
-def test_a_cancel_by_another_process_before_the_start_leaves_nothing_running(container: Container,
-                                                                           tmp_path: Path) -> None:
-    """The other process keeps no copy here: the start goes ahead on the copy its placement kept, and the provider,
-    told to stop the attempt first, runs nothing."""
+def place_with_a_cancel_meanwhile(container: Container, canceling: Callable[[Deps], Deps]) -> RecordsStarts:
+    """A job submitted to a one-node cluster, then the decision that places it on the booted node, with the job's
+    cancel handled (by ``canceling(deps)``) just after that decision's save. Returns the provider's record."""
     provider = RecordsStarts(container.deps.provider)
     deps = dataclasses.replace(container.deps, provider=provider)  # type: ignore[arg-type]
     handle(deps, ev.new_event(ev.CLUSTER_CREATE, WS, NAME, {"name": NAME, "vm_size": "STANDARD_D2_V2",
@@ -110,19 +86,33 @@ def test_a_cancel_by_another_process_before_the_start_leaves_nothing_running(con
     handle(deps, ev.new_event(ev.JOB_SUBMIT, WS, NAME, {"job_id": "j", "command": ["sleep", "60"]},
                               event_id="submit-j"))
     assert isinstance(deps.clock, FakeClock)
-    deps.clock.advance(10)
-    elsewhere = dataclasses.replace(deps, recent_jobs=RecentJobs(), recent_ledgers=RecentLedgers())
+    deps.clock.advance(10)  # the node has booted: the next decision places the job
+    canceler = canceling(deps)
 
     def cancel() -> None:
-        handle(elsewhere, ev.new_event(ev.JOB_CANCEL, WS, NAME, {"job_id": "j"}, event_id="cancel-j"))
+        handle(canceler, ev.new_event(ev.JOB_CANCEL, WS, NAME, {"job_id": "j"}, event_id="cancel-j"))
 
     placing = dataclasses.replace(deps, store=AfterFirstSave(deps.store, cancel))  # type: ignore[arg-type]
     handle(placing, ev.new_event(ev.SCALE_REQUEST, WS, NAME, {"reason": "test"}, event_id="wake"))
 
     job = deps.store.get_job(WS, "j")
     assert job is not None and job.state is JobState.CANCELED
+    cluster = deps.store.get_cluster(WS, NAME)
+    assert cluster is not None and cluster.job("j") is None
+    return provider
+
+
+def test_a_job_canceled_after_its_placement_was_saved_never_starts(container: Container) -> None:
+    provider = place_with_a_cancel_meanwhile(container, lambda deps: deps)  # a worker thread of this process
+    assert provider.started == []  # the placement's start found the job canceled
+
+
+def test_a_cancel_by_another_process_before_the_start_leaves_nothing_running(container: Container,
+                                                                           tmp_path: Path) -> None:
+    """The other process keeps no copy here: the start goes ahead on the copy its placement kept, and the provider,
+    told to stop the attempt first, runs nothing."""
+    provider = place_with_a_cancel_meanwhile(
+        container, lambda deps: dataclasses.replace(deps, recent_jobs=RecentJobs(), recent_ledgers=RecentLedgers()))
     assert provider.started == ["j"]  # asked to start, after the stop
     with sqlite3.connect(tmp_path / "provider.db") as runs:
         assert runs.execute("SELECT node_ids, processes, exit_code FROM runs").fetchall() == [("[]", None, -15)]
-    cluster = deps.store.get_cluster(WS, NAME)
-    assert cluster is not None and cluster.job("j") is None
