@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench import autoscale, store_ops, sweep, throughput
+import shared.handlers.messages as messages
+from bench import autoscale, store_ops, sweep, throughput, tracing_parts
+from shared.telemetry import events
 
 
 def test_sweep_reads_only_the_due_clusters(capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,3 +52,12 @@ def test_tracing_overhead_pairs_every_wave_untraced_and_traced(capsys: pytest.Ca
     submits = [[w.handled["computeplane.job.submit"] for w in side] for side in (paired.untraced, paired.traced)]
     assert submits[0] == submits[1] == [4] * 5
     assert paired.spans >= sum(w.messages for w in paired.traced)
+
+
+def test_tracing_parts_measures_each_part_and_puts_the_shipped_wrapper_back(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    overheads = tracing_parts.main(["--rounds", "1", "--clusters", "2", "--waves", "2"])
+    assert set(overheads) == {"all", "metrics", "none"} and all(len(v) == 1 for v in overheads.values())
+    printed = capsys.readouterr().out
+    assert all(part in printed for part in ("all", "metrics", "none"))
+    assert messages.handling is events.handling  # the events handled after it are traced as shipped
