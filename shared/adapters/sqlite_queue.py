@@ -33,6 +33,14 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     reason TEXT NOT NULL, delivery_count INTEGER NOT NULL, dead_lettered_at TEXT NOT NULL);
 """
 
+# The duplicate check and its note in one statement: a row comes back when the id is new, or its last sending is
+# older than the window (noted again from now); none when it is a duplicate.
+_NOTE_SENT = """
+INSERT INTO sent (queue, message_id, sent_at) VALUES (?1, ?2, ?3)
+ON CONFLICT (queue, message_id) DO UPDATE SET sent_at = excluded.sent_at WHERE sent.sent_at <= ?4
+RETURNING 1
+"""
+
 _NEXT_MESSAGE = """
 SELECT m.seq FROM messages m
 WHERE m.queue = :queue AND m.visible_at <= :now AND m.locked_until <= :now
@@ -102,13 +110,10 @@ class SqliteQueue:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            row = conn.execute("SELECT sent_at FROM sent WHERE queue=? AND message_id=?",
-                               (queue, message_id)).fetchone()
-            if row is not None and row[0] > format_utc(now - self._duplicate_window):
-                conn.execute("COMMIT")
+            if conn.execute(_NOTE_SENT, (queue, message_id, format_utc(now),
+                                         format_utc(now - self._duplicate_window))).fetchall() == []:
+                conn.execute("COMMIT")  # a duplicate: sent within the window
                 return False
-            conn.execute("INSERT OR REPLACE INTO sent (queue, message_id, sent_at) VALUES (?, ?, ?)",
-                         (queue, message_id, format_utc(now)))
             visible = format_utc(max(not_before, now) if not_before else now)
             conn.execute("INSERT INTO messages (queue, message_id, session_id, body, enqueued_at, visible_at) "
                          "VALUES (?, ?, ?, ?, ?, ?)", (queue, message_id, session_id, body, format_utc(now), visible))
