@@ -43,6 +43,9 @@ class NodeState(StrEnum):
     UNUSABLE = "unusable"
 
 
+_NODE_STATE_NAMES = tuple(state.value for state in NodeState)
+
+
 class ProvisioningState(StrEnum):
     CREATING = "Creating"
     UPDATING = "Updating"
@@ -235,9 +238,9 @@ class Cluster(BaseModel):
         return len(self.nodes)
 
     def node_state_counts(self) -> dict[str, int]:
-        counts = {s.value: 0 for s in NodeState}
+        counts = dict.fromkeys(_NODE_STATE_NAMES, 0)
         for n in self.nodes:
-            counts[n.state.value] += 1
+            counts[n.state] += 1  # a StrEnum member finds its value's key: no per-node .value lookup
         return counts
 
     def node_priority_counts(self) -> dict[str, int]:

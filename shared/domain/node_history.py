@@ -90,6 +90,12 @@ def _encode(samples: list[tuple[int, str]]) -> str:
     return ";".join(entries)
 
 
+def newest_node_counts(history: str) -> dict[str, int]:
+    """The cluster's nodes by state now (every state, zeros included): the newest sample, or none at all."""
+    newest = samples_of(history)[-1].counts if history else {}
+    return {state: newest.get(state, 0) for state in SAMPLED_STATES}
+
+
 def samples_of(history: str) -> list[NodeCountSample]:
     samples = []
     for millis, counts in _decode(history):

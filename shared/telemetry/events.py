@@ -4,18 +4,19 @@ CloudEvents distributed-tracing extension, ``traceparent``), the consumer side c
 from __future__ import annotations
 
 import functools
+import re
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
 
 from opentelemetry import context, trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace.span import TraceState
 
 from shared.domain.errors import PermanentError, reason_of
 from shared.domain.events import CloudEvent
-from shared.telemetry.log_context import log_ids
+from shared.telemetry.log_context import reset_log_ids, set_log_ids
 from shared.telemetry.state import current
-from shared.telemetry.store_calls import noting_store_calls
+from shared.telemetry.store_calls import NotingToken, start_noting_store_calls, stop_noting_store_calls
 
 _propagator = TraceContextTextMapPropagator()
 _NO_PARENT = context.Context()
@@ -36,65 +37,106 @@ def with_trace_context(event: CloudEvent) -> CloudEvent:
     """The event carrying the current trace context (unchanged when telemetry is off or it carries one)."""
     if current() is None or event.traceparent:
         return event
-    carrier: dict[str, str] = {}
-    _propagator.inject(carrier)
-    if "traceparent" not in carrier:
+    span_context = trace.get_current_span().get_span_context()
+    if not span_context.is_valid:
         return event
-    return event.model_copy(update={"traceparent": carrier["traceparent"],
-                                    "tracestate": carrier.get("tracestate") or None})
+    # What the SDK's propagator writes (W3C Trace Context, version 00), without its carrier and setter.
+    return event.model_copy(update={
+        "traceparent": f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}",
+        "tracestate": span_context.trace_state.to_header() or None})
 
 
-@contextmanager
-def handling(queue: str, event: CloudEvent) -> Iterator[None]:
+def handling(queue: str, event: CloudEvent) -> EventHandling:
     """Around applying one event: a consumer span continuing the publisher's trace, the ids on every log record,
     and the events-handled counter and latency by type and outcome (ok, dead_lettered, retried)."""
-    instruments = current()
-    if instruments is None:
+    return EventHandling(event)
+
+
+class EventHandling:
+    """``handling``'s context manager: a class rather than generators, since every event takes this path.
+
+    With a parent-based sampler (as deployed) an event whose trace was dropped upstream gets no span here: its
+    publisher's context is made current as it came, so what this handler publishes carries the same trace, still
+    dropped, on. The sampler would have made a span that records nothing; skipping it is most of what tracing
+    costs per event (``python -m bench.tracing_parts``). Otherwise a span is started and attached rather than
+    ``start_as_current_span``: the same span and context without the SDK's generator-based context managers."""
+
+    __slots__ = ("_calls_token", "_context_token", "_event", "_ids_token", "_instruments", "_span", "_started")
+    _calls_token: NotingToken | None  # None unless the span is recorded: only a recorded span gets the store calls
+
+    def __init__(self, event: CloudEvent) -> None:
+        self._event = event
+
+    def __enter__(self) -> None:
+        event = self._event
         job = event.data.get("job_id")
-        with log_ids(workspace=event.workspace, cluster=event.cluster, event=event.id,
-                     job=job if isinstance(job, str) else None):
-            yield
-        return
-    parent = _extract(event) if event.traceparent else _NO_PARENT  # no parent: a trace of its own
-    # start_span and attach rather than start_as_current_span: the same span and context without the SDK's two
-    # generator-based context managers, on the one path every event takes. The ids are set once the span is known
-    # to be recorded (none of the samplers we configure decides by them); a dropped trace costs no attributes.
-    span = instruments.tracer.start_span(f"process {event.type}", context=parent, kind=trace.SpanKind.CONSUMER)
-    recording = span.is_recording()
-    if recording:
-        span.set_attributes(event_attributes(event))
-    token = context.attach(trace.set_span_in_context(span, parent))
-    started, outcome = time.perf_counter(), "ok"
-    job = event.data.get("job_id")
-    try:  # (a trace the sampler dropped gets no store-call notes: nobody would read them)
-        with noting_store_calls(span) if recording else nullcontext(), \
-                log_ids(workspace=event.workspace, cluster=event.cluster, event=event.id,
-                        job=job if isinstance(job, str) else None):
-            yield
-    except PermanentError as exc:
-        outcome = "dead_lettered"
-        span.record_exception(exc)
-        span.set_status(trace.StatusCode.ERROR, reason_of(exc))
-        raise
-    except BaseException as exc:
-        outcome = "retried"
-        span.record_exception(exc)
-        span.set_status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
-        raise
-    finally:
-        context.detach(token)
-        if recording:
-            span.set_attribute("computeplane.outcome", outcome)
-        span.end()
-        instruments.events_handled.add(event.type, outcome)
-        instruments.handler_duration.record(time.perf_counter() - started, _labels(event.type, outcome))
+        self._ids_token = set_log_ids(workspace=event.workspace, cluster=event.cluster, event=event.id,
+                                      job=job if isinstance(job, str) else None)
+        instruments = self._instruments = current()
+        if instruments is None:
+            return
+        self._started = time.perf_counter()
+        parent = _extract(event) if event.traceparent else _NO_PARENT  # no parent: a trace of its own
+        self._span = None
+        self._calls_token = None
+        if instruments.follows_remote_parents and event.traceparent and not _sampled(parent):
+            self._context_token = context.attach(parent)
+            return
+        span = self._span = instruments.tracer.start_span(f"process {event.type}", context=parent,
+                                                          kind=trace.SpanKind.CONSUMER)
+        if span.is_recording():  # the ids are set once it is known to be recorded: a dropped span costs none
+            span.set_attributes(event_attributes(event))
+            self._calls_token = start_noting_store_calls()
+        self._context_token = context.attach(trace.set_span_in_context(span, parent))
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: object) -> None:
+        reset_log_ids(self._ids_token)
+        instruments = self._instruments
+        if instruments is None:
+            return
+        context.detach(self._context_token)
+        outcome = "ok" if exc is None else "dead_lettered" if isinstance(exc, PermanentError) else "retried"
+        span = self._span
+        if span is not None:
+            if exc is not None:
+                span.record_exception(exc)
+                span.set_status(trace.StatusCode.ERROR, reason_of(exc) if isinstance(exc, PermanentError)
+                                else f"{type(exc).__name__}: {exc}")
+            if self._calls_token is not None:
+                stop_noting_store_calls(self._calls_token, span)
+                span.set_attribute("computeplane.outcome", outcome)
+            span.end()
+        instruments.events_handled.add(event_type := self._event.type, outcome)
+        instruments.handler_duration.record(time.perf_counter() - self._started, _labels(event_type, outcome))
+
+
+def _sampled(parent: context.Context) -> bool:
+    return trace.get_current_span(parent).get_span_context().trace_flags.sampled
+
+
+# Version 00 exactly as W3C Trace Context writes it: what every publisher of ours (the SDK's propagator) writes.
+_TRACEPARENT_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
 def _extract(event: CloudEvent) -> context.Context:
-    carrier = {"traceparent": event.traceparent}
-    if event.tracestate:
-        carrier["tracestate"] = event.tracestate
-    return _propagator.extract(carrier)
+    """The publisher's context, parsed here for the usual shape: the SDK's propagator does the same through a
+    carrier, a getter and more checks, at twice the cost on a path every traced event takes. Anything else (other
+    versions, all-zero ids, malformed) is left to the propagator, which knows the rules for it."""
+    assert event.traceparent is not None
+    match = _TRACEPARENT_00.fullmatch(event.traceparent)
+    if match is None or match[1] == _ZERO_TRACE_ID or match[2] == _ZERO_SPAN_ID:
+        carrier = {"traceparent": event.traceparent}
+        if event.tracestate:
+            carrier["tracestate"] = event.tracestate
+        return _propagator.extract(carrier)
+    span_context = trace.SpanContext(
+        trace_id=int(match[1], 16), span_id=int(match[2], 16), is_remote=True,
+        trace_flags=trace.TraceFlags(int(match[3], 16)),
+        trace_state=TraceState.from_header([event.tracestate]) if event.tracestate else None)
+    return trace.set_span_in_context(trace.NonRecordingSpan(span_context), _NO_PARENT)
+
+
+_ZERO_TRACE_ID, _ZERO_SPAN_ID = "0" * 32, "0" * 16
 
 
 @functools.lru_cache(maxsize=256)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 LOG_FIELDS = ("workspace", "cluster", "job", "event")
 _ids: ContextVar[dict[str, str]] = ContextVar("computeplane_log_ids", default={})  # noqa: B039 - never mutated
@@ -14,11 +14,20 @@ _ids: ContextVar[dict[str, str]] = ContextVar("computeplane_log_ids", default={}
 
 @contextmanager
 def log_ids(**ids: str | None) -> Iterator[None]:
-    token = _ids.set(_ids.get() | {k: v for k, v in ids.items() if v})
+    token = set_log_ids(**ids)
     try:
         yield
     finally:
         _ids.reset(token)
+
+
+def set_log_ids(**ids: str | None) -> Token[dict[str, str]]:
+    """``log_ids`` for a caller that keeps the token and hands it to ``reset_log_ids`` (no generator)."""
+    return _ids.set(_ids.get() | {k: v for k, v in ids.items() if v})
+
+
+def reset_log_ids(token: Token[dict[str, str]]) -> None:
+    _ids.reset(token)
 
 
 class LogIds(logging.Filter):

@@ -61,7 +61,9 @@ class TracedPort:
 
 class TracedStore:
     """Each store call noted with its duration on the span of the request or handler that made it (see
-    ``store_calls``); and each saved cluster's nodes by state, for the ``computeplane.cluster.nodes`` gauge."""
+    ``store_calls``); and each saved cluster's node timeline, whose newest sample the ``computeplane.cluster.nodes``
+    gauge reports (every decision samples the nodes before it saves, ``shared.handlers.decision``, and nothing else
+    changes them), so the gauge and the dashboard's timeline agree."""
 
     def __init__(self, inner: Any, instruments: Instruments) -> None:
         self._inner, self._instruments = inner, instruments
@@ -75,7 +77,7 @@ class TracedStore:
         return recorded
 
     def _recorded(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
-        counts, lock = self._instruments.node_counts, self._instruments.node_counts_lock
+        histories = self._instruments.node_histories
 
         cluster_write = name in CLUSTER_WRITES
 
@@ -94,11 +96,10 @@ class TracedStore:
                 calls.append((name, time.perf_counter() - started, None))
             if cluster_write:
                 cluster: Cluster = args[0]
-                with lock:
-                    if name == "delete_cluster":
-                        counts.pop((cluster.workspace, cluster.name), None)
-                    else:
-                        counts[(cluster.workspace, cluster.name)] = cluster.node_state_counts()
+                if name == "delete_cluster":
+                    histories.pop((cluster.workspace, cluster.name), None)
+                else:
+                    histories[(cluster.workspace, cluster.name)] = cluster.node_history
             return result
 
         return call

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from opentelemetry.trace import Span
 
@@ -22,16 +22,28 @@ _calls: ContextVar[list[StoreCall] | None] = ContextVar("computeplane_store_call
 
 @contextmanager
 def noting_store_calls(span: Span) -> Iterator[None]:
-    calls: list[StoreCall] = []
-    token = _calls.set(calls)
+    token = start_noting_store_calls()
     try:
         yield
     finally:
-        _calls.reset(token)
-        if calls:
-            span.set_attribute(STORE_CALLS, "; ".join(
-                f"store.{name} {1000 * seconds:.2f} ms" + (f" failed: {failure}" if failure else "")
-                for name, seconds, failure in calls))
+        stop_noting_store_calls(token, span)
+
+
+NotingToken = Token[list[StoreCall] | None]
+
+
+def start_noting_store_calls() -> NotingToken:
+    """``noting_store_calls`` in two steps, for a caller that is not a generator (``shared.telemetry.events``)."""
+    return _calls.set([])
+
+
+def stop_noting_store_calls(token: NotingToken, span: Span) -> None:
+    calls = _calls.get()
+    _calls.reset(token)
+    if calls:
+        span.set_attribute(STORE_CALLS, "; ".join(
+            f"store.{name} {1000 * seconds:.2f} ms" + (f" failed: {failure}" if failure else "")
+            for name, seconds, failure in calls))
 
 
 def noted_calls() -> list[StoreCall] | None:
