@@ -5,6 +5,7 @@ reaction time from job-submit to the stored scale-up decision.
     python -m bench.throughput --quick      # a few hundred events, for tests
     python -m bench.throughput --tracing    # with OpenTelemetry on (spans and metrics), to measure its cost
     python -m bench.throughput --tracing-overhead 5   # 5 rounds of waves run untraced and traced in turn
+    python -m bench.throughput --tracing-overhead 5 --sampler always-on   # every trace recorded, as local OTLP
 
 Every message goes through ``shared.handlers.messages.handle_message`` (what each queue trigger calls) with the
 SQLite queue and store and idempotency on. Jobs do not start processes: the provider is wrapped so that a run ends
@@ -60,8 +61,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=None, help="keep the databases here (default: a temp dir)")
     parser.add_argument("--tracing", action="store_true",
                         help="OpenTelemetry on: spans through a batch processor (exported nowhere), metrics")
-    parser.add_argument("--sampler", choices=sorted(SAMPLERS), default="always-on",
-                        help="with --tracing or --tracing-overhead: "
+    parser.add_argument("--sampler", choices=sorted(SAMPLERS), default="parent-ratio",
+                        help="with --tracing or --tracing-overhead (default: parent-ratio, what the Bicep deploys): "
                              + "; ".join(f"{name}: {meaning}" for name, meaning in SAMPLERS.items()))
     parser.add_argument("--tracing-overhead", type=int, default=0, metavar="ROUNDS",
                         help="ROUNDS rounds of waves, each run untraced and traced in turn: the overhead")

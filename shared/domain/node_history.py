@@ -91,9 +91,16 @@ def _encode(samples: list[tuple[int, str]]) -> str:
 
 
 def newest_node_counts(history: str) -> dict[str, int]:
-    """The cluster's nodes by state now (every state, zeros included): the newest sample, or none at all."""
-    newest = samples_of(history)[-1].counts if history else {}
-    return {state: newest.get(state, 0) for state in SAMPLED_STATES}
+    """The cluster's nodes by state now (every state, zeros included), from the newest sample alone: the first
+    entry, or the last in the older oldest-first formats. No sample, or one that does not parse: all zeros."""
+    entries = history.split(";")
+    oldest_first = len(entries) > 1 and not entries[1].startswith("-")
+    _, _, counts = entries[-1 if oldest_first else 0].partition(",")
+    try:
+        numbers = [int(n) for n in counts.split(",")] if counts else []
+    except ValueError:
+        numbers = []
+    return {state: numbers[i] if i < len(numbers) else 0 for i, state in enumerate(SAMPLED_STATES)}
 
 
 def samples_of(history: str) -> list[NodeCountSample]:

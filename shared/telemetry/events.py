@@ -15,8 +15,13 @@ from opentelemetry.trace.span import TraceState
 from shared.domain.errors import PermanentError, reason_of
 from shared.domain.events import CloudEvent
 from shared.telemetry.log_context import reset_log_ids, set_log_ids
-from shared.telemetry.state import current
-from shared.telemetry.store_calls import NotingToken, start_noting_store_calls, stop_noting_store_calls
+from shared.telemetry.state import Instruments, current
+from shared.telemetry.store_calls import (
+    NotingToken,
+    set_store_calls,
+    start_noting_store_calls,
+    stop_noting_store_calls,
+)
 
 _propagator = TraceContextTextMapPropagator()
 _NO_PARENT = context.Context()
@@ -69,25 +74,17 @@ class EventHandling:
 
     def __enter__(self) -> None:
         event = self._event
+        instruments = self._instruments = current()
+        self._span = self._calls_token = None
+        if instruments is not None:
+            self._started = time.perf_counter()
+            self._span, attached = _consumer_span(instruments, event)  # first: it may raise, and sets nothing
+            self._context_token = context.attach(attached)
+            if self._span is not None and self._span.is_recording():
+                self._calls_token = start_noting_store_calls()
         job = event.data.get("job_id")
         self._ids_token = set_log_ids(workspace=event.workspace, cluster=event.cluster, event=event.id,
                                       job=job if isinstance(job, str) else None)
-        instruments = self._instruments = current()
-        if instruments is None:
-            return
-        self._started = time.perf_counter()
-        parent = _extract(event) if event.traceparent else _NO_PARENT  # no parent: a trace of its own
-        self._span = None
-        self._calls_token = None
-        if instruments.follows_remote_parents and event.traceparent and not _sampled(parent):
-            self._context_token = context.attach(parent)
-            return
-        span = self._span = instruments.tracer.start_span(f"process {event.type}", context=parent,
-                                                          kind=trace.SpanKind.CONSUMER)
-        if span.is_recording():  # the ids are set once it is known to be recorded: a dropped span costs none
-            span.set_attributes(event_attributes(event))
-            self._calls_token = start_noting_store_calls()
-        self._context_token = context.attach(trace.set_span_in_context(span, parent))
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: object) -> None:
         reset_log_ids(self._ids_token)
@@ -95,23 +92,43 @@ class EventHandling:
         if instruments is None:
             return
         context.detach(self._context_token)
+        calls = stop_noting_store_calls(self._calls_token) if self._calls_token is not None else None
         outcome = "ok" if exc is None else "dead_lettered" if isinstance(exc, PermanentError) else "retried"
         span = self._span
-        if span is not None:
-            if exc is not None:
+        try:
+            if span is not None and exc is not None:
                 span.record_exception(exc)
                 span.set_status(trace.StatusCode.ERROR, reason_of(exc) if isinstance(exc, PermanentError)
                                 else f"{type(exc).__name__}: {exc}")
-            if self._calls_token is not None:
-                stop_noting_store_calls(self._calls_token, span)
+            if span is not None and calls is not None:
+                set_store_calls(span, calls)
                 span.set_attribute("computeplane.outcome", outcome)
+        finally:
+            if span is not None:
+                span.end()
+            instruments.events_handled.add(event_type := self._event.type, outcome)
+            instruments.handler_duration.record(time.perf_counter() - self._started, _labels(event_type, outcome))
+
+
+def _consumer_span(instruments: Instruments, event: CloudEvent) -> tuple[trace.Span | None, context.Context]:
+    """The handler's span (None: none needed) and the context to make current while the event is handled."""
+    parent = _extract(event) if event.traceparent else _NO_PARENT  # no parent: a trace of its own
+    if instruments.follows_remote_parents and _dropped_upstream(parent):
+        return None, parent  # the sampler would drop the span: the trace is carried on as it came
+    span = instruments.tracer.start_span(f"process {event.type}", context=parent, kind=trace.SpanKind.CONSUMER)
+    if span.is_recording():  # the ids are set once it is known to be recorded: a dropped span costs none
+        try:
+            span.set_attributes(event_attributes(event))
+        except BaseException:
             span.end()
-        instruments.events_handled.add(event_type := self._event.type, outcome)
-        instruments.handler_duration.record(time.perf_counter() - self._started, _labels(event_type, outcome))
+            raise
+    return span, trace.set_span_in_context(span, parent)
 
 
-def _sampled(parent: context.Context) -> bool:
-    return trace.get_current_span(parent).get_span_context().trace_flags.sampled
+def _dropped_upstream(parent: context.Context) -> bool:
+    """A valid remote parent whose trace was not sampled (an invalid one, as no parent, starts a trace here)."""
+    span_context = trace.get_current_span(parent).get_span_context()
+    return span_context.is_valid and not span_context.trace_flags.sampled
 
 
 # Version 00 exactly as W3C Trace Context writes it: what every publisher of ours (the SDK's propagator) writes.

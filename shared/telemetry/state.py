@@ -51,6 +51,7 @@ class BufferedHistogram:
     def __init__(self, histogram: metrics.Histogram) -> None:
         self._histogram = histogram
         self._waiting: deque[tuple[float, Mapping[str, str]]] = deque()  # append and popleft need no lock
+        self._flushing = threading.Lock()
 
     def record(self, amount: float, attributes: Mapping[str, str]) -> None:
         self._waiting.append((amount, attributes))
@@ -58,13 +59,16 @@ class BufferedHistogram:
             self.flush()
 
     def flush(self) -> None:
+        # The lock (taken once per batch) makes a collection's flush wait for a worker's flush under way, so a
+        # measurement taken off the queue is in the histogram before the collection reads it.
         record = self._histogram.record
-        while True:
-            try:
-                amount, attributes = self._waiting.popleft()
-            except IndexError:
-                return
-            record(amount, attributes)
+        with self._flushing:
+            while True:
+                try:
+                    amount, attributes = self._waiting.popleft()
+                except IndexError:
+                    return
+                record(amount, attributes)
 
 
 @dataclass
@@ -147,7 +151,9 @@ _PROBE_TRACE_IDS = (0x0AF7651916CD43DD8448EB211C80319C, 0xFFFFFFFFFFFFFFFFFFFFFF
 def follows_remote_parents(sampler: Sampler | None) -> bool:
     """Whether ``sampler`` drops every span under a remote parent that was not sampled and keeps every span under
     one that was, asked of the sampler itself (its public ``should_sample``) rather than read from its type: a
-    parent-based sampler does, a bare ratio or a rate limit does not. None (not the SDK's provider): False."""
+    parent-based sampler does, a bare ratio or a rate limit does not. None (not the SDK's provider): False.
+    A few probes cannot prove a sampler never keeps a span under an unsampled parent: one that kept a random few
+    would pass and lose those spans here. The SDK's samplers and the distro's are told apart correctly."""
     if sampler is None:
         return False
     for sampled in (False, True):

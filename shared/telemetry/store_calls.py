@@ -26,20 +26,25 @@ def noting_store_calls(span: Span) -> Iterator[None]:
     try:
         yield
     finally:
-        stop_noting_store_calls(token, span)
+        set_store_calls(span, stop_noting_store_calls(token))
 
 
 NotingToken = Token[list[StoreCall] | None]
 
 
 def start_noting_store_calls() -> NotingToken:
-    """``noting_store_calls`` in two steps, for a caller that is not a generator (``shared.telemetry.events``)."""
+    """``noting_store_calls`` in steps, for a caller that is not a generator (``shared.telemetry.events``)."""
     return _calls.set([])
 
 
-def stop_noting_store_calls(token: NotingToken, span: Span) -> None:
-    calls = _calls.get()
+def stop_noting_store_calls(token: NotingToken) -> list[StoreCall]:
+    """The calls noted since ``start_noting_store_calls``, and nobody noting them any more."""
+    calls = _calls.get() or []
     _calls.reset(token)
+    return calls
+
+
+def set_store_calls(span: Span, calls: list[StoreCall]) -> None:
     if calls:
         span.set_attribute(STORE_CALLS, "; ".join(
             f"store.{name} {1000 * seconds:.2f} ms" + (f" failed: {failure}" if failure else "")

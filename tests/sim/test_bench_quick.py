@@ -42,7 +42,7 @@ def test_autoscale_prints_the_table_and_the_frontier(capsys: pytest.CaptureFixtu
 
 
 def test_tracing_overhead_pairs_every_wave_untraced_and_traced(capsys: pytest.CaptureFixture[str]) -> None:
-    rounds = throughput.main(["--quick", "--tracing-overhead", "1"])
+    rounds = throughput.main(["--quick", "--tracing-overhead", "1", "--sampler", "always-on"])
     assert "overhead of tracing, CPU per event" in capsys.readouterr().out
     assert isinstance(rounds, list) and len(rounds) == 1
     paired = rounds[0]

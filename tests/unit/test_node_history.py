@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.domain.cluster import NodeState
-from shared.domain.node_history import NODE_HISTORY_KEPT, SAMPLED_STATES, record_node_counts, samples_of
+from shared.domain.node_history import (
+    NODE_HISTORY_KEPT,
+    SAMPLED_STATES,
+    newest_node_counts,
+    record_node_counts,
+    samples_of,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NONE = {state.value: 0 for state in NodeState}
@@ -75,6 +82,20 @@ def test_the_timeline_shows_the_last_changes_at_their_times(steps: list[tuple[in
         if (expected and expected[-1][1] != shown) or (not expected and shown):
             expected.append((at, shown))
     assert [(s.time, s.counts) for s in samples_of(history)] == expected[-NODE_HISTORY_KEPT:]
+    assert newest_node_counts(history) == counts  # what the nodes gauge reports: the counts last recorded
+
+
+@pytest.mark.parametrize("stored", ["{m},2;+1500,0,1,1;+500", "{m},2;+1500,0,1,1", "{m},0,1,1;-1500,2",
+                                    "{m},0,1,1,0,0,0"])
+def test_the_newest_counts_are_read_from_every_format(stored: str) -> None:
+    history = stored.format(m=int(T0.timestamp() * 1000))
+    newest = samples_of(history)[-1].counts
+    assert newest_node_counts(history) == NONE | newest
+
+
+@pytest.mark.parametrize("broken", ["", ";", "garbage", "1796218377730,x"])
+def test_a_history_that_does_not_parse_reads_as_no_nodes_rather_than_failing(broken: str) -> None:
+    assert newest_node_counts(broken) == NONE
 
 
 def test_a_history_written_oldest_first_is_read_and_extended() -> None:

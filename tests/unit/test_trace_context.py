@@ -120,3 +120,16 @@ def test_with_a_sampler_that_decides_for_itself_an_event_dropped_upstream_still_
     [span] = spans.get_finished_spans()
     assert span.context.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
     assert published.traceparent == f"00-{span.context.trace_id:032x}-{span.context.span_id:016x}-01"
+
+
+@pytest.mark.parametrize("traceparent", ["garbage", "00-00000000000000000000000000000000-b7ad6b7169203331-00",
+                                         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00-extra"])
+def test_an_event_whose_traceparent_is_not_valid_starts_a_trace_of_its_own(
+        spans: InMemorySpanExporter, traceparent: str) -> None:
+    """As the propagator reads it: no parent at all, so the sampler decides afresh (here: keeps it)."""
+    _install(ParentBased(ALWAYS_ON), spans)
+    published = _handled_carrying(traceparent)
+    [span] = spans.get_finished_spans()
+    assert span.parent is None and span.context.trace_flags.sampled
+    assert published.traceparent == \
+        f"00-{span.context.trace_id:032x}-{span.context.span_id:016x}-{span.context.trace_flags:02x}"
