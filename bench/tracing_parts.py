@@ -24,17 +24,18 @@ from bench.machine import console, print_header
 from bench.tracing import SAMPLERS, paired_overhead
 from shared.domain.events import CloudEvent
 from shared.telemetry import events, state
-from shared.telemetry.log_context import log_ids
+from shared.telemetry.log_context import reset_log_ids
 
 Wrapper = Callable[[str, CloudEvent], AbstractContextManager[None]]
 
 
 @contextmanager
 def _log_ids(event: CloudEvent) -> Iterator[None]:
-    job = event.data.get("job_id")
-    with log_ids(workspace=event.workspace, cluster=event.cluster, event=event.id,
-                        job=job if isinstance(job, str) else None):
+    token = events.set_event_log_ids(event)
+    try:
         yield
+    finally:
+        reset_log_ids(token)
 
 
 @contextmanager

@@ -91,14 +91,12 @@ def _encode(samples: list[tuple[int, str]]) -> str:
 
 
 def newest_node_counts(history: str) -> dict[str, int]:
-    """The cluster's nodes by state now (every state, zeros included), from the newest sample alone: the first
-    entry, or the last in the older oldest-first formats. No sample, or one that does not parse: all zeros."""
-    entries = history.split(";")
-    oldest_first = len(entries) > 1 and not entries[1].startswith("-")
-    _, _, counts = entries[-1 if oldest_first else 0].partition(",")
+    """The cluster's nodes by state now (every state, zeros included): the newest sample's. No sample, or a
+    history that does not parse: all zeros (what the nodes gauge reports rather than failing)."""
     try:
+        _, counts = _decode(history)[-1]
         numbers = [int(n) for n in counts.split(",")] if counts else []
-    except ValueError:
+    except (IndexError, ValueError):
         numbers = []
     return {state: numbers[i] if i < len(numbers) else 0 for i, state in enumerate(SAMPLED_STATES)}
 

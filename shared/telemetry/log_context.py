@@ -18,7 +18,7 @@ def log_ids(**ids: str | None) -> Iterator[None]:
     try:
         yield
     finally:
-        _ids.reset(token)
+        reset_log_ids(token)
 
 
 def set_log_ids(**ids: str | None) -> Token[dict[str, str]]:

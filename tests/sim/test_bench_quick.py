@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import shared.handlers.messages as messages
-from bench import autoscale, store_ops, sweep, throughput, tracing_parts
-from shared.telemetry import events
+from bench import autoscale, store_ops, sweep, throughput, tracing_calls, tracing_parts
+from shared.telemetry import events, ports
 
 
 def test_sweep_reads_only_the_due_clusters(capsys: pytest.CaptureFixture[str]) -> None:
@@ -61,3 +61,12 @@ def test_tracing_parts_measures_each_part_and_puts_the_shipped_wrapper_back(
     printed = capsys.readouterr().out
     assert all(part in printed for part in ("all", "metrics", "none"))
     assert messages.handling is events.handling  # the events handled after it are traced as shipped
+
+
+def test_tracing_calls_times_every_telemetry_call_and_puts_them_back(capsys: pytest.CaptureFixture[str]) -> None:
+    enter, exit_ = events.EventHandling.__enter__, events.EventHandling.__exit__
+    figures = tracing_calls.main(["--clusters", "2", "--waves", "2"])
+    assert len(figures) == 8 and all(per_event > 0 for _, per_event in figures.values()), figures
+    assert "latency histogram" in capsys.readouterr().out
+    assert (events.EventHandling.__enter__, events.EventHandling.__exit__) == (enter, exit_)
+    assert ports.with_trace_context is events.with_trace_context

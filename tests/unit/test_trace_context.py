@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, Sampler, Tr
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from shared.domain.events import CloudEvent, new_event
-from shared.telemetry import state
+from shared.telemetry import log_context, state
 from shared.telemetry.events import _extract, handling, with_trace_context
 
 PROPAGATOR = TraceContextTextMapPropagator()
@@ -133,3 +133,21 @@ def test_an_event_whose_traceparent_is_not_valid_starts_a_trace_of_its_own(
     assert span.parent is None and span.context.trace_flags.sampled
     assert published.traceparent == \
         f"00-{span.context.trace_id:032x}-{span.context.span_id:016x}-{span.context.trace_flags:02x}"
+
+
+class _FailingOnStart(SimpleSpanProcessor):
+    def on_start(self, span: object, parent_context: object = None) -> None:
+        raise RuntimeError("exporter broken")
+
+
+def test_a_span_that_cannot_start_fails_the_delivery_and_leaves_nothing_behind_on_the_thread(
+        spans: InMemorySpanExporter) -> None:
+    """A worker thread handles event after event: a failure to start one's span must not leave its ids on the
+    next one's log records, nor its context current."""
+    provider = TracerProvider()
+    provider.add_span_processor(_FailingOnStart(spans))
+    state.install(provider, MeterProvider())
+    with pytest.raises(RuntimeError, match="exporter broken"), handling("job-events", _event(KEPT_UPSTREAM)):
+        pytest.fail("the handler ran without its span")
+    assert log_context._ids.get() == {}
+    assert context.get_current() == context.Context()
