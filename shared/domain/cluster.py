@@ -198,6 +198,10 @@ class Cluster(BaseModel):
     # lazily while quota has room, ``shared.handlers.quota``): the timer's resync gives them back by then. Set and
     # cleared by the decision that looked at the ledger; every decision keeps ``next_reconcile_at`` no later.
     quota_settle_by: UtcDatetime | None = None
+    # The ledger's bookings that cover this cluster's nodes (ledger key -> booking id): growing within what one of
+    # them still holds needs no new booking. A decision that gives cores back drops its entries in its own commit, so
+    # the next growth books anew and the give-back, maybe still on its way, leaves that booking alone.
+    quota_booked: dict[str, str] = Field(default_factory=dict)
     provisioning_failures: int = 0  # consecutive nodes the provider failed; reset when one becomes ready
     spec_changed_at: UtcDatetime | None = None  # when the last applied update was asked for
     wake_scheduled_for: UtcDatetime | None = None  # the last scheduled wake-up sent, so it is sent once

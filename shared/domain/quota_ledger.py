@@ -1,10 +1,10 @@
 """The quota ledger: one document per region that says how many vCPUs each cluster holds.
 
-Every scale-up writes the ledger (conditionally) BEFORE the cluster is saved, so two clusters scaling up at once
-cannot both take the last cores: one of the writes loses the race and decides again with fresh numbers. A crash in
-between leaves the ledger over-counting one cluster, which is the safe direction, until a later decision that saves
-the cluster and reads the ledger (a node count changes, or the timer resyncs it) gives the cores back (only such a
-decision may: see ``shared.handlers.quota``).
+Every scale-up the cluster's own booking does not already cover writes the ledger (conditionally) BEFORE the
+cluster is saved, so two clusters scaling up at once cannot both take the last cores: one of the writes loses the
+race and decides again with fresh numbers. A crash in between leaves the ledger over-counting one cluster, which is
+the safe direction, until a later decision that saves the cluster and reads the ledger (a node count changes, or the
+timer resyncs it) gives the cores back (only such a decision may: see ``shared.handlers.quota``).
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ lost race (``ConcurrencyConflict``) runs the whole decision again on fresh state
    It starts from the copy this process kept (``RecentLedgers``; the resync reads it afresh): its writes are
    conditional on that copy's etag, and a decision quota held back on it is made again on a fresh read.
 2. **Before the commit**, what the cluster's save would otherwise make unsafe: more cores are booked in the quota
-   ledger first. A race lost there decides again with fresh numbers, so the regional limit is never exceeded, even
-   by workers deciding about different clusters at once.
+   ledger first (unless the booking the cluster names still holds them, ``shared.handlers.quota``). A race lost
+   there decides again with fresh numbers, so the regional limit is never exceeded, even by workers deciding about
+   different clusters at once.
 3. **The commit**: one conditional write of the cluster, with the documents of the jobs whose state it changed
    (finished, or queued and waiting for a new reason) written before it in the same round trip
    (``Store.replace_cluster_with_jobs``). Before it, because the saved cluster forgets those jobs, or records that
@@ -100,6 +101,8 @@ class ClusterDecision:
             booking.book_increase(cluster)
             # A cluster buried now is never looked at again: it gives everything back at once.
             gives_back = booking.gives_back_now(cluster, settling=self.settle_quota or buried(cluster))
+            if gives_back:
+                booking.uncover(cluster)
             if gives_back or not booking.over_counts(cluster):
                 # (Given back right after the commit: a crash in between over-counts until the cluster's next
                 # count change; the extra timer visit and write that would heal it would come with every release.)

@@ -9,6 +9,16 @@ commit, fewer after it (why that order: ``shared.handlers.decision``). Workers r
   the version we counted is the latest and makes any such pending save conflict (its decision then runs again and
   books anew). A decision that writes nothing proves neither, and must not lower the ledger.
 
+Growing needs a booking of its own (a new booking id, so a decrease decided on an older version sees it and leaves
+the number alone) unless the ledger still holds the cores under the booking the cluster's version names
+(``Cluster.quota_booked``). A decision that gives cores back drops that name in the commit before its release, so:
+
+- a growth decided on a version older than that commit loses its save (it decides again, and books);
+- a growth decided on a later version books anew, which a release still on its way then leaves alone;
+- a copy of the ledger kept from before the release cannot pass for the cover: the next booking has another id.
+
+Most scale-ups follow a scale-down whose cores were left booked (below), and write no ledger at all.
+
 A decision may start from the ledger as this process last read or wrote it (``RecentLedgers``) rather than read it:
 every write is conditional on the etag of the copy it started from, so everything above holds with "read" meaning
 "the copy started from"; a stale copy only fails its write (the copy is forgotten, the decision made again on a
@@ -50,6 +60,7 @@ class QuotaBooking:
     ledger: QuotaLedger
     loaded_nodes: int  # nodes of this priority in the cluster version this decision started from
     cluster_keys: tuple[str, ...] = ()  # every entry of the cluster: none of them counts as "others"
+    covered_by: str | None = None  # the booking that version names as covering its nodes (``Cluster.quota_booked``)
 
     @property
     def allowance(self) -> QuotaAllowance:
@@ -57,16 +68,15 @@ class QuotaBooking:
                               others=self.ledger.usage(excluding=self.cluster_keys or self.cluster_key),
                               vm_size=self.vm_size, priority=self.priority, region=self.ledger.region)
 
-    def book_increase(self, nodes: int) -> None:
-        """Growing from the version we read is always booked anew (even when the ledger still covers it): a decrease
-        decided on an older version must then see that someone booked after it, and leave the number alone."""
-        if self.mark_increase(nodes):
-            self.ledger = _save(self.deps, self.ledger)  # a conflict re-runs the whole decision
-
     def mark_increase(self, nodes: int) -> bool:
-        """Set the increase on the ledger read (not saved); whether there was one."""
+        """Set the increase on the ledger read (not saved); whether there was one. Growth within what the ledger
+        holds is not booked when the cluster's version names the very booking that holds it: no give-back has been
+        decided since that booking (it would have dropped the name in its commit), and the cluster's conditional
+        save fails if one is decided meanwhile. A copy of the ledger kept from before a give-back fails the check
+        too, as the give-back's next booking has another id."""
         vcpus = nodes * self.vm_size.vcpus
-        if vcpus > self.ledger.held_by(self.cluster_key) or nodes > self.loaded_nodes:
+        covered = self.covered_by is not None and self.ledger.booking_of(self.cluster_key) == self.covered_by
+        if vcpus > self.ledger.held_by(self.cluster_key) or (nodes > self.loaded_nodes and not covered):
             self.ledger.set_held(self.cluster_key, self.vm_size, self.priority,
                                  max(vcpus, self.ledger.held_by(self.cluster_key)), uuid.uuid4().hex)
             return True
@@ -99,12 +109,15 @@ class ClusterBookings:
         return next(iter(self.pools.values())).allowance
 
     def book_increase(self, cluster: Cluster) -> None:
-        marked = [b.mark_increase(_held(cluster, p)) for p, b in self.pools.items()]
-        if any(marked):
+        """Books what the cluster's nodes need beyond the ledger's cover, and names the bookings in the cluster."""
+        marked = [b for p, b in self.pools.items() if b.mark_increase(_held(cluster, p))]
+        if marked:
             first = next(iter(self.pools.values()))
             saved = _save(first.deps, first.ledger)  # a conflict re-runs the whole decision
             for booking in self.pools.values():
                 booking.ledger = saved
+            for booking in marked:
+                cluster.quota_booked[booking.cluster_key] = saved.booking_of(booking.cluster_key) or ""
 
     def over_counts(self, cluster: Cluster) -> bool:
         return any(b.over_counts(_held(cluster, p)) for p, b in self.pools.items())
@@ -116,6 +129,12 @@ class ClusterBookings:
         then costs one write, the cluster's): nobody is near a limit that cores given back at once would help."""
         over = [b for p, b in self.pools.items() if b.over_counts(_held(cluster, p))]
         return bool(over) and (settling or not all(b.half_free() for b in over))
+
+    def uncover(self, cluster: Cluster) -> None:
+        """Before the commit of a decision that gives cores back: the bookings it lowers cover nothing any more."""
+        for priority, booking in self.pools.items():
+            if booking.over_counts(_held(cluster, priority)):
+                cluster.quota_booked.pop(booking.cluster_key, None)
 
     def release_decrease(self, cluster: Cluster, *, saved: bool) -> None:
         """Lowered on the ledger this decision read, in one conditional write: when nobody wrote the ledger since,
@@ -153,6 +172,7 @@ class LedgerOnDemand:
     def __init__(self, deps: Deps, cluster: Cluster, *, kept_copy: bool = True) -> None:
         self._deps, self._cluster, self._kept_copy = deps, cluster, kept_copy
         self.loaded = {p: _held(cluster, p) for p in ledger_keys(cluster)}
+        self.covered = dict(cluster.quota_booked)
         self._opened = False
         self._bookings: ClusterBookings | None = None
         self._from_kept_copy = False  # the ledger came from ``RecentLedgers``, not from a read
@@ -161,7 +181,7 @@ class LedgerOnDemand:
     def bookings(self) -> ClusterBookings | None:
         if not self._opened:
             kept = self._deps.recent_ledgers.get(_region(self._deps, self._cluster)) if self._kept_copy else None
-            self._bookings = open_bookings(self._deps, self._cluster, self.loaded, start_from=kept)
+            self._bookings = open_bookings(self._deps, self._cluster, self.loaded, self.covered, start_from=kept)
             self._opened, self._from_kept_copy = True, kept is not None
         return self._bookings
 
@@ -220,11 +240,13 @@ def open_booking(deps: Deps, cluster: Cluster, priority: str | None = None) -> Q
     return None if bookings is None else bookings.pools.get(priority or cluster.spec.vm_priority)
 
 
-def open_bookings(deps: Deps, cluster: Cluster, loaded: dict[str, int] | None = None, *,
+def open_bookings(deps: Deps, cluster: Cluster, loaded: dict[str, int] | None = None,
+                  covered: dict[str, str] | None = None, *,
                   start_from: QuotaLedger | None = None) -> ClusterBookings | None:
-    """Every priority's booking of the cluster, sharing one read of the region's ledger. ``loaded``: the nodes each
-    priority held in the version the decision started from (default: as the cluster holds them now);
-    ``start_from``: a copy of the ledger to use instead of reading it (``RecentLedgers``)."""
+    """Every priority's booking of the cluster, sharing one read of the region's ledger. ``loaded`` and
+    ``covered``: the nodes each priority held, and the bookings named as covering them, in the version the decision
+    started from (default: as the cluster is now); ``start_from``: a copy of the ledger to use instead of reading it
+    (``RecentLedgers``)."""
     if not (cluster.nodes or cluster.jobs or cluster.spec.min_nodes or any((loaded or {}).values())
             or cluster.quota_settle_by):
         return None  # holds nothing, wants nothing (nor held anything when the decision began, nor left cores booked)
@@ -235,9 +257,10 @@ def open_bookings(deps: Deps, cluster: Cluster, loaded: dict[str, int] | None = 
         return None
     ledger = start_from or _read(deps, region)
     keys = ledger_keys(cluster)
+    covered = cluster.quota_booked if covered is None else covered
     return ClusterBookings({p: QuotaBooking(deps, key, vm_size, p, ledger,
                                             _held(cluster, p) if loaded is None else loaded.get(p, 0),
-                                            tuple(keys.values()))
+                                            tuple(keys.values()), covered.get(key))
                             for p, key in keys.items()})
 
 

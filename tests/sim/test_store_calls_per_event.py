@@ -11,6 +11,7 @@ from pathlib import Path
 from bench.embedded_runtime import WORKSPACE, EmbeddedRuntime, start_runtime
 from bench.store_counter import WRITES, StoreCounter
 from bench.store_ops import exercise
+from bench.workload_mix import cluster_names, run_waves
 from shared.domain.job import JobState
 from shared.domain.quota_ledger import QuotaLedger
 from shared.domain.vm_sizes import normalize_location
@@ -37,11 +38,11 @@ def test_the_ledger_is_read_only_when_a_node_count_changes_and_finishes_reuse_th
     assert list(writes) == ["replace_cluster_with_jobs"]
     assert (writes["replace_cluster_with_jobs"].calls, writes["replace_cluster_with_jobs"].documents) == (12, 24)
     # Scale-ups (submits) and scale-downs (a node ready with nothing to run) start from the ledger this process
-    # read once and kept since: no other read. Each scale-up books its node's cores, on that copy's etag; with
-    # quota far from its limits, a scale-down leaves them booked (one write, its cluster's), for the timer's
-    # resync or the cluster's next booking, which takes them up.
+    # read once and kept since: no other read. A cluster's first scale-up books its node's cores, on that copy's
+    # etag; with quota far from its limits, a scale-down leaves them booked (one write, its cluster's), so the
+    # cluster's next scale-ups find them still held by the booking it names, and book nothing.
     assert calls(counter, "job.submit", "get_quota_ledger") + calls(counter, "node.ready", "get_quota_ledger") <= 1
-    assert calls(counter, "job.submit", "save_quota_ledger") == 12
+    assert calls(counter, "job.submit", "save_quota_ledger") == 3
     writes = {op: t.calls for (op, kind), t in counter.by_context("computeplane.node.ready").items() if kind in WRITES}
     assert writes == {"replace_cluster": 12}
 
@@ -53,8 +54,12 @@ def test_the_ledger_is_read_only_when_a_node_count_changes_and_finishes_reuse_th
     assert all(c.quota_settle_by is not None and c.next_reconcile_at == c.quota_settle_by for c in clusters)
     sweep(runtime.deps, horizon=runtime.deps.policy.resync_interval)  # the timer's resync, when they are due
     assert booked_vcpus(runtime) == 0  # every core booked was given back, and nothing is left due
-    assert all(c.quota_settle_by is None and c.next_reconcile_at is None
+    assert all(c.quota_settle_by is None and c.next_reconcile_at is None and not c.quota_booked
                for c in runtime.deps.store.list_clusters(WORKSPACE))
+
+    run_waves(runtime, cluster_names(3), 1)  # given back: the next scale-up of each cluster books again
+    assert calls(counter, "job.submit", "save_quota_ledger") == 3 + 3
+    assert booked_vcpus(runtime) == 3 * 2
 
 
 def booked_vcpus(runtime: EmbeddedRuntime) -> int:

@@ -22,6 +22,7 @@ from shared.domain.quota_ledger import QuotaLedger
 from shared.handlers.deps import Deps
 from shared.handlers.messages import handle_message
 from shared.handlers.quota import QuotaBooking, open_booking
+from shared.handlers.recent_documents import RecentJobs, RecentLedgers
 from shared.handlers.reconcile import reconcile_cluster
 from shared.ports import Store
 from tests.fakes.clock import FakeClock
@@ -205,3 +206,64 @@ def test_a_decision_on_an_unchanged_stale_version_does_not_stop_a_run_started_me
     assert cluster is not None and [j.job_id for j in cluster.jobs] == ["k"]
     assert [j.state for j in deps.store.list_jobs(WS)] == [JobState.RUNNING]
     assert provider.stopped == []
+
+
+def two_nodes_then_none_left_booked(deps: Deps) -> None:
+    """Two nodes held by min_nodes, then none: quota has room (4 of 8 vCPUs free), so their cores stay booked, under
+    the booking the cluster names (``Cluster.quota_booked``)."""
+    assert isinstance(deps.clock, FakeClock)
+    create = ev.new_event(ev.CLUSTER_CREATE, WS, NAME, {"name": NAME, "vm_size": "STANDARD_D2_V2", "min_nodes": 2,
+                                                        "max_nodes": 3, "idle_seconds_before_scaledown": 60},
+                          event_id="create")
+    handle_message(create.queue, create.id, create.to_json(), deps)
+    update = ev.new_event(ev.CLUSTER_UPDATE, WS, NAME, {"min_nodes": 0}, event_id="update")
+    handle_message(update.queue, update.id, update.to_json(), deps)
+    for _ in range(10):  # idle past the deadline, released, and gone
+        deps.clock.advance(61)
+        reconcile_cluster(deps, WS, NAME)
+        if not nodes(deps):
+            break
+    assert nodes(deps) == 0 and held(deps) == 2 * VCPUS
+
+
+def test_a_give_back_on_its_way_leaves_the_booking_of_a_growth_decided_after_its_commit(
+        container: Container) -> None:
+    """The timer's resync saves the cluster (no nodes) and is about to give the 4 vCPUs back; meanwhile two jobs
+    grow the cluster to two nodes, which the ledger still holds under the booking the cluster named. The growth
+    books anew all the same (the resync's commit dropped that name), so the give-back, when it comes, leaves it."""
+    deps = container.deps
+    two_nodes_then_none_left_booked(deps)
+    racing = with_store(deps, Interleave(deps.store, "save_quota_ledger",
+                                         lambda: (submit(deps, "j3"), submit(deps, "j4"))))
+    reconcile_cluster(racing, WS, NAME, settle_quota=True)
+    assert nodes(deps) == 2
+    assert held(deps) >= 2 * VCPUS
+
+
+def test_a_kept_copy_of_the_ledger_from_before_a_give_back_does_not_pass_for_the_cover(
+        container: Container) -> None:
+    """This process keeps the ledger as it booked 4 vCPUs. Another process gives them back and grows the cluster by
+    one node (2 vCPUs booked anew). Growing to two nodes here must not trust the kept copy's 4: the booking the
+    cluster names now is not the one that copy shows."""
+    deps = container.deps
+    two_nodes_then_none_left_booked(deps)
+    other_process = dataclasses.replace(deps, recent_ledgers=RecentLedgers(), recent_jobs=RecentJobs())
+    reconcile_cluster(other_process, WS, NAME, settle_quota=True)
+    submit(other_process, "j3")
+    assert (nodes(deps), held(deps)) == (1, VCPUS)
+    kept = deps.recent_ledgers.get(REGION)
+    assert kept is not None and kept.held_by(KEY) == 2 * VCPUS  # what this process last saw
+
+    submit(deps, "j4")
+    assert nodes(deps) == 2
+    assert held(deps) >= 2 * VCPUS
+
+
+def test_growth_within_the_cores_left_booked_writes_no_ledger(container: Container) -> None:
+    deps = container.deps
+    two_nodes_then_none_left_booked(deps)
+    before = ledger(deps).etag
+    submit(deps, "j3")
+    submit(deps, "j4")
+    assert (nodes(deps), held(deps)) == (2, 2 * VCPUS)
+    assert ledger(deps).etag == before
