@@ -97,7 +97,7 @@ def report(runtime: EmbeddedRuntime, stats: DrainStats) -> list[str]:
     total_ru = sum(request_units(kind, t) for c in mix for (_, kind), t in runtime.counter.by_context(c).items())
     per_event = total_ru / max(total_events, 1)
     trips = sum(round_trips(runtime, c) for c in mix) / max(total_events, 1)
-    out.print(f"queue-trigger mix: {total_events:,} events, {trips:.2f} store round trips and "
+    out.print(f"queue-trigger mix: {total_events:,} events, {trips:.3f} store round trips and "
               f"{per_event:.1f} RU per event on average, "
               f"${usd_per_million_events(per_event):.2f} per million events at ${SERVERLESS_USD_PER_MILLION_RU} "
               "per million RU (Cosmos DB serverless)")

@@ -16,7 +16,10 @@ from typing import Protocol
 from shared.adapters.local_provider import same_process
 from shared.domain.autoscale import ACTIVE_NODE_STATES
 from shared.domain.cluster import Cluster, JobPhase, NodeState
+from shared.domain.errors import DomainError
 from shared.domain.job import Job, JobState
+from shared.domain.quota_ledger import QuotaLedger, ledger_keys
+from shared.domain.vm_sizes import load_catalogue, normalize_location
 from shared.ports import Store
 
 WAITING_STATES = (JobState.QUEUED, JobState.PREPARING)
@@ -50,6 +53,7 @@ def check_invariants(store: Store, provider: ProviderView, workspace: str, *, se
         broken += _placement_promises(cluster)
         broken += _node_ceiling(cluster, history)
     broken += _provider_promises(clusters, provider, workspace, settled)
+    broken += _quota_promises(store, clusters)
     return broken
 
 
@@ -142,6 +146,31 @@ def _node_ceiling(cluster: Cluster, history: NodeHistory | None) -> list[str]:
     if new and len(active) > limit:
         return [f"cluster {cluster.name} added nodes {sorted(new)} beyond max_nodes={limit} ({len(active)} active)"]
     return []
+
+
+# --- the quota ledger ----------------------------------------------------------------------------------------------
+def _quota_promises(store: Store, clusters: list[Cluster]) -> list[str]:
+    """The region's ledger holds at least the cores of every node a saved cluster lists, per priority: cores are
+    booked before the save that adds nodes and given back only after the save that removes them, so this holds
+    between any two deliveries, whatever crashed. (Only where nothing is in flight: the cluster and the ledger are
+    read apart.)"""
+    broken: list[str] = []
+    ledgers: dict[str, QuotaLedger | None] = {}
+    for cluster in clusters:
+        region = normalize_location(cluster.spec.location or "eastus")
+        try:
+            vcpus = load_catalogue().get(cluster.spec.vm_size, region).vcpus
+        except DomainError:
+            continue  # a size outside the catalogue is not booked
+        if region not in ledgers:
+            ledgers[region] = store.get_quota_ledger(region)
+        ledger = ledgers[region] or QuotaLedger(region=region)
+        for priority, key in ledger_keys(cluster).items():
+            need = vcpus * sum(1 for n in cluster.nodes if cluster.priority_of(n) == priority)
+            if ledger.held_by(key) < need:
+                broken.append(f"the {region} quota ledger holds {ledger.held_by(key)} vCPUs for {key}, whose "
+                              f"{priority} nodes need {need}")
+    return broken
 
 
 # --- the provider --------------------------------------------------------------------------------------------------
