@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -118,6 +119,7 @@ def subject_for(workspace: str, cluster: str) -> str:
     return f"workspaces/{workspace}/clusters/{cluster}"
 
 
+@functools.lru_cache(maxsize=4096)  # asked for several times per event, and a cluster's subjects repeat
 def _subject_parts(subject: str) -> tuple[str, str]:
     match = _SUBJECT.match(subject)
     if match is None:
