@@ -117,6 +117,12 @@ resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/container
           {
             path: '/incarnations/*'
           }
+          {
+            path: '/node_history/?'
+          }
+          {
+            path: '/quota_booked/*'
+          }
         ]
         compositeIndexes: [
           // WHERE c.type = 'cluster' AND c.next_reconcile_at <= @now ORDER BY c.next_reconcile_at

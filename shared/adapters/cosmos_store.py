@@ -103,7 +103,7 @@ INDEXING_POLICY: dict[str, Any] = {
     # Never queried, and rewritten on every write of a busy cluster: indexing them would only cost RUs.
     "excludedPaths": [{"path": '/"_etag"/?'}, {"path": "/nodes/*"}, {"path": "/jobs/*"},
                       {"path": "/applied_events/*"}, {"path": "/history/*"}, {"path": "/allocations/*"},
-                      {"path": "/incarnations/*"}],
+                      {"path": "/incarnations/*"}, {"path": "/node_history/?"}, {"path": "/quota_booked/*"}],
     "compositeIndexes": [
         [{"path": "/type", "order": "ascending"}, {"path": "/next_reconcile_at", "order": "ascending"}],
         [{"path": "/type", "order": "ascending"}, {"path": "/state", "order": "ascending"},
