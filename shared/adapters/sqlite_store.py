@@ -6,6 +6,7 @@ index and never scan every cluster.
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -55,13 +56,17 @@ class SqliteStore:
         return _cluster(row) if row else None
 
     def create_cluster(self, cluster: Cluster) -> Cluster:
+        # A cluster deleted and created again must not take up its predecessor's versions: a decision made on the
+        # old one would save over the new (Cosmos DB's etags never repeat either). A random start of 60 bits makes
+        # a repeat vanishingly unlikely and leaves room to count up in SQLite's 64-bit integers.
+        version = secrets.randbits(60)
         try:
             self._conn().execute(
-                "INSERT INTO clusters (workspace, name, version, doc, next_reconcile_at) VALUES (?, ?, 1, ?, ?)",
-                (cluster.workspace, cluster.name, cluster.model_dump_json(), _due(cluster)))
+                "INSERT INTO clusters (workspace, name, version, doc, next_reconcile_at) VALUES (?, ?, ?, ?, ?)",
+                (cluster.workspace, cluster.name, version, cluster.model_dump_json(), _due(cluster)))
         except sqlite3.IntegrityError:
             raise AlreadyExists(f"{cluster.workspace}/{cluster.name}") from None
-        return _with_etag(cluster, 1)
+        return _with_etag(cluster, version)
 
     def replace_cluster(self, cluster: Cluster) -> Cluster:
         version = _version(cluster.etag)

@@ -202,6 +202,26 @@ def test_replace_of_a_deleted_cluster_raises_conflict(store: Store) -> None:
     assert store.get_cluster(WS, "gpu-1") is None
 
 
+def test_writes_decided_on_a_deleted_cluster_never_land_on_its_successor_of_the_same_name(store: Store) -> None:
+    """A decision that read a cluster before it was deleted must not save over (or delete) the cluster created again
+    under its name, at any of the successor's versions: they never repeat the predecessor's."""
+    store.create_cluster(make_cluster())
+    predecessor = [stored_cluster(store)]
+    for _ in range(2):
+        store.replace_cluster(stored_cluster(store))
+        predecessor.append(stored_cluster(store))
+    store.delete_cluster(stored_cluster(store))
+    store.create_cluster(make_cluster(due=at(5)))
+    for _ in range(3):
+        for stale in predecessor:
+            with pytest.raises(ConcurrencyConflict):
+                store.replace_cluster(stale.model_copy(update={"next_reconcile_at": at(1)}))
+            with pytest.raises(ConcurrencyConflict):
+                store.delete_cluster(stale)
+        store.replace_cluster(stored_cluster(store))
+    assert stored_cluster(store).next_reconcile_at == at(5)
+
+
 def test_delete_with_the_current_etag_removes_the_cluster(store: Store) -> None:
     store.create_cluster(make_cluster())
     store.delete_cluster(stored_cluster(store))

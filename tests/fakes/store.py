@@ -3,6 +3,7 @@ conditional writes. Held to the same contract suite as SQLite and Cosmos DB (tes
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -24,6 +25,7 @@ class InMemoryStore:
         self._lock = threading.Lock()
         self._tables: dict[str, dict[Key, tuple[int, str]]] = {
             "clusters": {}, "jobs": {}, "ledgers": {}, "tombstones": {}}
+        self._versions = itertools.count(1)  # one count for every write: a version never repeats, as etags do not
 
     # --- the generic conditional writes --------------------------------------------------------------------------
     def _get(self, model: type[_Doc], table: str, key: Key) -> _Doc | None:
@@ -35,8 +37,9 @@ class InMemoryStore:
         with self._lock:
             if key in self._tables[table]:
                 raise error
-            self._tables[table][key] = (1, doc.model_dump_json())
-        doc.etag = "1"
+            version = next(self._versions)
+            self._tables[table][key] = (version, doc.model_dump_json())
+        doc.etag = str(version)
         return doc
 
     def _replace(self, doc: _Doc, table: str, key: Key, what: str) -> _Doc:
@@ -47,8 +50,8 @@ class InMemoryStore:
             row = self._tables[table].get(key)
             if row is None or row[0] != version:
                 raise ConcurrencyConflict(f"{what} changed since version {version}")
-            self._tables[table][key] = (version + 1, doc.model_dump_json())
-        doc.etag = str(version + 1)
+            self._tables[table][key] = (written := next(self._versions), doc.model_dump_json())
+        doc.etag = str(written)
         return doc
 
     def _all(self, model: type[_Doc], table: str) -> list[_Doc]:

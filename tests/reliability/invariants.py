@@ -151,9 +151,10 @@ def _node_ceiling(cluster: Cluster, history: NodeHistory | None) -> list[str]:
 # --- the quota ledger ----------------------------------------------------------------------------------------------
 def _quota_promises(store: Store, clusters: list[Cluster]) -> list[str]:
     """The region's ledger holds at least the cores of every node a saved cluster lists, per priority: cores are
-    booked before the save that adds nodes and given back only after the save that removes them, so this holds
-    between any two deliveries, whatever crashed. (Only where nothing is in flight: the cluster and the ledger are
-    read apart.)"""
+    booked (or found still booked under the booking the cluster names) before the save that adds nodes, and given
+    back only after the save that removes them, so this holds between any two deliveries, whatever crashed. (Only
+    where nothing is in flight: the cluster and the ledger are read apart.) The region is the cluster's own
+    location, which every cluster created here has; the limits themselves are the quota tests' business."""
     broken: list[str] = []
     ledgers: dict[str, QuotaLedger | None] = {}
     for cluster in clusters:
