@@ -30,10 +30,14 @@ def test_a_fallen_back_job_books_dedicated_cores_apart_and_gives_them_back(tmp_p
     assert ledger is not None
     booked = ledger.allocations[f"{WORKSPACE}/spot#dedicated"]
     assert (booked.priority, booked.vcpus) == ("dedicated", 2)
+    cluster = world.store.get_cluster(WORKSPACE, "spot")  # each priority's nodes under a booking of their own
+    assert cluster is not None and cluster.quota_booked[f"{WORKSPACE}/spot#dedicated"] == booked.booking
     world.settle(120)
     job = world.jobs()["j"]
     assert job.state.value == "Completed" and job.attempts == 2
     world.settle(300)
     ledger = world.store.get_quota_ledger("eastus")
     assert ledger is not None and ledger.allocations == {}
+    cluster = world.store.get_cluster(WORKSPACE, "spot")
+    assert cluster is not None and cluster.quota_booked == {}  # given back: neither booking covers anything now
     assert world.broken_promises(settled=True, scaled_down=True) == []

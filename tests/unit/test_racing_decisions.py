@@ -267,3 +267,33 @@ def test_growth_within_the_cores_left_booked_writes_no_ledger(container: Contain
     submit(deps, "j4")
     assert (nodes(deps), held(deps)) == (2, 2 * VCPUS)
     assert ledger(deps).etag == before
+
+
+def test_a_growth_decided_on_a_deleted_cluster_does_not_land_on_the_one_created_again(container: Container) -> None:
+    """A submit reads the cluster (no nodes, 4 vCPUs left booked under the booking it names) and is about to save a
+    node the ledger covers. Meanwhile the cluster is deleted (its cores go back), created again under its name and
+    written until it has had as many writes as the one read. The submit's save must fail and be decided again on
+    the new cluster, which books its node."""
+    deps = container.deps
+    two_nodes_then_none_left_booked(deps)
+    read = deps.store.get_cluster(WS, NAME)
+    assert read is not None
+
+    def delete_and_create_again() -> None:
+        for kind, data in ((ev.CLUSTER_DELETE, {}), (ev.CLUSTER_CREATE, {"name": NAME, "vm_size": "STANDARD_D2_V2",
+                                                                         "max_nodes": 3})):
+            event = ev.new_event(kind, WS, NAME, data, event_id=f"again-{kind}")
+            handle_message(event.queue, event.id, event.to_json(), deps)
+        for n in range(50):  # a store whose versions restart would reach the version read
+            again = deps.store.get_cluster(WS, NAME)
+            assert again is not None and again.uid != read.uid
+            if again.etag == read.etag:
+                break
+            update = ev.new_event(ev.CLUSTER_UPDATE, WS, NAME, {"idle_seconds_before_scaledown": 100 + n},
+                                  event_id=f"again-update-{n}")
+            handle_message(update.queue, update.id, update.to_json(), deps)
+
+    submit(with_store(deps, Interleave(deps.store, "replace_cluster_with_jobs", delete_and_create_again)), "j3")
+    cluster = deps.store.get_cluster(WS, NAME)
+    assert cluster is not None and cluster.uid != read.uid and nodes(deps) == 1
+    assert held(deps) >= VCPUS
