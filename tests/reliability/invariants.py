@@ -166,8 +166,9 @@ def _quota_promises(store: Store, clusters: list[Cluster]) -> list[str]:
         if region not in ledgers:
             ledgers[region] = store.get_quota_ledger(region)
         ledger = ledgers[region] or QuotaLedger(region=region)
+        held = cluster.node_priority_counts()
         for priority, key in ledger_keys(cluster).items():
-            need = vcpus * sum(1 for n in cluster.nodes if cluster.priority_of(n) == priority)
+            need = vcpus * held.get(priority, 0)
             if ledger.held_by(key) < need:
                 broken.append(f"the {region} quota ledger holds {ledger.held_by(key)} vCPUs for {key}, whose "
                               f"{priority} nodes need {need}")
