@@ -68,6 +68,12 @@ class Store(Protocol):
 # The largest event a bus carries (Service Bus standard tier's message size): a transport limit, checked where
 # events enter (``shared.handlers.registry.decode_event``) and where the API turns a request into an event.
 MAX_EVENT_BYTES = 256 * 1024
+# Deliveries of one message before the broker dead-letters it (the queues' maxDeliveryCount in
+# infra/app/servicebus.bicep; Service Bus' default).
+MAX_DELIVERY_COUNT = 10
+# Messages of one session a queue trigger is handed at once (host.json's serviceBus.maxMessageBatchSize; the local
+# host and receiver take as many): the handler decides once for a cluster's change-free events among them.
+MAX_MESSAGE_BATCH = 32
 
 
 class EventBus(Protocol):

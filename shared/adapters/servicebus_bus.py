@@ -56,6 +56,7 @@ from shared.config import SERVICE_BUS_CONNECTION, Settings
 from shared.domain.errors import TransientError
 from shared.domain.events import CloudEvent
 from shared.domain.utc import as_utc
+from shared.ports import MAX_DELIVERY_COUNT
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,6 @@ CLOUDEVENTS_JSON = "application/cloudevents+json"
 DEAD_LETTER_QUEUE = "deadletter"
 # Service Bus allows 32 KB per property and 64 KB for all headers; 4096 characters keep well inside both.
 MAX_PROPERTY_CHARS = 4096
-MAX_DELIVERY_COUNT = 10  # the queues' maxDeliveryCount (infra/app/servicebus.bicep)
 TRANSIENT_ERRORS = (ServiceBusConnectionError, ServiceBusCommunicationError, OperationTimeoutError,
                     ServiceBusServerBusyError)
 

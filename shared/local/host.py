@@ -22,10 +22,10 @@ from croniter import croniter
 
 from shared.adapters.sqlite_queue import ReceivedMessage, SqliteQueue
 from shared.domain.errors import TemporaryError
+from shared.ports import MAX_DELIVERY_COUNT
 
 log = logging.getLogger(__name__)
 
-MAX_DELIVERY_COUNT = 10  # Service Bus' default maxDeliveryCount
 
 
 @dataclass(frozen=True)
