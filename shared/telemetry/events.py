@@ -62,10 +62,11 @@ def with_trace_context(event: CloudEvent) -> CloudEvent:
         "tracestate": span_context.trace_state.to_header() or None})
 
 
-def handling(queue: str, event: CloudEvent) -> EventHandling:
+def handling(queue: str, event: CloudEvent, outcome: str | None = None) -> EventHandling:
     """Around applying one event: a consumer span continuing the publisher's trace, the ids on every log record,
-    and the events-handled counter and latency by type and outcome (ok, dead_lettered, retried)."""
-    return EventHandling(event)
+    and the events-handled counter and latency by type and outcome (ok, dead_lettered, retried; ``outcome`` says
+    it instead when nothing is applied: coalesced, an event whose look another event of its batch makes)."""
+    return EventHandling(event, outcome)
 
 
 class EventHandling:
@@ -78,11 +79,12 @@ class EventHandling:
     attached rather than ``start_as_current_span``: the same span and context without the SDK's generator-based
     context managers."""
 
-    __slots__ = ("_calls_token", "_context_token", "_event", "_ids_token", "_instruments", "_span", "_started")
+    __slots__ = ("_calls_token", "_context_token", "_event", "_ids_token", "_instruments", "_outcome", "_span",
+                 "_started")
     _calls_token: NotingToken | None  # None unless the span is recorded: only a recorded span gets the store calls
 
-    def __init__(self, event: CloudEvent) -> None:
-        self._event = event
+    def __init__(self, event: CloudEvent, outcome: str | None = None) -> None:
+        self._event, self._outcome = event, outcome
 
     def __enter__(self) -> None:
         event = self._event
@@ -103,7 +105,8 @@ class EventHandling:
             return
         context.detach(self._context_token)
         calls = stop_noting_store_calls(self._calls_token) if self._calls_token is not None else None
-        outcome = "ok" if exc is None else "dead_lettered" if isinstance(exc, PermanentError) else "retried"
+        outcome = (self._outcome or "ok") if exc is None else \
+            "dead_lettered" if isinstance(exc, PermanentError) else "retried"
         span = self._span
         try:
             if span is not None and exc is not None:

@@ -15,6 +15,7 @@ from croniter import croniter
 from function_app import app
 from shared.config import SERVICE_BUS_CONNECTION, SETTING_NAMES
 from shared.domain.events import QUEUE_NAMES
+from shared.ports import MAX_MESSAGE_BATCH
 
 ROOT = Path(__file__).resolve().parents[2]
 # Probes and load balancers carry no function key; ARM clients carry an Entra bearer token instead (the app checks
@@ -63,6 +64,8 @@ def test_queue_triggers_are_exactly_the_event_queues_with_sessions_on_the_shared
     for name, trigger in queue_triggers:
         assert trigger["connection"] == SERVICE_BUS_CONNECTION == "ServiceBusConnection", name
         assert trigger["isSessionsEnabled"] is True, name  # the queues require sessions (infra)
+        # batches of one session: a cluster's look-only events among them are reconciled once
+        assert trigger["cardinality"] == func.Cardinality.MANY, name
 
 
 def test_queue_names_match_the_service_bus_bicep() -> None:
@@ -134,6 +137,8 @@ def test_host_json_pins_the_bundle_and_the_service_bus_settings() -> None:
     assert service_bus["autoCompleteMessages"] is True
     assert service_bus["maxConcurrentCalls"] == 16
     assert service_bus["maxConcurrentSessions"] == 8
+    # the batch the local host and receiver hand a trigger is the one the Functions host hands it
+    assert service_bus["maxMessageBatchSize"] == MAX_MESSAGE_BATCH
     assert service_bus["sessionIdleTimeout"] == "00:00:05"
     # a function that outlives its lock renewal would run twice: renewal must cover the whole timeout
     assert service_bus["maxAutoLockRenewalDuration"] == host["functionTimeout"]

@@ -22,7 +22,7 @@ from shared.config import Settings
 from shared.domain.events import CLUSTER_CREATE, CLUSTER_EVENTS, JOB_SUBMIT, QUEUE_NAMES, CloudEvent, new_event
 from tests.fakes.clock import FakeClock
 
-QueueFunction = Callable[[func.ServiceBusMessage], None]
+QueueFunction = Callable[[list[func.ServiceBusMessage]], None]  # a batch of one session
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -89,7 +89,7 @@ def test_every_queue_has_its_function() -> None:
 
 
 def test_a_valid_create_event_creates_the_cluster(container: Container, queue: SqliteQueue) -> None:
-    queue_functions()[CLUSTER_EVENTS](message_of(create_event()))
+    queue_functions()[CLUSTER_EVENTS]([message_of(create_event())])
     document = stored_document(container, "gpu-a")
     assert (document["workspace"], document["name"]) == ("ws1", "gpu-a")
     assert document["spec"]["vm_size"] == "Standard_D2_v2"
@@ -111,7 +111,7 @@ INVALID_BODIES = {
 def test_an_invalid_body_is_dead_lettered_with_the_reason_and_the_function_returns(case: str, queue: SqliteQueue,
                                                                                    container: Container) -> None:
     body, reason = INVALID_BODIES[case]
-    result = queue_functions()[CLUSTER_EVENTS](delivered(body, message_id=f"msg-{case}", session_id="ws1/gpu-a"))
+    result = queue_functions()[CLUSTER_EVENTS]([delivered(body, message_id=f"msg-{case}", session_id="ws1/gpu-a")])
     assert result is None  # returned normally: the host completes the message, no redelivery
     (dead,) = queue.dead_letters(CLUSTER_EVENTS)
     assert dead.message_id == f"msg-{case}"
@@ -123,11 +123,11 @@ def test_an_invalid_body_is_dead_lettered_with_the_reason_and_the_function_retur
 def test_the_same_event_twice_changes_nothing_the_second_time(container: Container, queue: SqliteQueue) -> None:
     cluster_events = queue_functions()[CLUSTER_EVENTS]
     event = create_event("evt-create-dup", "gpu-b")
-    cluster_events(message_of(event, delivery_count=1))
+    cluster_events([message_of(event, delivery_count=1)])
     first = stored_document(container, "gpu-b")
     pending = queue.pending()
 
-    cluster_events(message_of(event, delivery_count=2))  # redelivered: the lock was lost after the write
+    cluster_events([message_of(event, delivery_count=2)])  # redelivered: the lock was lost after the write
     assert stored_document(container, "gpu-b") == first
     assert queue.pending() == pending
     assert queue.dead_letters() == []
@@ -135,7 +135,7 @@ def test_the_same_event_twice_changes_nothing_the_second_time(container: Contain
     clock = container.deps.clock
     assert isinstance(clock, FakeClock)
     clock.advance(30)
-    cluster_events(message_of(event, delivery_count=3))
+    cluster_events([message_of(event, delivery_count=3)])
     # Every reconcile pass stamps modified_at (and writes), so a later redelivery moves only that field.
     later = stored_document(container, "gpu-b")
     assert {k: v for k, v in later.items() if k != "modified_at"} == {
@@ -154,7 +154,7 @@ def test_a_create_for_a_cluster_still_deleting_is_redelivered_not_dead_lettered(
     again = new_event(CLUSTER_CREATE, "ws1", "gpu-a", {"name": "gpu-a", "vm_size": "Standard_D2_v2", "max_nodes": 3},
                       "evt-create-again", time=NOW)
     with pytest.raises(ClusterStillDeleting) as raised:
-        queue_functions()[CLUSTER_EVENTS](message_of(again))
+        queue_functions()[CLUSTER_EVENTS]([message_of(again)])
     assert isinstance(raised.value, TemporaryError)
     assert "still being deleted" in str(raised.value)
     assert queue.dead_letters(CLUSTER_EVENTS) == []

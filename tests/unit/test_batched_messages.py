@@ -1,0 +1,125 @@
+"""A queue trigger's batch (``handle_messages``): one session's messages applied in order, a cluster's look-only
+events looked at once, a failure that stops the batch for redelivery, and a message on its last delivery
+dead-lettered alone. The real handlers on the in-memory store (counted by the benches' wrapper) and the local
+provider, with a clock the test moves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from bench.store_counter import CountingStore, StoreCounter
+from shared.domain import events as ev
+from shared.domain.errors import ClusterStillDeleting
+from shared.domain.job import JobState
+from shared.handlers.deps import Deps
+from shared.handlers.messages import QueueMessage, handle_message, handle_messages
+from shared.handlers.use_cases import delete_cluster
+from shared.ports import MAX_DELIVERY_COUNT
+from tests.fakes.bus import InMemoryBus
+from tests.fakes.clock import FakeClock
+from tests.fakes.deps import handler_deps
+from tests.fakes.store import InMemoryStore
+
+
+@dataclass
+class World:
+    deps: Deps
+    bus: InMemoryBus
+    counter: StoreCounter
+
+    @property
+    def clock(self) -> FakeClock:
+        assert isinstance(self.deps.clock, FakeClock)
+        return self.deps.clock
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    counter = StoreCounter()
+    with handler_deps(tmp_path, InMemoryStore()) as (deps, bus):
+        yield World(replace(deps, store=CountingStore(deps.store, counter)), bus, counter)
+
+
+def message(event: ev.CloudEvent, delivery_count: int = 1) -> QueueMessage:
+    return QueueMessage(event.id, event.to_json(), delivery_count)
+
+
+def create(world: World, name: str) -> None:
+    handle_message(ev.CLUSTER_EVENTS, f"create-{name}", ev.new_event(
+        ev.CLUSTER_CREATE, "ws", name, {"name": name, "vm_size": "Standard_D2_v2", "max_nodes": 2},
+        event_id=f"create-{name}").to_json(), world.deps)
+
+
+def wake_up(name: str, n: int) -> ev.CloudEvent:
+    return ev.new_event(ev.SCALE_REQUEST, "ws", name, {"reason": "test"}, event_id=f"wake-{name}-{n}")
+
+
+def cluster_reads(world: World) -> int:
+    return sum(t.calls for (op, _), t in world.counter.by_context(world.counter.context).items()
+               if op == "get_cluster")
+
+
+def test_a_node_ready_followed_in_its_batch_by_a_wake_up_is_looked_at_once_and_its_job_still_starts(
+        world: World) -> None:
+    create(world, "gpu")
+    submit = ev.new_event(ev.JOB_SUBMIT, "ws", "gpu", {"job_id": "j1", "command": ["true"]}, event_id="submit-j1")
+    handle_message(ev.JOB_EVENTS, submit.id, submit.to_json(), world.deps)
+    cluster = world.deps.store.get_cluster("ws", "gpu")
+    assert cluster is not None and len(cluster.nodes) == 1
+    world.clock.advance(6)  # the node has booted
+    ready = ev.new_event(ev.NODE_READY, "ws", "gpu", {"node_id": cluster.nodes[0].node_id}, event_id="ready-1")
+
+    world.counter.reset()
+    handle_messages(ev.SCALE_EVENTS, [message(ready), message(wake_up("gpu", 1)), message(wake_up("gpu", 2))],
+                    world.deps)
+
+    assert cluster_reads(world) == 1  # one decision for the three: one read, at most one write
+    job = world.deps.store.get_job("ws", "j1")
+    assert job is not None and job.state is JobState.RUNNING  # the look the node's readiness asked for was made
+    assert world.bus.dead_letters() == []
+
+
+def test_each_cluster_of_a_batch_gets_its_own_look(world: World) -> None:
+    create(world, "gpu-a")
+    create(world, "gpu-b")
+    assert world.bus.dead_letters() == []
+    world.counter.reset()
+    handle_messages(ev.SCALE_EVENTS, [message(wake_up("gpu-a", 1)), message(wake_up("gpu-b", 1)),
+                                      message(wake_up("gpu-a", 2))], world.deps)
+    assert cluster_reads(world) == 2
+
+
+def test_a_failure_stops_the_batch_for_redelivery_and_on_its_last_delivery_only_that_message_is_dead_lettered(
+        world: World) -> None:
+    create(world, "old")
+    delete_cluster(world.deps, "ws", "old")  # still deleting: a create for its name must wait (a temporary error)
+    again = ev.new_event(ev.CLUSTER_CREATE, "ws", "old", {"name": "old", "vm_size": "Standard_D2_v2",
+                                                          "max_nodes": 3}, event_id="create-old-again")
+    other = ev.new_event(ev.CLUSTER_CREATE, "ws", "new", {"name": "new", "vm_size": "Standard_D2_v2",
+                                                          "max_nodes": 1}, event_id="create-new")
+
+    with pytest.raises(ClusterStillDeleting):
+        handle_messages(ev.CLUSTER_EVENTS, [message(again), message(other)], world.deps)
+    assert world.deps.store.get_cluster("ws", "new") is None  # nothing after the failure ran: order is kept
+    assert world.bus.dead_letters() == []
+
+    handle_messages(ev.CLUSTER_EVENTS, [message(again, MAX_DELIVERY_COUNT), message(other, MAX_DELIVERY_COUNT)],
+                    world.deps)
+    (dead,) = world.bus.dead_letters()
+    assert dead.message_id == "create-old-again" and dead.body == again.to_json()
+    assert dead.reason.startswith("MaxDeliveryCountExceeded: ClusterStillDeleting")
+    assert world.deps.store.get_cluster("ws", "new") is not None  # the rest of the batch went on
+
+
+def test_an_invalid_message_in_a_batch_is_dead_lettered_and_the_others_are_applied(world: World) -> None:
+    batch = [QueueMessage("broken", b"{not json"),
+             message(ev.new_event(ev.CLUSTER_CREATE, "ws", "cpu-one", {"name": "cpu-one", "vm_size": "Standard_D2_v2",
+                                                                  "max_nodes": 1}, event_id="create-cpu-one"))]
+    handle_messages(ev.CLUSTER_EVENTS, batch, world.deps)
+    (dead,) = world.bus.dead_letters()
+    assert dead.message_id == "broken" and "JSON" in dead.reason
+    assert world.deps.store.get_cluster("ws", "cpu-one") is not None
