@@ -36,7 +36,7 @@ The actions decided are carried out after all four (``shared.handlers.reconcile.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -133,6 +133,21 @@ class ClusterDecision:
         for update in projections:  # (a job changes as its cluster does; written all the same, should one not)
             project_job(self.deps, self.workspace, update, self.known)
         return cluster, False  # a no-op reconcile costs no write
+
+
+def each_once(changes: Sequence[tuple[Change, str]]) -> Change:
+    """Several events' changes as one, in order, each applied once per its event id (as ``ClusterDecision`` does
+    for one): a run of one cluster's events in a batch, decided and saved together."""
+
+    def change(cluster: Cluster, now: datetime) -> list[Action]:
+        actions: list[Action] = []
+        for one, event_id in changes:
+            if not cluster.has_applied(event_id):
+                actions += one(cluster, now)
+                cluster.record_applied(event_id)
+        return actions
+
+    return change
 
 
 def buried(cluster: Cluster) -> bool:

@@ -3,7 +3,7 @@ the type's body model, and the ports. They are bound to their types in ``shared.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from shared.domain.requests import (
     check_cluster_create,
     check_job_spec,
 )
+from shared.handlers.decision import Change, each_once
 from shared.handlers.deps import Deps
 from shared.handlers.identity import on_identity_add, on_identity_remove
 from shared.handlers.jobs import project_job
@@ -97,6 +98,29 @@ def on_cluster_identity_remove(event: CloudEvent, body: IdentityRemoval, deps: D
 
 # --- job-events ----------------------------------------------------------------------------------------------------
 def on_job_submit(event: CloudEvent, body: JobSubmit, deps: Deps) -> None:
+    on_job_submits([(event, body)], deps)
+
+
+def on_job_submits(submits: Sequence[tuple[CloudEvent, JobSubmit]], deps: Deps) -> None:
+    """Submits to one cluster, in order (one, or a run of them in a queue trigger's batch): each job's document
+    made, then one decision accepts them all, each once per event id (``each_once``): one read and one write of
+    the cluster for the run."""
+    workspace, name = submits[0][0].workspace, submits[0][0].cluster
+    if any((event.workspace, event.cluster) != (workspace, name) for event, _ in submits):
+        raise ValueError("submits decided together must be for one cluster")
+    prepared = [_prepare_submit(event, body, deps) for event, body in submits]
+    known_jobs = {job.id: job.working_copy() for job, _, _ in prepared}  # their first projections need no read
+    change, event_id = (prepared[0][1], prepared[0][2]) if len(prepared) == 1 else \
+        (each_once([(change, event_id) for _, change, event_id in prepared]), None)
+    if reconcile_cluster(deps, workspace, name, change, event_id, known_jobs) is None:
+        for job, _, _ in prepared:
+            project_job(deps, workspace, JobUpdate(
+                job_id=job.id, state=JobState.FAILED, attempt=max(job.attempts, 1),
+                reason=f"ComputeTargetNotFound: cluster {name!r} does not exist"), known_jobs)
+
+
+def _prepare_submit(event: CloudEvent, body: JobSubmit, deps: Deps) -> tuple[Job, Change, str]:
+    """The submit's job document (made if missing), the change that queues it, and the event's id."""
     spec = check_job_spec(body.spec())
     job_id = body.job_id or event.id  # other systems may leave the id to us: the event id is stable
     # The copy this process kept when its HTTP side created the job, else the document itself. Nobody else writes a
@@ -122,11 +146,7 @@ def on_job_submit(event: CloudEvent, body: JobSubmit, deps: Deps) -> None:
                                              reason=f"{exc.code}: {exc.message}"))]
         return accept_job(cluster, known)
 
-    known_jobs = {job.id: job.working_copy()}  # its first projection needs no second read
-    if reconcile_cluster(deps, event.workspace, event.cluster, change, event.id, known_jobs) is None:
-        project_job(deps, event.workspace, JobUpdate(
-            job_id=job_id, state=JobState.FAILED, attempt=max(job.attempts, 1),
-            reason=f"ComputeTargetNotFound: cluster {event.cluster!r} does not exist"), known_jobs)
+    return job, change, event.id
 
 
 def on_job_cancel(event: CloudEvent, ref: JobRef, deps: Deps) -> None:

@@ -9,6 +9,10 @@ are looked at once: only the last of them per cluster is applied, and it reconci
 Each of them changes nothing and records nothing; the provider's observation, read when the cluster is reconciled,
 is the truth they point at. Reconciling twice in a row at the same moment decides nothing the first time did not,
 so the looks skipped are not missed: the batch's last look, or a later decision about that cluster, makes them.
+
+A run of one cluster's submits in a batch (only looks coalesced away and invalid messages may come between them)
+is decided once: each job's document is made, then one decision queues them
+all, each once per event id, with one read and one write of the cluster (``on_job_submits``).
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from dataclasses import dataclass
 from shared.domain import events as ev
 from shared.domain.errors import InvalidEvent, PermanentError, reason_of
 from shared.domain.events import CloudEvent
+from shared.domain.requests import JobSubmit
 from shared.handlers.deps import Deps
-from shared.handlers.registry import decode_event, dispatch
+from shared.handlers.events import on_job_submits
+from shared.handlers.registry import decode_event, dispatch, event_body
 from shared.ports import MAX_DELIVERY_COUNT
 from shared.telemetry.events import handling
 
@@ -54,6 +60,7 @@ def handle_messages(queue: str, messages: Sequence[QueueMessage], deps: Deps) ->
     instead, so that the messages after it in the batch do not go down with it."""
     events = [_decoded(queue, m.message_id, m.body, deps) for m in messages]
     last_look = {(e.workspace, e.cluster): i for i, e in enumerate(events) if e is not None and e.type in LOOK_ONLY}
+    submits: list[tuple[QueueMessage, CloudEvent]] = []  # a run of one cluster's submits, decided together
     for i, (message, event) in enumerate(zip(messages, events, strict=True)):
         if event is None:
             continue
@@ -61,14 +68,60 @@ def handle_messages(queue: str, messages: Sequence[QueueMessage], deps: Deps) ->
             with handling(queue, event, outcome="coalesced"):  # its trace and count show where it went
                 pass
             continue
-        try:
-            _apply(queue, message.message_id, message.body, event, deps)
-        except Exception as exc:  # the broker's rule, applied to this message alone
-            if message.delivery_count < MAX_DELIVERY_COUNT:
-                raise
-            reason = f"MaxDeliveryCountExceeded: {type(exc).__name__}: {exc}"
-            log.error("dead-lettering %s after %d deliveries: %s", message.message_id, message.delivery_count, reason)
-            deps.bus.dead_letter(queue, message.message_id, message.body, reason)
+        if event.type == ev.JOB_SUBMIT and (not submits or _same_cluster(submits[0][1], event)):
+            submits.append((message, event))
+            continue
+        _apply_submits(queue, submits, deps)
+        submits = [(message, event)] if event.type == ev.JOB_SUBMIT else []
+        if not submits:
+            _apply_unless_last_delivery(queue, message, event, deps)
+    _apply_submits(queue, submits, deps)
+
+
+def _apply_submits(queue: str, submits: list[tuple[QueueMessage, CloudEvent]], deps: Deps) -> None:
+    """A run of submits to one cluster: one decision for all, under the last one's span (the others' spans say
+    ``merged``). Should it fail for good, or on a last delivery, each is applied alone, so that only a submit
+    that can never be applied is dead-lettered."""
+    if len(submits) < 2:
+        for message, event in submits:
+            _apply_unless_last_delivery(queue, message, event, deps)
+        return
+    try:
+        with handling(queue, submits[-1][1]):
+            on_job_submits([(event, _submit_body(event)) for _, event in submits], deps)
+    except PermanentError:
+        pass
+    except Exception:
+        if any(message.delivery_count < MAX_DELIVERY_COUNT for message, _ in submits):
+            raise
+    else:
+        for _, event in submits[:-1]:
+            with handling(queue, event, outcome="merged"):
+                pass
+        return
+    for message, event in submits:
+        _apply_unless_last_delivery(queue, message, event, deps)
+
+
+def _apply_unless_last_delivery(queue: str, message: QueueMessage, event: CloudEvent, deps: Deps) -> None:
+    try:
+        _apply(queue, message.message_id, message.body, event, deps)
+    except Exception as exc:  # the broker's rule, applied to this message alone
+        if message.delivery_count < MAX_DELIVERY_COUNT:
+            raise
+        reason = f"MaxDeliveryCountExceeded: {type(exc).__name__}: {exc}"
+        log.error("dead-lettering %s after %d deliveries: %s", message.message_id, message.delivery_count, reason)
+        deps.bus.dead_letter(queue, message.message_id, message.body, reason)
+
+
+def _submit_body(event: CloudEvent) -> JobSubmit:
+    body = event_body(event)
+    assert isinstance(body, JobSubmit)
+    return body
+
+
+def _same_cluster(one: CloudEvent, other: CloudEvent) -> bool:
+    return (one.workspace, one.cluster) == (other.workspace, other.cluster)
 
 
 def _decoded(queue: str, message_id: str, body: bytes, deps: Deps) -> CloudEvent | None:

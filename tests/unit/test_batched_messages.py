@@ -7,14 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from bench.store_counter import CountingStore, StoreCounter
 from shared.domain import events as ev
+from shared.domain.actions import Action
+from shared.domain.cluster import Cluster
 from shared.domain.errors import ClusterStillDeleting
 from shared.domain.job import JobState
+from shared.handlers.decision import Change, each_once
 from shared.handlers.deps import Deps
 from shared.handlers.messages import QueueMessage, handle_message, handle_messages
 from shared.handlers.use_cases import delete_cluster
@@ -123,3 +127,65 @@ def test_an_invalid_message_in_a_batch_is_dead_lettered_and_the_others_are_appli
     (dead,) = world.bus.dead_letters()
     assert dead.message_id == "broken" and "JSON" in dead.reason
     assert world.deps.store.get_cluster("ws", "cpu-one") is not None
+
+
+def submit(name: str, job_id: str) -> ev.CloudEvent:
+    return ev.new_event(ev.JOB_SUBMIT, "ws", name, {"job_id": job_id, "command": ["true"]},
+                        event_id=f"submit-{job_id}")
+
+
+def cluster_writes(world: World) -> int:
+    return sum(t.calls for (op, _), t in world.counter.by_context(world.counter.context).items()
+               if op in ("replace_cluster", "replace_cluster_with_jobs"))
+
+
+def test_a_run_of_submits_to_one_cluster_is_decided_once_and_a_redelivery_queues_nothing_twice(
+        world: World) -> None:
+    create(world, "gpu")
+    batch = [message(submit("gpu", f"j{n}")) for n in range(3)]
+    world.counter.reset()
+    handle_messages(ev.JOB_EVENTS, batch, world.deps)
+    assert (cluster_reads(world), cluster_writes(world)) == (1, 1)
+    cluster = world.deps.store.get_cluster("ws", "gpu")
+    assert cluster is not None and sorted(j.job_id for j in cluster.jobs) == ["j0", "j1", "j2"]
+    jobs = [world.deps.store.get_job("ws", f"j{n}") for n in range(3)]
+    # two nodes at most: two jobs get a node each, being prepared; the third waits in the queue
+    assert sorted(j.state.value for j in jobs if j is not None) == ["Preparing", "Preparing", "Queued"]
+    assert len(cluster.nodes) == 2
+
+    handle_messages(ev.JOB_EVENTS, batch, world.deps)  # the whole batch again, as after a lost lock
+    cluster = world.deps.store.get_cluster("ws", "gpu")
+    assert cluster is not None and len(cluster.jobs) == 3
+    assert world.bus.dead_letters() == []
+
+
+def test_a_submit_that_can_never_be_applied_is_dead_lettered_alone_and_its_run_still_queues_the_others(
+        world: World) -> None:
+    create(world, "gpu")
+    create(world, "cpu")
+    handle_messages(ev.JOB_EVENTS, [message(submit("cpu", "taken"))], world.deps)
+    stray = ev.new_event(ev.JOB_SUBMIT, "ws", "gpu", {"job_id": "taken", "command": ["true"]}, event_id="stray")
+    handle_messages(ev.JOB_EVENTS, [message(submit("gpu", "a1")), message(stray), message(submit("gpu", "a2"))],
+                    world.deps)
+    (dead,) = world.bus.dead_letters()
+    assert dead.message_id == "stray" and "belongs to cluster 'cpu'" in dead.reason
+    cluster = world.deps.store.get_cluster("ws", "gpu")
+    assert cluster is not None and sorted(j.job_id for j in cluster.jobs) == ["a1", "a2"]
+
+
+def test_changes_decided_together_are_each_applied_once_per_event_id(world: World) -> None:
+    create(world, "gpu")
+    cluster = world.deps.store.get_cluster("ws", "gpu")
+    assert cluster is not None
+    applied: list[str] = []
+
+    def noting(name: str) -> Change:
+        def change(_cluster: Cluster, _now: datetime) -> list[Action]:
+            applied.append(name)
+            return []
+        return change
+
+    both = each_once([(noting("first"), "e1"), (noting("second"), "e2")])
+    both(cluster, world.clock.now())
+    both(cluster, world.clock.now())  # decided again (a lost race), or the batch redelivered after its save
+    assert applied == ["first", "second"]
