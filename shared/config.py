@@ -37,6 +37,8 @@ SETTING_NAMES = (
     "APPLICATIONINSIGHTS_CONNECTION_STRING", "OTEL_EXPORTER_OTLP_ENDPOINT", "COMPUTEPLANE_TELEMETRY_CONSOLE",
     "COMPUTEPLANE_BATCH_NODE_IDENTITY", "COMPUTEPLANE_CHECKPOINT_CONTAINER", "COMPUTEPLANE_BATCH_POLL_SECONDS",
     "COMPUTEPLANE_BATCH_EXPECTED_BOOT_SECONDS",
+    # read at import by functions/queues.py (a trigger's shape is fixed when the host indexes the app)
+    "COMPUTEPLANE_QUEUE_BATCHES",
     *QUOTA_SETTING_NAMES,
 )
 # The settings infra/app/api.bicep gives the app in Azure (the others keep their defaults there).
@@ -47,7 +49,7 @@ DEPLOYED_SETTING_NAMES = (
     "COMPUTEPLANE_SNAPSHOT_CONTAINER", "AZURE_SUBSCRIPTION_ID", "COMPUTEPLANE_NODE_RESOURCE_GROUP",
     "COMPUTEPLANE_BATCH_ACCOUNT", "COMPUTEPLANE_BATCH_ACCOUNT_ENDPOINT", "COMPUTEPLANE_BATCH_NODE_IMAGE",
     "APPLICATIONINSIGHTS_CONNECTION_STRING", "COMPUTEPLANE_BATCH_NODE_IDENTITY", "COMPUTEPLANE_CHECKPOINT_CONTAINER",
-    "COMPUTEPLANE_ARM_AUTH", "COMPUTEPLANE_ARM_TENANT_ID", "COMPUTEPLANE_ARM_AUDIENCE",
+    "COMPUTEPLANE_ARM_AUTH", "COMPUTEPLANE_ARM_TENANT_ID", "COMPUTEPLANE_ARM_AUDIENCE", "COMPUTEPLANE_QUEUE_BATCHES",
 )
 # Settings named by a prefix and a free part (one per VM family): not in SETTING_NAMES, which names fixed settings.
 SETTING_PREFIXES = (SETTING_FAMILY_PREFIX,)
@@ -220,6 +222,23 @@ class Settings:
             arm_workspaces=env.get("COMPUTEPLANE_ARM_WORKSPACES") or None,
             arm_subscription=env.get("COMPUTEPLANE_ARM_SUBSCRIPTION") or None,
         )
+
+
+def queue_batches_on(env: Mapping[str, str] | None = None) -> bool:
+    """``COMPUTEPLANE_QUEUE_BATCHES``: whether the queue triggers take a batch of one session per call (``on``, the
+    default) or one message (``off``, what infra/app/api.bicep deploys). Read when ``functions.queues`` is imported,
+    not by the composition root: the Functions host fixes a trigger's shape when it indexes the app.
+
+    Off in Azure because the Service Bus extension runs a batch trigger on sessions one session at a time per
+    instance, ignoring ``maxConcurrentSessions`` and holding each drained session for ``sessionIdleTimeout``
+    (Azure/azure-functions-dotnet-worker#3087, Azure/azure-sdk-for-net#47981): with many clusters, each would wait
+    for the others. The local host and the Service Bus receiver of ``computeplane serve`` take a batch and move on
+    to the next session at once, so batches are on there."""
+    env = os.environ if env is None else env
+    raw = (env.get("COMPUTEPLANE_QUEUE_BATCHES") or "on").lower()
+    if raw not in ("on", "off"):
+        raise ValueError(f"COMPUTEPLANE_QUEUE_BATCHES: must be on or off, got {raw!r}")
+    return raw == "on"
 
 
 def _float(env: Mapping[str, str], name: str, default: float, what: str = "a number of seconds") -> float:

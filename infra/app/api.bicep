@@ -220,6 +220,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: 'servicebus'
         }
         {
+          // One message per call: the Service Bus extension runs batch triggers on sessions one session at a
+          // time per instance (see shared/config.py queue_batches_on); the local host batches.
+          name: 'COMPUTEPLANE_QUEUE_BATCHES'
+          value: 'off'
+        }
+        {
           name: 'COMPUTEPLANE_WORKSPACE_LOCATION'
           value: workspaceLocation
         }

@@ -13,7 +13,8 @@ import pytest
 from croniter import croniter
 
 from function_app import app
-from shared.config import SERVICE_BUS_CONNECTION, SETTING_NAMES
+from functions.queues import queue_triggers
+from shared.config import SERVICE_BUS_CONNECTION, SETTING_NAMES, queue_batches_on
 from shared.domain.events import QUEUE_NAMES
 from shared.ports import MAX_MESSAGE_BATCH
 
@@ -154,3 +155,19 @@ def test_host_json_logging_levels() -> None:
     assert logging["logLevel"]["Host.Results"] == "Error"
     assert logging["logLevel"]["Function"] == "Information"
     assert logging["applicationInsights"]["samplingSettings"]["isEnabled"] is True
+
+
+def test_queue_batches_are_a_setting_that_azure_turns_off_and_a_wrong_value_is_named() -> None:
+    assert queue_batches_on({}) is True  # the local host and receiver batch, and move on to the next session
+    assert queue_batches_on({"COMPUTEPLANE_QUEUE_BATCHES": "OFF"}) is False
+    with pytest.raises(ValueError, match="COMPUTEPLANE_QUEUE_BATCHES: must be on or off, got 'maybe'"):
+        queue_batches_on({"COMPUTEPLANE_QUEUE_BATCHES": "maybe"})
+    bicep = (ROOT / "infra" / "app" / "api.bicep").read_text()
+    # the extension serves a batch trigger on sessions one session at a time per instance: Azure takes singles
+    assert re.search(r"name: 'COMPUTEPLANE_QUEUE_BATCHES'\s*\n\s*value: 'off'", bicep)
+    single = func.FunctionApp()
+    single.register_functions(queue_triggers(batches=False))
+    triggers = [fn.get_trigger().get_dict_repr() for fn in single.get_functions()]
+    assert sorted(t["queueName"] for t in triggers) == sorted(QUEUE_NAMES)
+    assert {t["cardinality"] for t in triggers} == {func.Cardinality.ONE}
+    assert all(t["isSessionsEnabled"] is True for t in triggers)

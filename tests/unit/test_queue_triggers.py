@@ -16,6 +16,7 @@ import pytest
 from azure.functions.servicebus import ServiceBusMessage
 
 from function_app import app
+from functions.queues import queue_triggers
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.bootstrap import Container, build, use_container
 from shared.config import Settings
@@ -158,3 +159,22 @@ def test_a_create_for_a_cluster_still_deleting_is_redelivered_not_dead_lettered(
     assert isinstance(raised.value, TemporaryError)
     assert "still being deleted" in str(raised.value)
     assert queue.dead_letters(CLUSTER_EVENTS) == []
+
+
+def test_with_batches_off_each_call_takes_one_message_and_applies_it(container: Container,
+                                                                     queue: SqliteQueue) -> None:
+    app_of_singles = func.FunctionApp()
+    app_of_singles.register_functions(queue_triggers(batches=False))
+    (cluster_events,) = [fn.get_user_function() for fn in app_of_singles.get_functions()
+                         if fn.get_trigger().get_dict_repr()["queueName"] == CLUSTER_EVENTS]
+    cluster_events(message_of(create_event("evt-create-single", "gpu-s")))
+    assert stored_document(container, "gpu-s")["provisioning_state"] == "Succeeded"
+    assert queue.dead_letters() == []
+
+
+def test_a_batch_with_an_invalid_message_dead_letters_it_and_applies_the_rest(container: Container,
+                                                                            queue: SqliteQueue) -> None:
+    broken = delivered(b"{not json", message_id="msg-broken", session_id="ws1/gpu-c")
+    queue_functions()[CLUSTER_EVENTS]([broken, message_of(create_event("evt-create-c", "gpu-c"))])
+    assert [d.message_id for d in queue.dead_letters(CLUSTER_EVENTS)] == ["msg-broken"]
+    assert stored_document(container, "gpu-c")["spec"]["max_nodes"] == 2
