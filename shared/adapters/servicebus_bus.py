@@ -56,7 +56,7 @@ from shared.config import SERVICE_BUS_CONNECTION, Settings
 from shared.domain.errors import TransientError
 from shared.domain.events import CloudEvent
 from shared.domain.utc import as_utc
-from shared.ports import MAX_DELIVERY_COUNT
+from shared.ports import MAX_DELIVERY_COUNT, MAX_MESSAGE_BATCH
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,9 @@ class ServiceBusEventBus:
 
 
 # --- receiving, for `computeplane serve` against a real namespace ------------------------------------------------
-MessageCallback = Callable[[func.ServiceBusMessage], None]
+# A queue trigger: it takes one ``func.ServiceBusMessage``, or a list of one session's, in order, when the pump is
+# made with ``takes_batch`` (a trigger declared with ``cardinality=many``).
+MessageCallback = Callable[[Any], object]
 
 
 def to_function_message(message: ServiceBusReceivedMessage) -> func.ServiceBusMessage:
@@ -209,12 +211,16 @@ def _text(value: Any) -> Any:
 
 
 class ServiceBusPump:
-    """Peek-lock one session-enabled queue and feed a function: complete on success, abandon on failure, and
-    dead-letter (in the queue's own sub-queue, since this receiver holds the lock) on the last delivery."""
+    """Peek-lock one session-enabled queue and feed a function, one message at a time or (``takes_batch``) up to
+    ``MAX_MESSAGE_BATCH`` of the session at once: complete on success, abandon on failure, and dead-letter (in the
+    queue's own sub-queue, since this receiver holds the lock) on the last delivery."""
 
     def __init__(self, client_factory: Callable[[], ServiceBusClient], queue: str, callback: MessageCallback, *,
-                 session_idle_seconds: float = 5.0, max_delivery_count: int = MAX_DELIVERY_COUNT) -> None:
+                 takes_batch: bool = False, session_idle_seconds: float = 5.0,
+                 max_delivery_count: int = MAX_DELIVERY_COUNT) -> None:
         self._client_factory, self._queue, self._callback = client_factory, queue, callback
+        self._batch_size = MAX_MESSAGE_BATCH if takes_batch else 1
+        self._takes_batch = takes_batch
         self._idle, self._max_deliveries = session_idle_seconds, max_delivery_count
 
     def run(self, stop: threading.Event) -> None:
@@ -241,24 +247,34 @@ class ServiceBusPump:
 
     def _drain(self, receiver: ServiceBusReceiver, stop: threading.Event) -> None:
         while not stop.is_set():
-            batch = receiver.receive_messages(max_message_count=1, max_wait_time=self._idle)
+            batch = receiver.receive_messages(max_message_count=self._batch_size, max_wait_time=self._idle)
             if not batch:
                 return  # the session is idle: release it so another can be taken
-            for message in batch:
-                self._settle(receiver, message)
+            if self._takes_batch:
+                self._settle(receiver, batch)
+            else:
+                for message in batch:
+                    self._settle(receiver, [message])
 
-    def _settle(self, receiver: ServiceBusReceiver, message: ServiceBusReceivedMessage) -> None:
-        converted = to_function_message(message)
+    def _settle(self, receiver: ServiceBusReceiver, messages: list[ServiceBusReceivedMessage]) -> None:
+        """Call the function once with ``messages`` (the list, or its one message) and settle each the same way."""
+        converted = [to_function_message(message) for message in messages]
         try:
-            self._callback(converted)
+            self._callback(converted if self._takes_batch else converted[0])
         except Exception as exc:  # noqa: BLE001 - any failure, as the trigger's contract: abandon, then dead-letter
             description = f"{type(exc).__name__}: {exc}"[:MAX_PROPERTY_CHARS]
-            if (converted.delivery_count or 1) >= self._max_deliveries:
-                receiver.dead_letter_message(message, reason="MaxDeliveryCountExceeded",
-                                             error_description=description)
-            else:
-                log.warning("%s: delivery %s of %s failed: %s", self._queue, converted.delivery_count,
-                            converted.message_id, description)
-                receiver.abandon_message(message)
+            for message, as_delivered in zip(messages, converted, strict=True):
+                self._settle_failure(receiver, message, as_delivered, description)
         else:
-            receiver.complete_message(message)
+            for message in messages:
+                receiver.complete_message(message)
+
+    def _settle_failure(self, receiver: ServiceBusReceiver, message: ServiceBusReceivedMessage,
+                        as_delivered: func.ServiceBusMessage, description: str) -> None:
+        """Dead-letter on the last delivery the queue allows (the broker would do it at the next), else abandon."""
+        if (as_delivered.delivery_count or 1) >= self._max_deliveries:
+            receiver.dead_letter_message(message, reason="MaxDeliveryCountExceeded", error_description=description)
+        else:
+            log.warning("%s: delivery %s of %s failed: %s", self._queue, as_delivered.delivery_count,
+                        as_delivered.message_id, description)
+            receiver.abandon_message(message)

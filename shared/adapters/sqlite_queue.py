@@ -1,8 +1,9 @@
 """The embedded queue: Service Bus semantics on SQLite, so the same functions run with no cloud.
 
 Peek-lock with a lock duration, a delivery count, scheduled enqueue time, duplicate detection on message id within
-a window, per-session order (a session's next message is not handed out while an earlier one is locked), and a
-dead-letter table that keeps the original body and the reason. It is safe for several processes at once.
+a window, per-session order (a session's next message is not handed out while an earlier one is locked), batches of
+one session's messages (as a session-enabled trigger with ``cardinality=many`` gets them), and a dead-letter table
+that keeps the original body and the reason. It is safe for several processes at once.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -51,13 +53,20 @@ WHERE m.queue = :queue AND m.visible_at <= :now AND m.locked_until <= :now
         SELECT 1 FROM messages l WHERE l.queue = m.queue AND l.session_id = m.session_id AND l.locked_until > :now))
 ORDER BY m.visible_at, m.seq LIMIT 1
 """
-# Peek-lock in one statement, so one implicit transaction: a crash leaves the message either untaken or taken once.
-_TAKE_NEXT_MESSAGE = f"""
+_LOCK_AND_RETURN = """
 UPDATE messages SET locked_until = :locked_until, lock_token = :token, lock_owner = :owner,
                     delivery_count = delivery_count + 1
-WHERE seq = ({_NEXT_MESSAGE})
+WHERE seq {which}
 RETURNING seq, message_id, session_id, body, enqueued_at, delivery_count
 """
+# Peek-lock the message ``receive`` hands out next.
+_TAKE_NEXT_MESSAGE = _LOCK_AND_RETURN.format(which=f"= ({_NEXT_MESSAGE})")
+# Then, for a batch, the same session's later messages that are due and unlocked, in order. A scheduled one not yet
+# due is skipped, as ``receive`` skips it: it is not in the queue until its time.
+_TAKE_REST_OF_SESSION = _LOCK_AND_RETURN.format(which="""IN (
+    SELECT seq FROM messages WHERE queue = :queue AND session_id = :session AND seq > :after
+      AND visible_at <= :now AND locked_until <= :now
+    ORDER BY seq LIMIT :more)""")
 
 
 @dataclass(frozen=True)
@@ -142,24 +151,54 @@ class SqliteQueue:
     # --- receiver ----------------------------------------------------------------------------------------------
     def receive(self, queue: str) -> ReceivedMessage | None:
         """Peek-lock the next deliverable message and count the delivery."""
+        taken = self.receive_batch(queue, 1)
+        return taken[0] if taken else None
+
+    def receive_batch(self, queue: str, max_messages: int) -> list[ReceivedMessage]:
+        """Peek-lock the next deliverable message, as ``receive`` picks it, and with it up to ``max_messages - 1`` of
+        its session's later due messages, in seq order, counting a delivery on each; one lock token for them all.
+
+        One transaction, so no other receiver can take a later message of the session between the first and the
+        rest, and a crash leaves the batch either untaken or taken whole. A message without a session comes alone:
+        nothing orders it with any other."""
+        if max_messages < 1:
+            raise ValueError(f"max_messages must be at least 1, not {max_messages}")
         now = self._clock.now()
         conn = self._conn()
         if conn.execute("SELECT 1 FROM messages WHERE queue=? AND visible_at<=? AND locked_until<=? LIMIT 1",
                         (queue, format_utc(now), format_utc(now))).fetchone() is None:
-            return None  # nothing to take: do not contend for the write lock
-        token = uuid.uuid4().hex
-        taken = conn.execute(_TAKE_NEXT_MESSAGE, {  # fetchall: the statement ends, and so commits, here
-            "queue": queue, "now": format_utc(now), "locked_until": format_utc(now + self._lock_duration),
-            "token": token, "owner": self._owner}).fetchall()
-        if not taken:
-            return None
-        seq, message_id, session_id, body, enqueued_at, count = taken[0]
-        return ReceivedMessage(seq=seq, queue=queue, message_id=message_id, session_id=session_id, body=bytes(body),
-                               enqueued_at=datetime.fromisoformat(enqueued_at), delivery_count=count,
-                               lock_token=token)
+            return []  # nothing to take: do not contend for the write lock
+        lock = {"queue": queue, "now": format_utc(now), "locked_until": format_utc(now + self._lock_duration),
+                "token": uuid.uuid4().hex, "owner": self._owner}
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows = conn.execute(_TAKE_NEXT_MESSAGE, lock).fetchall()  # fetchall: the statement ends here
+            session_id = rows[0][2] if rows else None
+            if session_id is not None and max_messages > 1:
+                rows += conn.execute(_TAKE_REST_OF_SESSION, {**lock, "session": session_id, "after": rows[0][0],
+                                                             "more": max_messages - 1}).fetchall()
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return sorted((_received(queue, row, lock["token"]) for row in rows), key=lambda message: message.seq)
 
     def complete(self, message: ReceivedMessage) -> None:
         self._conn().execute("DELETE FROM messages WHERE seq=? AND lock_token=?", (message.seq, message.lock_token))
+
+    def complete_all(self, messages: Sequence[ReceivedMessage]) -> None:
+        """Complete a handled batch with one commit (one write to the log, not one per message)."""
+        if not messages:
+            return
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("DELETE FROM messages WHERE seq=? AND lock_token=?",
+                             [(message.seq, message.lock_token) for message in messages])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def abandon(self, message: ReceivedMessage, retry_after: timedelta = timedelta(0)) -> None:
         visible = format_utc(self._clock.now() + retry_after)
@@ -223,6 +262,12 @@ class SqliteQueue:
 
     def _now(self) -> str:
         return format_utc(self._clock.now())
+
+
+def _received(queue: str, row: tuple[int, str, str | None, bytes, str, int], token: str) -> ReceivedMessage:
+    seq, message_id, session_id, body, enqueued_at, count = row
+    return ReceivedMessage(seq=seq, queue=queue, message_id=message_id, session_id=session_id, body=bytes(body),
+                           enqueued_at=datetime.fromisoformat(enqueued_at), delivery_count=count, lock_token=token)
 
 
 def _process_alive(pid: int) -> bool:

@@ -2,15 +2,17 @@
 
 It reads each function's trigger (``get_trigger().get_dict_repr()``): Service Bus queue triggers get
 ``azure.functions.ServiceBusMessage`` objects built from the embedded queue, with peek-lock, delivery count and
-dead-lettering after ``MAX_DELIVERY_COUNT``; timer triggers get a ``TimerRequest`` on their NCRONTAB schedule. The HTTP
-function's ASGI app is served by uvicorn (see ``shared.local.serve``).
+dead-lettering after ``MAX_DELIVERY_COUNT``: one at a time, or, for a trigger declared with ``cardinality=many``, a
+list of up to ``MAX_MESSAGE_BATCH`` messages of one session in order, settled together. Timer triggers get a
+``TimerRequest`` on their NCRONTAB schedule. The HTTP function's ASGI app is served by uvicorn (see
+``shared.local.serve``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,17 +24,20 @@ from croniter import croniter
 
 from shared.adapters.sqlite_queue import ReceivedMessage, SqliteQueue
 from shared.domain.errors import TemporaryError
-from shared.ports import MAX_DELIVERY_COUNT
+from shared.ports import MAX_DELIVERY_COUNT, MAX_MESSAGE_BATCH
 
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class QueueFunction:
+    """A Service Bus queue trigger. ``call`` takes one ``func.ServiceBusMessage``, or, when ``takes_batch`` (the
+    trigger's ``cardinality`` is ``many``), a list of them, all of one session and in its order."""
+
     name: str
     queue: str
-    call: Callable[[func.ServiceBusMessage], Any]
+    call: Callable[[Any], Any]
+    takes_batch: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,13 +58,20 @@ def discover(app: func.FunctionApp) -> tuple[list[QueueFunction], list[TimerFunc
         trigger = binding.get_dict_repr()
         name, user_function = fn.get_function_name() or "", fn.get_user_function()
         if trigger["type"] == "serviceBusTrigger":
-            queues.append(QueueFunction(name, trigger["queueName"], user_function))
+            queues.append(QueueFunction(name, trigger["queueName"], user_function, takes_batch(trigger)))
         elif trigger["type"] == "timerTrigger":
             timers.append(TimerFunction(name, trigger["schedule"],
                                         bool(trigger.get("runOnStartup")), user_function))
         elif trigger["type"] == "httpTrigger":
             routes.append(str(trigger.get("route")))
     return queues, timers, routes
+
+
+def takes_batch(trigger: dict[str, Any]) -> bool:
+    """Whether a Service Bus trigger is declared ``cardinality=many``. The decorator leaves a ``Cardinality`` enum
+    in the dict, a function.json a plain string: compare the value."""
+    cardinality = trigger.get("cardinality")
+    return str(getattr(cardinality, "value", cardinality)).lower() == "many"
 
 
 def to_service_bus_message(message: ReceivedMessage) -> func.ServiceBusMessage:
@@ -125,37 +137,54 @@ class LocalFunctionsHost:
     # --- queues ------------------------------------------------------------------------------------------------
     def _pump(self, qf: QueueFunction) -> None:
         assert self._queue is not None
+        batch_size = MAX_MESSAGE_BATCH if qf.takes_batch else 1
         while not self._stop.is_set():
             try:
-                message = self._queue.receive(qf.queue)
+                messages = self._queue.receive_batch(qf.queue, batch_size)
             except Exception:
                 log.exception("receive from %s failed", qf.queue)
                 self._stop.wait(self._poll)
                 continue
-            if message is None:
+            if not messages:
                 self._queue.wait_for_message(qf.queue, self._poll)
                 continue
-            self.deliver(qf, message)
+            self.deliver_batch(qf, messages)
 
     def deliver(self, qf: QueueFunction, message: ReceivedMessage) -> None:
+        self.deliver_batch(qf, [message])
+
+    def deliver_batch(self, qf: QueueFunction, messages: Sequence[ReceivedMessage]) -> None:
+        """Call the function once with ``messages`` and settle them together, as the broker's contract says:
+        complete all on success; on an exception, each is abandoned, or dead-lettered on its last delivery (the
+        function raises only when the batch must be tried again; what it can never apply it dead-letters itself)."""
         assert self._queue is not None
+        if not qf.takes_batch and len(messages) != 1:
+            raise ValueError(f"{qf.name} takes one message at a time, not {len(messages)}")
+        converted = [to_service_bus_message(message) for message in messages]
         try:
-            qf.call(to_service_bus_message(message))
+            qf.call(converted if qf.takes_batch else converted[0])
         except Exception as exc:  # noqa: BLE001 - the broker's contract: abandon, then dead-letter
-            reason = f"{type(exc).__name__}: {exc}"
-            if message.delivery_count >= MAX_DELIVERY_COUNT:
-                log.error("dead-lettering %s after %d deliveries: %s", message.message_id, message.delivery_count,
-                          reason)
-                self._queue.dead_letter_received(message, f"MaxDeliveryCountExceeded: {reason}")
-            else:
-                log.warning("%s failed on delivery %d of %s: %s", qf.name, message.delivery_count,
-                            message.message_id, reason)
-                delay = redelivery_delay(message.delivery_count)
-                if isinstance(exc, TemporaryError) and exc.delay is not None:
-                    delay = max(delay, exc.delay)  # the error knows when trying again can help
-                self._queue.abandon(message, delay)
+            for message in messages:
+                self._settle_failure(qf, message, exc)
         else:
-            self._queue.complete(message)
+            self._queue.complete_all(messages)
+
+    def _settle_failure(self, qf: QueueFunction, message: ReceivedMessage, exc: Exception) -> None:
+        """Abandon after a growing delay (or the one a ``TemporaryError`` names), and dead-letter, keeping the
+        reason, once ``MAX_DELIVERY_COUNT`` deliveries have failed."""
+        assert self._queue is not None
+        reason = f"{type(exc).__name__}: {exc}"
+        if message.delivery_count >= MAX_DELIVERY_COUNT:
+            log.error("dead-lettering %s after %d deliveries: %s", message.message_id, message.delivery_count,
+                      reason)
+            self._queue.dead_letter_received(message, f"MaxDeliveryCountExceeded: {reason}")
+            return
+        log.warning("%s failed on delivery %d of %s: %s", qf.name, message.delivery_count, message.message_id,
+                    reason)
+        delay = redelivery_delay(message.delivery_count)
+        if isinstance(exc, TemporaryError) and exc.delay is not None:
+            delay = max(delay, exc.delay)  # the error knows when trying again can help
+        self._queue.abandon(message, delay)
 
     # --- timers ------------------------------------------------------------------------------------------------
     def _tick(self, tf: TimerFunction) -> None:

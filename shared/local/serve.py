@@ -87,7 +87,7 @@ def service_bus_receiver(settings: Settings) -> QueueReceiver:
     from shared.adapters.servicebus_bus import ServiceBusPump, service_bus_client_factory
 
     client_factory = service_bus_client_factory(settings)
-    return lambda qf: ServiceBusPump(client_factory, qf.queue, qf.call).run
+    return lambda qf: ServiceBusPump(client_factory, qf.queue, qf.call, takes_batch=qf.takes_batch).run
 
 
 def serve(settings: Settings, host: str, port: int, *, sweep_seconds: float | None = None,
