@@ -2,8 +2,10 @@
 
 It is the EventBus the handlers publish to AND the queue a test pumps. Each publish can be delivered two or three
 times, copies arriving late (after newer messages), queues interleaved at random, and scheduled messages held back
-past their time. A delivery that fails is abandoned and offered again after the local host's back-off; after
-``MAX_DELIVERY_COUNT`` deliveries it is dead-lettered with the reason, keeping the original body, as Service Bus does.
+past their time. The messages of one session visible together are handed out as one batch (``take_batch``), as to
+a queue trigger declared with ``cardinality=many``. A delivery that fails is abandoned and offered again after the
+local host's back-off; after ``MAX_DELIVERY_COUNT`` deliveries it is dead-lettered with the reason, keeping the
+original body, as Service Bus does.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from shared.domain.events import CloudEvent
-from shared.local.host import MAX_DELIVERY_COUNT, redelivery_delay
-from shared.ports import Clock
+from shared.local.host import redelivery_delay
+from shared.ports import MAX_DELIVERY_COUNT, Clock
 
 
 @dataclass(frozen=True)
@@ -101,28 +103,50 @@ class DuplicatingBus:
     # --- receiving ---------------------------------------------------------------------------------------------
     def take(self) -> Message | None:
         """Lock and hand out one deliverable message (visible now, its session free), counting the delivery."""
+        batch = self.take_batch(1)
+        return batch[0] if batch else None
+
+    def take_batch(self, max_messages: int) -> list[Message]:
+        """What a session-enabled trigger with ``cardinality=many`` is handed: the message ``take`` would pick, then,
+        when sessions are respected and it has one, the messages of its session that follow it and are visible now,
+        in order, up to ``max_messages`` in all; each locked and its delivery counted. Otherwise that one message
+        (without sessions the chaos hands out any visible message, so a batch would promise an order it breaks)."""
+        if max_messages < 1:
+            raise ValueError(f"a batch holds at least one message, not {max_messages}")
         with self._lock:
             now = self._clock.now()
-            ready: list[Message] = []
-            for (_, session), group in self._groups.items():
-                if self.chaos.respect_sessions and session is not None:
-                    if any(self._locked(m, now) for m in group):
-                        continue
-                    visible = [m for m in group if m.visible_at <= now]
-                    ready += [min(visible, key=lambda m: m.seq)] if visible else []
-                else:
-                    ready += [m for m in group if m.visible_at <= now and not self._locked(m, now)]
-            if not ready:
-                return None
-            message = self._rng.choice(ready) if self.chaos.shuffle else min(ready, key=lambda m: (m.visible_at,
-                                                                                                  m.seq))
-            message.delivery_count += 1
-            message.delivered_at.append(now)
-            message.locked_until = now + timedelta(seconds=self.chaos.lock_seconds)
-            self.stats.deliveries += 1
-            if message.copy or message.delivery_count > 1:
-                self.stats.duplicate_deliveries += 1
-            return message
+            first = self._first_ready(now)
+            if first is None:
+                return []
+            batch = [first]
+            if self.chaos.respect_sessions and first.session is not None:
+                group = self._groups[(first.queue, first.session)]  # kept in seq order: appended as sent
+                batch += [m for m in group if m.seq > first.seq and m.visible_at <= now][:max_messages - 1]
+            for message in batch:
+                self._hand_out(message, now)
+            return batch
+
+    def _first_ready(self, now: datetime) -> Message | None:
+        ready: list[Message] = []
+        for (_, session), group in self._groups.items():
+            if self.chaos.respect_sessions and session is not None:
+                if any(self._locked(m, now) for m in group):
+                    continue
+                visible = [m for m in group if m.visible_at <= now]
+                ready += [min(visible, key=lambda m: m.seq)] if visible else []
+            else:
+                ready += [m for m in group if m.visible_at <= now and not self._locked(m, now)]
+        if not ready:
+            return None
+        return self._rng.choice(ready) if self.chaos.shuffle else min(ready, key=lambda m: (m.visible_at, m.seq))
+
+    def _hand_out(self, message: Message, now: datetime) -> None:
+        message.delivery_count += 1
+        message.delivered_at.append(now)
+        message.locked_until = now + timedelta(seconds=self.chaos.lock_seconds)
+        self.stats.deliveries += 1
+        if message.copy or message.delivery_count > 1:
+            self.stats.duplicate_deliveries += 1
 
     def _locked(self, message: Message, now: datetime) -> bool:
         return message.locked_until is not None and message.locked_until > now

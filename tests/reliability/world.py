@@ -1,13 +1,15 @@
 """A whole control plane in one process, on a fake clock: the real handlers and SQLite store, a hostile broker
 (``DuplicatingBus``), fault-injecting wrappers around every port, and the timer's sweep on its period.
 
-``settle(duration)`` lets ``duration`` of fake time pass: every due message is delivered (a crash leaves it locked
-until its lock runs out, a failure is retried after the host's back-off), and the sweep runs every ``sweep_every``.
+``settle(duration)`` lets ``duration`` of fake time pass: every due message is delivered, in batches of one session
+as the deployed queue triggers take them (a crash leaves the batch locked until its lock runs out, a failure retries
+the batch after the host's back-off), and the sweep runs every ``sweep_every``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,11 +25,11 @@ from shared.domain.job import Job, JobSpec
 from shared.domain.requests import ClusterCreate
 from shared.handlers import use_cases
 from shared.handlers.deps import Deps
-from shared.handlers.messages import handle_message
+from shared.handlers.messages import QueueMessage, handle_messages
 from shared.handlers.sweep import sweep
-from shared.ports import NodeProvider
+from shared.ports import MAX_MESSAGE_BATCH, NodeProvider
 from tests.fakes.clock import FakeClock
-from tests.reliability.broker import DeliveryChaos, DuplicatingBus
+from tests.reliability.broker import DeliveryChaos, DuplicatingBus, Message
 from tests.reliability.fake_provider import FakeNodeProvider
 from tests.reliability.faults import Crash, FaultPlan, FaultyBus, FaultyProvider, FaultyStore
 from tests.reliability.invariants import NodeHistory, check_invariants, check_scaled_down
@@ -134,22 +136,30 @@ class World:
 
     # --- time ----------------------------------------------------------------------------------------------------
     def deliver_one(self) -> bool:
-        message = self.broker.take()
-        if message is None:
+        """Hand one batch to the queue trigger, as the Functions host does for a session-enabled trigger declared
+        with ``cardinality=many``: up to ``MAX_MESSAGE_BATCH`` messages of one session, in order, settled together.
+        Whether anything was delivered. The stats count a failed or crashed batch once, whatever its size."""
+        batch = self.broker.take_batch(MAX_MESSAGE_BATCH)
+        if not batch:
             return False
+        queue = batch[0].queue
+        assert all(m.queue == queue for m in batch)
         try:
-            handle_message(message.queue, message.message_id, message.body, self.deps)
-        except Crash:
+            handle_messages(queue, [QueueMessage(m.message_id, m.body, m.delivery_count) for m in batch], self.deps)
+        except Crash as crash:
             self.stats.crashes_in_handlers += 1
-            self.broker.lose_lock(message)
-            self._note_crash(message.message_id)
+            for message in batch:
+                self.broker.lose_lock(message)
+            self._note_crash(_crashed_in(crash, batch))
         except Exception as exc:  # noqa: BLE001 - what the Functions host does: any failure means redelivery
             self.stats.handler_failures += 1
             kind = type(exc).__name__
             self.stats.failure_kinds[kind] = self.stats.failure_kinds.get(kind, 0) + 1
-            self.broker.abandon(message, f"{kind}: {exc}")
+            for message in batch:
+                self.broker.abandon(message, f"{kind}: {exc}")
         else:
-            self.broker.complete(message)
+            for message in batch:
+                self.broker.complete(message)
         return True
 
     def use_plan(self, plan: FaultPlan) -> None:
@@ -225,3 +235,17 @@ class World:
         broken += check_events(self.sent, self.recorded, self.ledger, self.broker.completed_ids,
                                self.broker.dead_letters) if settled else []
         return broken
+
+
+def _crashed_in(crash: Crash, batch: list[Message]) -> str:
+    """The id of the batch's message being applied when the process died: the event the outermost handler frame
+    below the World held (``handle_messages``' loop variable), found on the crash's traceback; the batch's first
+    message when none is found there."""
+    ids = {m.message_id for m in batch}
+    tb: types.TracebackType | None = crash.__traceback__
+    while tb is not None:
+        event = tb.tb_frame.f_locals.get("event")
+        if isinstance(event, CloudEvent) and event.id in ids:
+            return event.id
+        tb = tb.tb_next
+    return batch[0].message_id
