@@ -21,6 +21,7 @@ from shared.domain.cluster import Cluster
 from shared.domain.errors import TransientError
 from shared.domain.observation import NodeStatus, Observation, ObservedNode, ResourceLock
 from shared.ports import EventBus, NodeProvider, Store
+from shared.telemetry.log_context import current_log_ids
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -39,6 +40,11 @@ def is_mutating(call: str) -> bool:
 
 class Crash(BaseException):
     """The process died at this point: nothing after it ran. A BaseException, so no ``except Exception`` stops it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        # The event being handled when it died (its id is on every log record then), None outside a handler.
+        self.event_id = current_log_ids().get("event")
 
 
 class StoreUnavailable(TransientError):

@@ -9,7 +9,6 @@ the batch after the host's back-off), and the sweep runs every ``sweep_every``.
 from __future__ import annotations
 
 import dataclasses
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -238,14 +237,5 @@ class World:
 
 
 def _crashed_in(crash: Crash, batch: list[Message]) -> str:
-    """The id of the batch's message being applied when the process died: the event the outermost handler frame
-    below the World held (``handle_messages``' loop variable), found on the crash's traceback; the batch's first
-    message when none is found there."""
-    ids = {m.message_id for m in batch}
-    tb: types.TracebackType | None = crash.__traceback__
-    while tb is not None:
-        event = tb.tb_frame.f_locals.get("event")
-        if isinstance(event, CloudEvent) and event.id in ids:
-            return event.id
-        tb = tb.tb_next
-    return batch[0].message_id
+    """The id of the batch's message being applied when the process died (the batch's first outside a handler)."""
+    return crash.event_id if crash.event_id in {m.message_id for m in batch} else batch[0].message_id
