@@ -1,5 +1,6 @@
 """The embedded runtime (SQLite queue and store, idempotency on) with instruments, and a driver that feeds queue
-messages to ``handle_message``, the function every queue trigger calls.
+messages to ``handle_messages``, the function every queue trigger calls, in batches of one session as the
+Functions host hands them (up to ``MAX_MESSAGE_BATCH``).
 
 Jobs do not start processes here: ``InstantRunProvider`` wraps the local provider so that a started run has already
 finished (exit code 0) and its ``job.finished`` event is published at once. Node boot takes 0 s. Everything else
@@ -26,8 +27,9 @@ from shared.domain.cluster import Cluster, JobPhase
 from shared.domain.events import JOB_FINISHED, QUEUE_NAMES, new_event
 from shared.domain.observation import Observation, ObservedRun, RunStatus
 from shared.handlers.deps import Deps
-from shared.handlers.messages import handle_message
-from shared.ports import EventBus, NodeProvider, RunRequest
+from shared.handlers.messages import QueueMessage, handle_messages
+from shared.ports import MAX_MESSAGE_BATCH, EventBus, NodeProvider, RunRequest
+from shared.telemetry.log_context import current_log_ids
 
 WORKSPACE = "bench"
 log = logging.getLogger(__name__)
@@ -93,42 +95,50 @@ class EmbeddedRuntime:
     provider: InstantRunProvider
     submitted_at: dict[str, float] = field(default_factory=dict)  # job id -> when job-submit was published
     decided_at: dict[str, float] = field(default_factory=dict)  # job id -> when its scale-up was stored
-    _current_job: str | None = None
+    _batch: dict[str, dict[str, Any]] = field(default_factory=dict)  # event id -> event, of the batch handled
 
     def drain(self, stats: DrainStats | None = None) -> DrainStats:
-        """Hand every visible message to ``handle_message`` (round robin over the queues) until none is left."""
+        """Hand every visible message to ``handle_messages`` (a batch of one session at a time, round robin over
+        the queues) until none is left."""
         stats = stats or DrainStats()
         started, cpu_started = time.perf_counter(), time.process_time()
         progressed = True
         while progressed:
             progressed = False
             for queue_name in QUEUE_NAMES:
-                message = self.queue.receive(queue_name)
-                if message is None:
+                batch = self.queue.receive_batch(queue_name, MAX_MESSAGE_BATCH)
+                if not batch:
                     continue
                 progressed = True
-                event = json.loads(message.body)
-                self.counter.context = str(event.get("type"))
-                self._current_job = event.get("data", {}).get("job_id")
+                self._batch = {m.message_id: json.loads(m.body) for m in batch}
                 try:
-                    handle_message(queue_name, message.message_id, message.body, self.deps)
+                    handle_messages(queue_name, [QueueMessage(m.message_id, m.body, m.delivery_count) for m in batch],
+                                    self.deps)
                 except Exception:  # as the broker does: any failure means redelivery
-                    log.exception("handling %s failed; the message is redelivered", message.message_id)
+                    log.exception("handling a batch of %d from %s failed; it is redelivered", len(batch), queue_name)
                     stats.failures += 1
-                    self.queue.abandon(message)
+                    for message in batch:
+                        self.queue.abandon(message)
                 else:
-                    self.queue.complete(message)
-                stats.handled[self.counter.context] += 1
-                stats.body_bytes += len(message.body)
+                    self.queue.complete_all(batch)
+                for message in batch:
+                    stats.handled[str(self._batch[message.message_id].get("type"))] += 1
+                    stats.body_bytes += len(message.body)
+                self._batch = {}
         stats.seconds += time.perf_counter() - started
         stats.cpu_seconds += time.process_time() - cpu_started
         self.counter.context = "idle"
         return stats
 
+    def event_handled(self) -> dict[str, Any]:
+        """The event being handled now (``{}`` between events)."""
+        return self._batch.get(current_log_ids().get("event", ""), {})
+
     def note_cluster_saved(self, cluster: Cluster) -> None:
         """Reaction: the first save, while handling a job's submit event, that holds a node being prepared."""
-        job = self._current_job
-        if (job is not None and self.counter.context.endswith("job.submit") and job not in self.decided_at
+        event = self.event_handled()
+        job = event.get("data", {}).get("job_id")
+        if (job is not None and event.get("type", "").endswith("job.submit") and job not in self.decided_at
                 and any(n.state.value == "preparing" for n in cluster.nodes)):
             self.decided_at[job] = time.perf_counter()
 
@@ -145,5 +155,6 @@ def start_runtime(data_dir: Path, *, measure_sizes: bool = False) -> EmbeddedRun
     runtime = EmbeddedRuntime(data_dir=data_dir, deps=deps, queue=container.queue, counter=counter,
                               provider=provider)
     counter.on_cluster_saved = runtime.note_cluster_saved
+    counter.context_of = lambda: runtime.event_handled().get("type")
     freeze_startup_objects()  # as the Functions host and `computeplane serve` do once started
     return runtime

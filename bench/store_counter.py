@@ -48,8 +48,13 @@ class StoreCounter:
     tallies: dict[tuple[str, str, OpKind], OpTally] = field(default_factory=lambda: defaultdict(OpTally))
     on_cluster_saved: Callable[[Cluster], None] | None = None
 
+    context_of: Callable[[], str | None] | None = None  # the context while a batch is handled: its current event's
+
+    def _context(self) -> str:
+        return (self.context_of() if self.context_of is not None else None) or self.context
+
     def add(self, operation: str, kind: OpKind, documents: int, doc: BaseModel | None = None) -> None:
-        tally = self.tallies[(self.context, operation, kind)]
+        tally = self.tallies[(self._context(), operation, kind)]
         tally.calls += 1
         tally.documents += documents
         if self.measure_sizes and doc is not None:
@@ -57,7 +62,7 @@ class StoreCounter:
 
     def add_batch(self, operation: str, kind: OpKind, docs: Sequence[BaseModel]) -> None:
         """One call writing several documents (a transactional batch)."""
-        tally = self.tallies[(self.context, operation, kind)]
+        tally = self.tallies[(self._context(), operation, kind)]
         tally.calls += 1
         tally.documents += len(docs)
         if self.measure_sizes:

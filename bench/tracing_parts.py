@@ -39,9 +39,9 @@ def _log_ids(event: CloudEvent) -> Iterator[None]:
 
 
 @contextmanager
-def metrics_only(_: str, event: CloudEvent) -> Iterator[None]:
+def metrics_only(_: str, event: CloudEvent, outcome: str = "ok") -> Iterator[None]:
     instruments = state.current()
-    started, outcome = time.perf_counter(), "ok"
+    started = time.perf_counter()
     try:
         with _log_ids(event):
             yield
@@ -55,7 +55,7 @@ def metrics_only(_: str, event: CloudEvent) -> Iterator[None]:
 
 
 @contextmanager
-def log_ids_only(_: str, event: CloudEvent) -> Iterator[None]:
+def log_ids_only(_: str, event: CloudEvent, outcome: str = "ok") -> Iterator[None]:
     with _log_ids(event):
         yield
 

@@ -30,6 +30,11 @@ def reset_log_ids(token: Token[dict[str, str]]) -> None:
     _ids.reset(token)
 
 
+def current_log_ids() -> dict[str, str]:
+    """The ids of what is being handled now (read only: a copy is made by each ``set_log_ids``)."""
+    return _ids.get()
+
+
 class LogIds(logging.Filter):
     """Adds ``computeplane_<field>`` attributes and ``ids`` (" workspace=... cluster=...", or "") to each record."""
 

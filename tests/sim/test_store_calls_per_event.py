@@ -37,14 +37,17 @@ def test_the_ledger_is_read_only_when_a_node_count_changes_and_finishes_reuse_th
     writes = {op: t for (op, kind), t in counter.by_context("computeplane.job.finished").items() if kind in WRITES}
     assert list(writes) == ["replace_cluster_with_jobs"]
     assert (writes["replace_cluster_with_jobs"].calls, writes["replace_cluster_with_jobs"].documents) == (12, 24)
-    # Scale-ups (submits) and scale-downs (a node ready with nothing to run) start from the ledger this process
+    # Scale-ups (submits) and node counts changed on a node's readiness start from the ledger this process
     # read once and kept since: no other read. A cluster's first scale-up books its node's cores, on that copy's
     # etag; with quota far from its limits, a scale-down leaves them booked (one write, its cluster's), so the
     # cluster's next scale-ups find them still held by the booking it names, and book nothing.
     assert calls(counter, "job.submit", "get_quota_ledger") + calls(counter, "node.ready", "get_quota_ledger") <= 1
     assert calls(counter, "job.submit", "save_quota_ledger") == 3
+    # A wave's scale request and its node's readiness arrive in one batch of the cluster's session: one look for
+    # both (the request is coalesced), which places the job on the node, written Running with its cluster.
     writes = {op: t.calls for (op, kind), t in counter.by_context("computeplane.node.ready").items() if kind in WRITES}
-    assert writes == {"replace_cluster": 12}
+    assert writes == {"replace_cluster_with_jobs": 12}
+    assert calls(counter, "scale.request", "get_cluster") == 3  # only the release checks after the last wave
 
     jobs = runtime.deps.store.list_jobs(WORKSPACE)
     assert len(jobs) == 12 and {j.state for j in jobs} == {JobState.COMPLETED}
@@ -77,11 +80,12 @@ def test_a_job_is_written_with_the_cluster_that_queues_or_finishes_it_and_its_su
     stats = exercise(runtime, clusters=3, waves=4)
     assert stats.failures == 0
     counter = runtime.counter
-    # The jobs start on the scale requests' decisions (their nodes are ready by then): Running with the cluster.
-    starts = counter.by_context("computeplane.scale.request")[("replace_cluster_with_jobs", "replace")]
+    # The jobs start on their nodes' readiness (the wave's scale request, in the same batch, is coalesced into that
+    # look): Running with the cluster.
+    starts = counter.by_context("computeplane.node.ready")[("replace_cluster_with_jobs", "replace")]
     assert (starts.calls, starts.documents) == (12, 24)
-    assert calls(counter, "scale.request", "get_job") == 0
-    for event in ("job.submit", "scale.request", "job.finished"):
+    assert calls(counter, "node.ready", "get_job") == 0
+    for event in ("job.submit", "node.ready", "scale.request", "job.finished"):
         writes = {op for (op, kind), t in counter.by_context(f"computeplane.{event}").items()
                   if kind in WRITES and t.calls}
         assert "replace_job" not in writes, (event, writes)  # never a job written apart from its cluster
