@@ -76,6 +76,7 @@ class InstantRunProvider:
 @dataclass
 class DrainStats:
     handled: Counter[str] = field(default_factory=Counter)  # event type -> messages handled
+    batches: int = 0  # calls of handle_messages: one receive and one complete each
     failures: int = 0
     seconds: float = 0.0
     cpu_seconds: float = 0.0  # this process's CPU (all threads) while draining: steadier than wall time on a busy box
@@ -95,6 +96,7 @@ class EmbeddedRuntime:
     provider: InstantRunProvider
     submitted_at: dict[str, float] = field(default_factory=dict)  # job id -> when job-submit was published
     decided_at: dict[str, float] = field(default_factory=dict)  # job id -> when its scale-up was stored
+    batch_size: int = MAX_MESSAGE_BATCH  # messages per call at most; 1 is one message per call, as Azure's triggers
     _batch: dict[str, dict[str, Any]] = field(default_factory=dict)  # event id -> event, of the batch handled
 
     def drain(self, stats: DrainStats | None = None) -> DrainStats:
@@ -106,10 +108,11 @@ class EmbeddedRuntime:
         while progressed:
             progressed = False
             for queue_name in QUEUE_NAMES:
-                batch = self.queue.receive_batch(queue_name, MAX_MESSAGE_BATCH)
+                batch = self.queue.receive_batch(queue_name, self.batch_size)
                 if not batch:
                     continue
                 progressed = True
+                stats.batches += 1
                 self._batch = {m.message_id: json.loads(m.body) for m in batch}
                 try:
                     handle_messages(queue_name, [QueueMessage(m.message_id, m.body, m.delivery_count) for m in batch],
@@ -143,7 +146,8 @@ class EmbeddedRuntime:
             self.decided_at[job] = time.perf_counter()
 
 
-def start_runtime(data_dir: Path, *, measure_sizes: bool = False) -> EmbeddedRuntime:
+def start_runtime(data_dir: Path, *, measure_sizes: bool = False, batch_size: int = MAX_MESSAGE_BATCH
+                  ) -> EmbeddedRuntime:
     """``shared.bootstrap.build`` with node boot 0 s; its store counted and its provider made instant."""
     container = build(Settings(data_dir=data_dir, node_boot_seconds=0.0, release_poll_seconds=1.0))
     if container.queue is None:
@@ -153,7 +157,7 @@ def start_runtime(data_dir: Path, *, measure_sizes: bool = False) -> EmbeddedRun
     deps = replace(container.deps, store=CountingStore(container.deps.store, counter),
                    provider=cast(NodeProvider, provider))
     runtime = EmbeddedRuntime(data_dir=data_dir, deps=deps, queue=container.queue, counter=counter,
-                              provider=provider)
+                              provider=provider, batch_size=batch_size)
     counter.on_cluster_saved = runtime.note_cluster_saved
     counter.context_of = lambda: runtime.event_handled().get("type")
     freeze_startup_objects()  # as the Functions host and `computeplane serve` do once started

@@ -34,24 +34,26 @@ def create_clusters(runtime: EmbeddedRuntime, count: int) -> list[str]:
     return names
 
 
-def run_waves(runtime: EmbeddedRuntime, clusters: list[str], waves: int) -> DrainStats:
+def run_waves(runtime: EmbeddedRuntime, clusters: list[str], waves: int, jobs_per_wave: int = 1) -> DrainStats:
     """``waves`` waves (see ``run_wave``), then the release checks (wake-ups 1 s after a release) drained too."""
     stats = DrainStats()
     for _ in range(waves):
-        run_wave(runtime, clusters, stats)
+        run_wave(runtime, clusters, stats, jobs_per_wave)
     time.sleep(1.05)
     runtime.drain(stats)
     return stats
 
 
-def run_wave(runtime: EmbeddedRuntime, clusters: list[str], stats: DrainStats) -> None:
-    """One job per cluster submitted (the HTTP side: job document + job-submit event) and one scale request per
-    cluster, then every message drained through ``handle_message``."""
+def run_wave(runtime: EmbeddedRuntime, clusters: list[str], stats: DrainStats, jobs_per_wave: int = 1) -> None:
+    """``jobs_per_wave`` jobs per cluster submitted (the HTTP side: job document + job-submit event) and one scale
+    request per cluster, then every message drained through ``handle_messages``. More than one job per wave is a
+    backlog: a cluster's submits wait in its session together."""
     runtime.counter.context = "http"
     for name in clusters:
-        with as_http_request("POST /api/workspaces/{workspace}/clusters/{name}/jobs"):
-            job, _ = submit_job(runtime.deps, WORKSPACE, name, JobSpec(command=["true"]))
-        runtime.submitted_at[job.id] = time.perf_counter()
+        for _ in range(jobs_per_wave):
+            with as_http_request("POST /api/workspaces/{workspace}/clusters/{name}/jobs"):
+                job, _ = submit_job(runtime.deps, WORKSPACE, name, JobSpec(command=["true"]))
+            runtime.submitted_at[job.id] = time.perf_counter()
         runtime.deps.bus.publish(new_event(SCALE_REQUEST, WORKSPACE, name, {"reason": "bench"},
                                            event_id=f"scale-{uuid.uuid4().hex}"))
     runtime.drain(stats)
