@@ -19,6 +19,7 @@ from bench.machine import console, print_header
 from bench.store_counter import WRITES, OpKind
 from bench.workload_mix import create_clusters, run_waves
 from shared.handlers.sweep import sweep
+from shared.ports import MAX_MESSAGE_BATCH
 
 HTTP_SUBMIT = "http (job submit command)"
 TIMER = "timer sweep"
@@ -31,14 +32,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clusters", type=int, default=10)
     parser.add_argument("--waves", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="3 clusters x 3 waves")
+    parser.add_argument("--jobs-per-wave", type=int, default=1,
+                        help="jobs submitted per cluster and wave (default 1; more is a backlog in each session)")
+    parser.add_argument("--batch-size", type=int, default=MAX_MESSAGE_BATCH,
+                        help=f"messages of one session per handler call (default {MAX_MESSAGE_BATCH}; 1: one at a "
+                             "time, as the triggers Azure deploys)")
     return parser.parse_args(argv)
 
 
-def exercise(runtime: EmbeddedRuntime, clusters: int, waves: int) -> DrainStats:
+def exercise(runtime: EmbeddedRuntime, clusters: int, waves: int, jobs_per_wave: int = 1) -> DrainStats:
     names = create_clusters(runtime, clusters)
     runtime.counter.reset()
-    stats = run_waves(runtime, names, waves)
-    stats.handled[HTTP_SUBMIT] = clusters * waves
+    stats = run_waves(runtime, names, waves, jobs_per_wave)
+    stats.handled[HTTP_SUBMIT] = clusters * waves * jobs_per_wave
     _rename_context(runtime, "http", HTTP_SUBMIT)
     runtime.counter.context = TIMER
     sweep(runtime.deps)
@@ -110,8 +116,8 @@ def main(argv: list[str] | None = None) -> list[str]:
     clusters, waves = (3, 3) if args.quick else (args.clusters, args.waves)
     print_header(console(), "ComputePlane store operations per event")
     with tempfile.TemporaryDirectory(prefix="cp-store-ops-") as tmp:
-        runtime = start_runtime(Path(tmp), measure_sizes=True)
-        stats = exercise(runtime, clusters, waves)
+        runtime = start_runtime(Path(tmp), measure_sizes=True, batch_size=args.batch_size)
+        stats = exercise(runtime, clusters, waves, args.jobs_per_wave)
         return report(runtime, stats)
 
 
