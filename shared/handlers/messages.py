@@ -21,6 +21,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pydantic import BaseModel
+
 from shared.domain import events as ev
 from shared.domain.errors import InvalidEvent, PermanentError, reason_of
 from shared.domain.events import CloudEvent
@@ -46,67 +48,76 @@ class QueueMessage:
     delivery_count: int = 1
 
 
+@dataclass(frozen=True)
+class _Decoded:
+    message: QueueMessage
+    event: CloudEvent
+    body: BaseModel  # ``data``, checked against the type's body model
+
+
 def handle_message(queue: str, message_id: str, body: bytes, deps: Deps) -> None:
     """One message: applied, or dead-lettered when it never can be; anything else raises for redelivery."""
-    event = _decoded(queue, message_id, body, deps)
-    if event is not None:
-        _apply(queue, message_id, body, event, deps)
+    decoded = _decoded(queue, QueueMessage(message_id, body), deps)
+    if decoded is not None:
+        _apply(queue, decoded, deps)
 
 
 def handle_messages(queue: str, messages: Sequence[QueueMessage], deps: Deps) -> None:
     """A batch of one session, in order (see the module docstring). The first failure stops it and raises, so the
     broker redelivers the whole batch: what was applied already is recognised (each handler is idempotent), and
     nothing of the session is applied out of order. A message failing on its last delivery is dead-lettered here
-    instead, so that the messages after it in the batch do not go down with it."""
-    events = [_decoded(queue, m.message_id, m.body, deps) for m in messages]
-    last_look = {(e.workspace, e.cluster): i for i, e in enumerate(events) if e is not None and e.type in LOOK_ONLY}
-    submits: list[tuple[QueueMessage, CloudEvent]] = []  # a run of one cluster's submits, decided together
-    for i, (message, event) in enumerate(zip(messages, events, strict=True)):
-        if event is None:
-            continue
-        if event.type in LOOK_ONLY and last_look[event.workspace, event.cluster] != i:
-            with handling(queue, event, outcome="coalesced"):  # its trace and count show where it went
+    instead, so that the messages after it in the batch do not go down with it.
+
+    Every message is decoded and checked first, and one that can never be applied is dead-lettered then: a look
+    is coalesced only into one that will be made."""
+    batch = [d for m in messages if (d := _decoded(queue, m, deps)) is not None]
+    last_look = {_cluster_of(d): i for i, d in enumerate(batch) if d.event.type in LOOK_ONLY}
+    submits: list[_Decoded] = []  # a run of one cluster's submits, decided together
+    for i, decoded in enumerate(batch):
+        if decoded.event.type in LOOK_ONLY and last_look[_cluster_of(decoded)] != i:
+            with handling(queue, decoded.event, outcome="coalesced"):  # its trace and count show where it went
                 pass
             continue
-        if event.type == ev.JOB_SUBMIT and (not submits or _same_cluster(submits[0][1], event)):
-            submits.append((message, event))
+        if decoded.event.type == ev.JOB_SUBMIT and (not submits or _cluster_of(submits[0]) == _cluster_of(decoded)):
+            submits.append(decoded)
             continue
         _apply_submits(queue, submits, deps)
-        submits = [(message, event)] if event.type == ev.JOB_SUBMIT else []
+        submits = [decoded] if decoded.event.type == ev.JOB_SUBMIT else []
         if not submits:
-            _apply_unless_last_delivery(queue, message, event, deps)
+            _apply_unless_last_delivery(queue, decoded, deps)
     _apply_submits(queue, submits, deps)
 
 
-def _apply_submits(queue: str, submits: list[tuple[QueueMessage, CloudEvent]], deps: Deps) -> None:
+def _apply_submits(queue: str, submits: list[_Decoded], deps: Deps) -> None:
     """A run of submits to one cluster: one decision for all, under the last one's span (the others' spans say
     ``merged``). Should it fail for good, or on a last delivery, each is applied alone, so that only a submit
     that can never be applied is dead-lettered."""
     if len(submits) < 2:
-        for message, event in submits:
-            _apply_unless_last_delivery(queue, message, event, deps)
+        for decoded in submits:
+            _apply_unless_last_delivery(queue, decoded, deps)
         return
     try:
-        with handling(queue, submits[-1][1]):
-            on_job_submits([(event, _submit_body(event)) for _, event in submits], deps)
+        with handling(queue, submits[-1].event):
+            on_job_submits([(d.event, _submit_body(d)) for d in submits], deps)
     except PermanentError:
         pass
     except Exception:
-        if any(message.delivery_count < MAX_DELIVERY_COUNT for message, _ in submits):
+        if any(d.message.delivery_count < MAX_DELIVERY_COUNT for d in submits):
             raise
     else:
-        for _, event in submits[:-1]:
-            with handling(queue, event, outcome="merged"):
+        for decoded in submits[:-1]:
+            with handling(queue, decoded.event, outcome="merged"):
                 pass
         return
-    for message, event in submits:
-        _apply_unless_last_delivery(queue, message, event, deps)
+    for decoded in submits:
+        _apply_unless_last_delivery(queue, decoded, deps)
 
 
-def _apply_unless_last_delivery(queue: str, message: QueueMessage, event: CloudEvent, deps: Deps) -> None:
+def _apply_unless_last_delivery(queue: str, decoded: _Decoded, deps: Deps) -> None:
     try:
-        _apply(queue, message.message_id, message.body, event, deps)
+        _apply(queue, decoded, deps)
     except Exception as exc:  # the broker's rule, applied to this message alone
+        message = decoded.message
         if message.delivery_count < MAX_DELIVERY_COUNT:
             raise
         reason = f"MaxDeliveryCountExceeded: {type(exc).__name__}: {exc}"
@@ -114,34 +125,41 @@ def _apply_unless_last_delivery(queue: str, message: QueueMessage, event: CloudE
         deps.bus.dead_letter(queue, message.message_id, message.body, reason)
 
 
-def _submit_body(event: CloudEvent) -> JobSubmit:
-    body = event_body(event)
-    assert isinstance(body, JobSubmit)
-    return body
+def _submit_body(decoded: _Decoded) -> JobSubmit:
+    assert isinstance(decoded.body, JobSubmit)
+    return decoded.body
 
 
-def _same_cluster(one: CloudEvent, other: CloudEvent) -> bool:
-    return (one.workspace, one.cluster) == (other.workspace, other.cluster)
+def _cluster_of(decoded: _Decoded) -> tuple[str, str]:
+    return decoded.event.workspace, decoded.event.cluster
 
 
-def _decoded(queue: str, message_id: str, body: bytes, deps: Deps) -> CloudEvent | None:
-    """The message's event, or None once it was dead-lettered as one that can never be applied."""
+def _decoded(queue: str, message: QueueMessage, deps: Deps) -> _Decoded | None:
+    """The message's event and checked body, or None once it was dead-lettered as one that can never be applied."""
     try:
-        event = decode_event(body)
+        event = decode_event(message.body)
         if event.queue != queue:
             raise InvalidEvent(f"type: {event.type} belongs on queue {event.queue!r}, not {queue!r}")
     except InvalidEvent as exc:
-        _dead_letter(queue, message_id, body, exc, deps)
+        _dead_letter(queue, message.message_id, message.body, exc, deps)
         return None
-    return event
-
-
-def _apply(queue: str, message_id: str, body: bytes, event: CloudEvent, deps: Deps) -> None:
     try:
-        with handling(queue, event):  # the publisher's trace continued, the ids on every log record, metrics
-            dispatch(event, deps)
+        return _Decoded(message, event, event_body(event))
+    except InvalidEvent as exc:
+        try:
+            with handling(queue, event):  # a well-formed event: traced and counted as dead-lettered
+                raise
+        except InvalidEvent:
+            _dead_letter(queue, message.message_id, message.body, exc, deps)
+        return None
+
+
+def _apply(queue: str, decoded: _Decoded, deps: Deps) -> None:
+    try:
+        with handling(queue, decoded.event):  # the publisher's trace continued, the ids on every log record, metrics
+            dispatch(decoded.event, deps, decoded.body)
     except PermanentError as exc:
-        _dead_letter(queue, message_id, body, exc, deps)
+        _dead_letter(queue, decoded.message.message_id, decoded.message.body, exc, deps)
 
 
 def _dead_letter(queue: str, message_id: str, body: bytes, exc: PermanentError, deps: Deps) -> None:

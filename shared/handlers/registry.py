@@ -60,12 +60,12 @@ def event_body(event: CloudEvent) -> BaseModel:
         raise InvalidEvent(f"data of {event.type}: {describe_validation_error(exc)}") from None
 
 
-def dispatch(event: CloudEvent, deps: Deps) -> None:
-    """Apply one event with its type's handler."""
+def dispatch(event: CloudEvent, deps: Deps, body: BaseModel | None = None) -> None:
+    """Apply one event with its type's handler (``body``: its ``data`` checked already, by ``event_body``)."""
     route = ROUTES.get(event.type)
     if route is None:
         raise InvalidEvent(f"type: {event.type} is not handled by this version of ComputePlane")
-    route.handler(event, event_body(event), deps)
+    route.handler(event, event_body(event) if body is None else body, deps)
 
 
 def design_table() -> str:

@@ -87,6 +87,24 @@ def test_a_node_ready_followed_in_its_batch_by_a_wake_up_is_looked_at_once_and_i
     assert world.bus.dead_letters() == []
 
 
+def test_a_look_is_not_coalesced_into_one_whose_data_is_invalid(world: World) -> None:
+    create(world, "gpu")
+    submit = ev.new_event(ev.JOB_SUBMIT, "ws", "gpu", {"job_id": "j1", "command": ["true"]}, event_id="submit-j1")
+    handle_message(ev.JOB_EVENTS, submit.id, submit.to_json(), world.deps)
+    cluster = world.deps.store.get_cluster("ws", "gpu")
+    assert cluster is not None
+    world.clock.advance(6)
+    ready = ev.new_event(ev.NODE_READY, "ws", "gpu", {"node_id": cluster.nodes[0].node_id}, event_id="ready-1")
+    broken = ev.new_event(ev.SCALE_REQUEST, "ws", "gpu", {"reason": 5}, event_id="wake-broken")
+
+    handle_messages(ev.SCALE_EVENTS, [message(ready), message(broken)], world.deps)
+
+    (dead,) = world.bus.dead_letters()
+    assert dead.message_id == "wake-broken" and "data of computeplane.scale.request" in dead.reason
+    job = world.deps.store.get_job("ws", "j1")
+    assert job is not None and job.state is JobState.RUNNING  # the node's readiness was looked at all the same
+
+
 def test_each_cluster_of_a_batch_gets_its_own_look(world: World) -> None:
     create(world, "gpu-a")
     create(world, "gpu-b")
