@@ -39,9 +39,9 @@ def _log_ids(event: CloudEvent) -> Iterator[None]:
 
 
 @contextmanager
-def metrics_only(_: str, event: CloudEvent, outcome: str = "ok") -> Iterator[None]:
+def metrics_only(_: str, event: CloudEvent) -> Iterator[None]:
     instruments = state.current()
-    started = time.perf_counter()
+    started, outcome = time.perf_counter(), "ok"
     try:
         with _log_ids(event):
             yield
@@ -55,7 +55,7 @@ def metrics_only(_: str, event: CloudEvent, outcome: str = "ok") -> Iterator[Non
 
 
 @contextmanager
-def log_ids_only(_: str, event: CloudEvent, outcome: str = "ok") -> Iterator[None]:
+def log_ids_only(_: str, event: CloudEvent) -> Iterator[None]:
     with _log_ids(event):
         yield
 

@@ -31,7 +31,7 @@ from shared.handlers.deps import Deps
 from shared.handlers.events import on_job_submits
 from shared.handlers.registry import decode_event, dispatch, event_body
 from shared.ports import MAX_DELIVERY_COUNT
-from shared.telemetry.events import handling
+from shared.telemetry.events import handling, note_folded
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,7 @@ def handle_messages(queue: str, messages: Sequence[QueueMessage], deps: Deps) ->
     submits: list[_Decoded] = []  # a run of one cluster's submits, decided together
     for i, decoded in enumerate(batch):
         if decoded.event.type in LOOK_ONLY and last_look[_cluster_of(decoded)] != i:
-            with handling(queue, decoded.event, outcome="coalesced"):  # its trace and count show where it went
-                pass
+            note_folded(decoded.event, "coalesced")  # its count, and its trace if it has one, show where it went
             continue
         if decoded.event.type == ev.JOB_SUBMIT and (not submits or _cluster_of(submits[0]) == _cluster_of(decoded)):
             submits.append(decoded)
@@ -106,8 +105,7 @@ def _apply_submits(queue: str, submits: list[_Decoded], deps: Deps) -> None:
             raise
     else:
         for decoded in submits[:-1]:
-            with handling(queue, decoded.event, outcome="merged"):
-                pass
+            note_folded(decoded.event, "merged")
         return
     for decoded in submits:
         _apply_unless_last_delivery(queue, decoded, deps)

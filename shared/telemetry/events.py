@@ -62,11 +62,26 @@ def with_trace_context(event: CloudEvent) -> CloudEvent:
         "tracestate": span_context.trace_state.to_header() or None})
 
 
-def handling(queue: str, event: CloudEvent, outcome: str | None = None) -> EventHandling:
+def handling(queue: str, event: CloudEvent) -> EventHandling:
     """Around applying one event: a consumer span continuing the publisher's trace, the ids on every log record,
-    and the events-handled counter and latency by type and outcome (ok, dead_lettered, retried; ``outcome`` says
-    it instead when nothing is applied: coalesced, an event whose look another event of its batch makes)."""
-    return EventHandling(event, outcome)
+    and the events-handled counter and latency by type and outcome (ok, dead_lettered, retried)."""
+    return EventHandling(event)
+
+
+def note_folded(event: CloudEvent, outcome: str) -> None:
+    """An event of a batch whose work another event of the batch does (``coalesced``: its look; ``merged``: its
+    submit's decision): counted by that outcome, with no latency (it had no work of its own), and given a span only
+    when it continues a publisher's trace, so that the trace shows where it went."""
+    instruments = current()
+    if instruments is None:
+        return
+    if event.traceparent:
+        span, _ = _consumer_span(instruments, event)
+        if span is not None:
+            if span.is_recording():
+                span.set_attribute("computeplane.outcome", outcome)
+            span.end()
+    instruments.events_handled.add(event.type, outcome)
 
 
 class EventHandling:
@@ -79,12 +94,11 @@ class EventHandling:
     attached rather than ``start_as_current_span``: the same span and context without the SDK's generator-based
     context managers."""
 
-    __slots__ = ("_calls_token", "_context_token", "_event", "_ids_token", "_instruments", "_outcome", "_span",
-                 "_started")
+    __slots__ = ("_calls_token", "_context_token", "_event", "_ids_token", "_instruments", "_span", "_started")
     _calls_token: NotingToken | None  # None unless the span is recorded: only a recorded span gets the store calls
 
-    def __init__(self, event: CloudEvent, outcome: str | None = None) -> None:
-        self._event, self._outcome = event, outcome
+    def __init__(self, event: CloudEvent) -> None:
+        self._event = event
 
     def __enter__(self) -> None:
         event = self._event
@@ -105,8 +119,7 @@ class EventHandling:
             return
         context.detach(self._context_token)
         calls = stop_noting_store_calls(self._calls_token) if self._calls_token is not None else None
-        outcome = (self._outcome or "ok") if exc is None else \
-            "dead_lettered" if isinstance(exc, PermanentError) else "retried"
+        outcome = "ok" if exc is None else "dead_lettered" if isinstance(exc, PermanentError) else "retried"
         span = self._span
         try:
             if span is not None and exc is not None:

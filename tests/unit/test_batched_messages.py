@@ -9,8 +9,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from bench.store_counter import CountingStore, StoreCounter
 from shared.domain import events as ev
@@ -23,6 +29,7 @@ from shared.handlers.deps import Deps
 from shared.handlers.messages import QueueMessage, handle_message, handle_messages
 from shared.handlers.use_cases import delete_cluster
 from shared.ports import MAX_DELIVERY_COUNT
+from shared.telemetry import state
 from tests.fakes.bus import InMemoryBus
 from tests.fakes.clock import FakeClock
 from tests.fakes.deps import handler_deps
@@ -207,3 +214,30 @@ def test_changes_decided_together_are_each_applied_once_per_event_id(world: Worl
     both(cluster, world.clock.now())
     both(cluster, world.clock.now())  # decided again (a lost race), or the batch redelivered after its save
     assert applied == ["first", "second"]
+
+
+def test_a_coalesced_look_is_counted_as_such_and_traced_only_when_it_continues_a_trace(world: World) -> None:
+    spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    state.install(tracer_provider, MeterProvider(metric_readers=[reader]))
+    try:
+        create(world, "gpu")
+        traced = wake_up("gpu", 1).model_copy(update={"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01"})
+        handle_messages(ev.SCALE_EVENTS, [message(wake_up("gpu", 0)), message(traced), message(wake_up("gpu", 2))],
+                        world.deps)
+        handled = {(dict(p.attributes or {})["computeplane.outcome"], p.value)
+                   for m in _metrics(reader, "computeplane.events.handled") for p in m.data.data_points
+                   if dict(p.attributes or {})["cloudevents.event_type"] == ev.SCALE_REQUEST}
+        assert handled == {("coalesced", 2), ("ok", 1)}
+        coalesced = [s for s in spans.get_finished_spans() if (s.attributes or {}).get("computeplane.outcome")
+                     == "coalesced"]
+        assert [s.context.trace_id for s in coalesced] == [int("ab" * 16, 16)]  # the traced one only, in its trace
+    finally:
+        state.uninstall()
+
+
+def _metrics(reader: InMemoryMetricReader, name: str) -> list[Any]:
+    data = reader.get_metrics_data()
+    assert data is not None
+    return [m for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics if m.name == name]
