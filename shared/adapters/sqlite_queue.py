@@ -135,7 +135,8 @@ class SqliteQueue:
         return True
 
     def _arrival(self, queue: str) -> threading.Event:
-        return self._arrivals.setdefault(queue, threading.Event())
+        arrival = self._arrivals.get(queue)  # (setdefault would build an Event on every send)
+        return arrival if arrival is not None else self._arrivals.setdefault(queue, threading.Event())
 
     def wait_for_message(self, queue: str, timeout: float) -> None:
         """Sleep until a message is sent to ``queue`` from this process, or ``timeout`` (other processes and
