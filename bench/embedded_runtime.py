@@ -28,7 +28,7 @@ from shared.domain.events import JOB_FINISHED, QUEUE_NAMES, new_event
 from shared.domain.observation import Observation, ObservedRun, RunStatus
 from shared.handlers.deps import Deps
 from shared.handlers.messages import QueueMessage, handle_messages
-from shared.ports import MAX_MESSAGE_BATCH, EventBus, NodeProvider, RunRequest
+from shared.ports import MAX_MESSAGE_BATCH, BatchStopped, EventBus, NodeProvider, RunRequest
 from shared.telemetry.log_context import current_log_ids
 
 WORKSPACE = "bench"
@@ -98,6 +98,7 @@ class EmbeddedRuntime:
     decided_at: dict[str, float] = field(default_factory=dict)  # job id -> when its scale-up was stored
     batch_size: int = MAX_MESSAGE_BATCH  # messages per call at most; 1 is one message per call, as Azure's triggers
     _batch: dict[str, dict[str, Any]] = field(default_factory=dict)  # event id -> event, of the batch handled
+    _preparing: dict[str, set[str]] = field(default_factory=dict)  # cluster -> its nodes being prepared, last saved
 
     def drain(self, stats: DrainStats | None = None) -> DrainStats:
         """Hand every visible message to ``handle_messages`` (a batch of one session at a time, round robin over
@@ -117,10 +118,12 @@ class EmbeddedRuntime:
                 try:
                     handle_messages(queue_name, [QueueMessage(m.message_id, m.body, m.delivery_count) for m in batch],
                                     self.deps)
-                except Exception:  # as the broker does: any failure means redelivery
+                except Exception as exc:  # as the local host does: any failure means redelivery
                     log.exception("handling a batch of %d from %s failed; it is redelivered", len(batch), queue_name)
                     stats.failures += 1
-                    for message in batch:
+                    settled = exc.settled if isinstance(exc, BatchStopped) else 0
+                    self.queue.complete_all(batch[:settled])
+                    for message in batch[settled:]:
                         self.queue.abandon(message)
                 else:
                     self.queue.complete_all(batch)
@@ -138,12 +141,20 @@ class EmbeddedRuntime:
         return self._batch.get(current_log_ids().get("event", ""), {})
 
     def note_cluster_saved(self, cluster: Cluster) -> None:
-        """Reaction: the first save, while handling a job's submit event, that holds a node being prepared."""
-        event = self.event_handled()
-        job = event.get("data", {}).get("job_id")
-        if (job is not None and event.get("type", "").endswith("job.submit") and job not in self.decided_at
-                and any(n.state.value == "preparing" for n in cluster.nodes)):
-            self.decided_at[job] = time.perf_counter()
+        """Reaction: the save, while handling a job's submit event, that provisions a node for it. A save that adds
+        n nodes being prepared decides the scale-up of n of the submits being handled (a run of them is decided and
+        saved together, under its last event), the earliest first; a submit that finds no room gets none."""
+        preparing = {n.node_id for n in cluster.nodes if n.state.value == "preparing"}
+        added = preparing - self._preparing.get(cluster.name, set())
+        self._preparing[cluster.name] = preparing
+        if not added or not self.event_handled().get("type", "").endswith("job.submit"):
+            return
+        held = {entry.job_id for entry in cluster.jobs}
+        waiting = [job for event in self._batch.values() if event.get("type", "").endswith("job.submit")
+                   and (job := event.get("data", {}).get("job_id")) in held and job not in self.decided_at]
+        now = time.perf_counter()
+        for job in waiting[:len(added)]:
+            self.decided_at[job] = now
 
 
 def start_runtime(data_dir: Path, *, measure_sizes: bool = False, batch_size: int = MAX_MESSAGE_BATCH

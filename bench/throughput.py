@@ -38,6 +38,7 @@ NOT_ON_THE_TRIGGER_PATH = ("http", "setup", "idle")
 @dataclass(frozen=True)
 class ThroughputFigures:
     messages: int
+    jobs: int
     seconds: float
     floor_seconds: float
     commits: CommitCounts
@@ -87,7 +88,8 @@ def measure(data_dir: Path, clusters: int, waves: int, jobs_per_wave: int = 1, b
     sizes = average_row_sizes(data_dir, stats.body_bytes // max(stats.messages, 1))
     floor_seconds = replay(commits, sizes, data_dir)
     reaction = [1000 * (runtime.decided_at[j] - t) for j, t in runtime.submitted_at.items() if j in runtime.decided_at]
-    return ThroughputFigures(stats.messages, stats.seconds, floor_seconds, commits, reaction, stats), runtime
+    jobs = clusters * waves * jobs_per_wave
+    return ThroughputFigures(stats.messages, jobs, stats.seconds, floor_seconds, commits, reaction, stats), runtime
 
 
 def commit_counts(runtime: EmbeddedRuntime, stats: DrainStats, handler_sends: int) -> CommitCounts:
@@ -133,13 +135,15 @@ def report(figures: ThroughputFigures, clusters: int, waves: int, jobs_per_wave:
     table.add_row("seconds (receive + handle + complete)", f"{figures.seconds:.2f}")
     table.add_row("CPU seconds of this process meanwhile", f"{figures.stats.cpu_seconds:.2f}")
     table.add_row("ComputePlane events/s", f"{figures.events_per_second:,.0f}")
+    table.add_row("jobs/s (submitted, run and finished)", f"{figures.jobs / figures.seconds:,.0f}"
+                  if figures.seconds else "0")
     table.add_row("floor: same SQLite commits, no logic (commits)", f"{figures.commits.total:,}")
     table.add_row("floor: seconds", f"{figures.floor_seconds:.2f}")
     table.add_row("floor events/s", f"{figures.floor_events_per_second:,.0f}")
     table.add_row("floor / ComputePlane (x slower than bare commits)",
                   f"{figures.floor_events_per_second / max(figures.events_per_second, 1e-9):.1f}")
     table.add_row("commits per event", f"{figures.commits.total / max(figures.messages, 1):.2f}")
-    table.add_row(f"reaction p50 (ms): job-submit published -> scale-up stored, bursts of {clusters}",
+    table.add_row(f"reaction p50 (ms): job-submit published -> scale-up stored, bursts of {clusters * jobs_per_wave}",
                   f"{percentile(figures.reaction_ms, 50):.1f}")
     table.add_row("reaction p99 (ms)", f"{percentile(figures.reaction_ms, 99):.1f}")
     table.add_row("reactions measured", str(len(figures.reaction_ms)))

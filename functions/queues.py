@@ -15,7 +15,7 @@ import azure.functions as func
 from shared.bootstrap import container
 from shared.config import SERVICE_BUS_CONNECTION, queue_batches_on
 from shared.domain.events import QUEUE_NAMES
-from shared.handlers.messages import QueueMessage, handle_messages
+from shared.handlers.messages import QueueMessage, handle_message, handle_messages
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,6 +33,9 @@ def queue_triggers(batches: bool) -> func.Blueprint:
 
 def _batch_trigger_for(queue: str) -> Callable[[list[func.ServiceBusMessage]], None]:
     def on_messages(msgs: list[func.ServiceBusMessage]) -> None:
+        # A batch that stops part way raises ``BatchStopped``: the local host and receiver complete the messages
+        # before the stop; the Functions host, which settles a batch as a whole, delivers them all again (each
+        # applied one is recognised by its event id).
         handle_messages(queue, [_message(m) for m in msgs], container().deps)
 
     return _named(on_messages, queue)
@@ -40,7 +43,9 @@ def _batch_trigger_for(queue: str) -> Callable[[list[func.ServiceBusMessage]], N
 
 def _trigger_for(queue: str) -> Callable[[func.ServiceBusMessage], None]:
     def on_message(msg: func.ServiceBusMessage) -> None:
-        handle_messages(queue, [_message(msg)], container().deps)
+        # A failure raises: Service Bus redelivers it, and moves it to the queue's own dead-letter sub-queue after
+        # maxDeliveryCount.
+        handle_message(queue, msg.message_id or "", msg.get_body(), container().deps)
 
     return _named(on_message, queue)
 

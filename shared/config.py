@@ -225,17 +225,19 @@ class Settings:
 
 
 def queue_batches_on(env: Mapping[str, str] | None = None) -> bool:
-    """``COMPUTEPLANE_QUEUE_BATCHES``: whether the queue triggers take a batch of one session per call (``on``, the
-    default) or one message (``off``, what infra/app/api.bicep deploys). Read when ``functions.queues`` is imported,
-    not by the composition root: the Functions host fixes a trigger's shape when it indexes the app.
+    """``COMPUTEPLANE_QUEUE_BATCHES``: whether the queue triggers take a batch of one session per call (``on``) or
+    one message (``off``). Unset, it is on with the embedded queue and off with Service Bus (``COMPUTEPLANE_BUS``);
+    infra/app/api.bicep says ``off``. Read when ``functions.queues`` is imported, not by the composition root: the
+    Functions host fixes a trigger's shape when it indexes the app.
 
     Off in Azure because the Service Bus extension runs a batch trigger on sessions one session at a time per
     instance, ignoring ``maxConcurrentSessions`` and holding each drained session for ``sessionIdleTimeout``
     (Azure/azure-functions-dotnet-worker#3087, Azure/azure-sdk-for-net#47981): with many clusters, each would wait
     for the others. The local host and the Service Bus receiver of ``computeplane serve`` take a batch and move on
-    to the next session at once, so batches are on there."""
+    to the next session at once, so batches may be turned on there with Service Bus too."""
     env = os.environ if env is None else env
-    raw = (env.get("COMPUTEPLANE_QUEUE_BATCHES") or "on").lower()
+    default = "on" if env.get("COMPUTEPLANE_BUS", "sqlite") == "sqlite" else "off"
+    raw = (env.get("COMPUTEPLANE_QUEUE_BATCHES") or default).lower()
     if raw not in ("on", "off"):
         raise ValueError(f"COMPUTEPLANE_QUEUE_BATCHES: must be on or off, got {raw!r}")
     return raw == "on"

@@ -76,6 +76,16 @@ MAX_DELIVERY_COUNT = 10
 MAX_MESSAGE_BATCH = 32
 
 
+class BatchStopped(Exception):
+    """What a queue trigger given a batch raises when it cannot go on: it stopped at message ``settled`` (its
+    index), which failed with ``cause``. The messages before it are settled (applied, or dead-lettered by the
+    handler) and are completed; it and those after it were not applied and are delivered again, in order."""
+
+    def __init__(self, settled: int, cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.settled, self.cause = settled, cause
+
+
 class EventBus(Protocol):
     def publish(self, event: CloudEvent, *, not_before: datetime | None = None) -> None:
         """Send to the event's queue; ``not_before`` makes it a scheduled message. The event id is the message

@@ -56,7 +56,7 @@ from shared.config import SERVICE_BUS_CONNECTION, Settings
 from shared.domain.errors import TransientError
 from shared.domain.events import CloudEvent
 from shared.domain.utc import as_utc
-from shared.ports import MAX_DELIVERY_COUNT, MAX_MESSAGE_BATCH
+from shared.ports import MAX_DELIVERY_COUNT, MAX_MESSAGE_BATCH, BatchStopped
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,8 @@ def _text(value: Any) -> Any:
 class ServiceBusPump:
     """Peek-lock one session-enabled queue and feed a function, one message at a time or (``takes_batch``) up to
     ``MAX_MESSAGE_BATCH`` of the session at once: complete on success, abandon on failure, and dead-letter (in the
-    queue's own sub-queue, since this receiver holds the lock) on the last delivery."""
+    queue's own sub-queue, since this receiver holds the lock) on the last delivery. A batch that stopped part way
+    (``BatchStopped``) has the messages before the stop completed and only the rest abandoned."""
 
     def __init__(self, client_factory: Callable[[], ServiceBusClient], queue: str, callback: MessageCallback, *,
                  takes_batch: bool = False, session_idle_seconds: float = 5.0,
@@ -259,15 +260,19 @@ class ServiceBusPump:
     def _settle(self, receiver: ServiceBusReceiver, messages: list[ServiceBusReceivedMessage]) -> None:
         """Call the function once with ``messages`` (the list, or its one message) and settle each the same way."""
         converted = [to_function_message(message) for message in messages]
+        settled, failure = len(messages), None
         try:
             self._callback(converted if self._takes_batch else converted[0])
+        except BatchStopped as stop:  # the messages before the stop are settled; the rest come again
+            settled, failure = stop.settled, stop.cause
         except Exception as exc:  # noqa: BLE001 - any failure, as the trigger's contract: abandon, then dead-letter
-            description = f"{type(exc).__name__}: {exc}"[:MAX_PROPERTY_CHARS]
-            for message, as_delivered in zip(messages, converted, strict=True):
+            settled, failure = 0, exc
+        for message in messages[:settled]:
+            receiver.complete_message(message)
+        if failure is not None:
+            description = f"{type(failure).__name__}: {failure}"[:MAX_PROPERTY_CHARS]
+            for message, as_delivered in zip(messages[settled:], converted[settled:], strict=True):
                 self._settle_failure(receiver, message, as_delivered, description)
-        else:
-            for message in messages:
-                receiver.complete_message(message)
 
     def _settle_failure(self, receiver: ServiceBusReceiver, message: ServiceBusReceivedMessage,
                         as_delivered: func.ServiceBusMessage, description: str) -> None:

@@ -43,12 +43,14 @@ ON CONFLICT (queue, message_id) DO UPDATE SET sent_at = excluded.sent_at WHERE s
 RETURNING 1
 """
 
+# A session's next message waits for every earlier one that is due, or was delivered before and waits to be tried
+# again (abandoned with a delay): Service Bus hands an abandoned message of a session out again before the next.
 _NEXT_MESSAGE = """
 SELECT m.seq FROM messages m
 WHERE m.queue = :queue AND m.visible_at <= :now AND m.locked_until <= :now
   AND (m.session_id IS NULL OR NOT EXISTS (
         SELECT 1 FROM messages e WHERE e.queue = m.queue AND e.session_id = m.session_id AND e.seq < m.seq
-          AND e.visible_at <= :now))
+          AND (e.visible_at <= :now OR e.delivery_count > 0)))
   AND (m.session_id IS NULL OR NOT EXISTS (
         SELECT 1 FROM messages l WHERE l.queue = m.queue AND l.session_id = m.session_id AND l.locked_until > :now))
 ORDER BY m.visible_at, m.seq LIMIT 1
@@ -61,12 +63,15 @@ RETURNING seq, message_id, session_id, body, enqueued_at, delivery_count
 """
 # Peek-lock the message ``receive`` hands out next.
 _TAKE_NEXT_MESSAGE = _LOCK_AND_RETURN.format(which=f"= ({_NEXT_MESSAGE})")
-# Then, for a batch, the same session's later messages that are due and unlocked, in order. A scheduled one not yet
-# due is skipped, as ``receive`` skips it: it is not in the queue until its time.
+# Then, for a batch, the same session's later messages that are due and unlocked, in order, up to one held back for
+# its redelivery. A scheduled one not yet due is skipped, as ``receive`` skips it: it is not in the queue until its
+# time.
 _TAKE_REST_OF_SESSION = _LOCK_AND_RETURN.format(which="""IN (
-    SELECT seq FROM messages WHERE queue = :queue AND session_id = :session AND seq > :after
-      AND visible_at <= :now AND locked_until <= :now
-    ORDER BY seq LIMIT :more)""")
+    SELECT r.seq FROM messages r WHERE r.queue = :queue AND r.session_id = :session AND r.seq > :after
+      AND r.visible_at <= :now AND r.locked_until <= :now
+      AND NOT EXISTS (SELECT 1 FROM messages h WHERE h.queue = :queue AND h.session_id = :session
+                        AND h.seq > :after AND h.seq < r.seq AND h.visible_at > :now AND h.delivery_count > 0)
+    ORDER BY r.seq LIMIT :more)""")
 
 
 @dataclass(frozen=True)

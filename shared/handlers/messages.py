@@ -3,21 +3,27 @@
 first, propagates so the broker redelivers (after the error's ``delay`` where the host can wait; see
 ``shared.local.host``) and dead-letters after maxDeliveryCount.
 
-A queue trigger is handed a batch: the messages of one session, so of one cluster, in order (``handle_messages``).
+A queue trigger may be handed a batch: messages of one session, so of one cluster, in order (``handle_messages``).
 They are applied in that order, except that the events which only ask for a look at the cluster (``LOOK_ONLY``)
 are looked at once: only the last of them per cluster is applied, and it reconciles what all of them announced.
 Each of them changes nothing and records nothing; the provider's observation, read when the cluster is reconciled,
 is the truth they point at. Reconciling twice in a row at the same moment decides nothing the first time did not,
-so the looks skipped are not missed: the batch's last look, or a later decision about that cluster, makes them.
+so the looks skipped are not missed: the batch's last look makes them (should the batch stop before it, that look
+is delivered again).
 
-A run of one cluster's submits in a batch (only looks coalesced away and invalid messages may come between them)
-is decided once: each job's document is made, then one decision queues them
-all, each once per event id, with one read and one write of the cluster (``on_job_submits``).
+A run of one cluster's submits in a batch (only looks coalesced away may come between them) is decided once: each
+job's document is made, then one decision queues them all, each once per event id, with one read and one write of
+the cluster (``on_job_submits``).
+
+A batch that cannot go on stops at the message that failed and raises ``BatchStopped``: the messages before it
+are settled (applied, coalesced, or dead-lettered here) and are completed; that message and those after it were
+not applied, and are delivered again, in order.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,8 +36,8 @@ from shared.domain.requests import JobSubmit
 from shared.handlers.deps import Deps
 from shared.handlers.events import on_job_submits
 from shared.handlers.registry import decode_event, dispatch, event_body
-from shared.ports import MAX_DELIVERY_COUNT
-from shared.telemetry.events import handling, note_folded
+from shared.ports import MAX_DELIVERY_COUNT, BatchStopped
+from shared.telemetry.events import handling, note_folded, note_handled
 
 log = logging.getLogger(__name__)
 
@@ -55,69 +61,86 @@ class _Decoded:
     body: BaseModel  # ``data``, checked against the type's body model
 
 
+@dataclass(frozen=True)
+class _Invalid:
+    message: QueueMessage
+    error: InvalidEvent
+    event: CloudEvent | None  # when the envelope was well formed and only its data was not
+
+
 def handle_message(queue: str, message_id: str, body: bytes, deps: Deps) -> None:
     """One message: applied, or dead-lettered when it never can be; anything else raises for redelivery."""
-    decoded = _decoded(queue, QueueMessage(message_id, body), deps)
-    if decoded is not None:
-        _apply(queue, decoded, deps)
+    checked = _checked(queue, QueueMessage(message_id, body))
+    if isinstance(checked, _Invalid):
+        _dead_letter_invalid(queue, checked, deps)
+    else:
+        _apply(queue, checked, deps)
 
 
 def handle_messages(queue: str, messages: Sequence[QueueMessage], deps: Deps) -> None:
-    """A batch of one session, in order (see the module docstring). The first failure stops it and raises, so the
-    broker redelivers the whole batch: what was applied already is recognised (each handler is idempotent), and
+    """A batch of one session, in order (see the module docstring). Raises ``BatchStopped`` at the first failure:
     nothing of the session is applied out of order. A message failing on its last delivery is dead-lettered here
-    instead, so that the messages after it in the batch do not go down with it.
+    instead, and the batch goes on.
 
-    Every message is decoded and checked first, and one that can never be applied is dead-lettered then: a look
-    is coalesced only into one that will be made."""
-    batch = [d for m in messages if (d := _decoded(queue, m, deps)) is not None]
-    last_look = {_cluster_of(d): i for i, d in enumerate(batch) if d.event.type in LOOK_ONLY}
-    submits: list[_Decoded] = []  # a run of one cluster's submits, decided together
-    for i, decoded in enumerate(batch):
-        if decoded.event.type in LOOK_ONLY and last_look[_cluster_of(decoded)] != i:
-            note_folded(decoded.event, "coalesced")  # its count, and its trace if it has one, show where it went
+    Every message is checked first, so that a look is coalesced only into one that will be made; one that can never
+    be applied is dead-lettered in its turn, so that a batch stopped before it leaves it to its next delivery."""
+    checked = [_checked(queue, m) for m in messages]
+    last_look = {_cluster_of(c): i for i, c in enumerate(checked)
+                 if isinstance(c, _Decoded) and c.event.type in LOOK_ONLY}
+    run: list[tuple[int, _Decoded]] = []  # a run of one cluster's submits, decided together
+    for i, item in enumerate(checked):
+        if isinstance(item, _Decoded) and item.event.type in LOOK_ONLY and last_look[_cluster_of(item)] != i:
+            note_folded(item.event, "coalesced")  # its count, and its trace if it has one, show where it went
             continue
-        if decoded.event.type == ev.JOB_SUBMIT and (not submits or _cluster_of(submits[0]) == _cluster_of(decoded)):
-            submits.append(decoded)
+        if isinstance(item, _Decoded) and item.event.type == ev.JOB_SUBMIT and (
+                not run or _cluster_of(run[0][1]) == _cluster_of(item)):
+            run.append((i, item))
             continue
-        _apply_submits(queue, submits, deps)
-        submits = [decoded] if decoded.event.type == ev.JOB_SUBMIT else []
-        if not submits:
-            _apply_unless_last_delivery(queue, decoded, deps)
-    _apply_submits(queue, submits, deps)
+        _apply_submits(queue, run, deps)
+        run = []
+        if isinstance(item, _Invalid):
+            _dead_letter_invalid(queue, item, deps)
+        elif item.event.type == ev.JOB_SUBMIT:
+            run = [(i, item)]
+        else:
+            _apply_or_stop(queue, i, item, deps)
+    _apply_submits(queue, run, deps)
 
 
-def _apply_submits(queue: str, submits: list[_Decoded], deps: Deps) -> None:
-    """A run of submits to one cluster: one decision for all, under the last one's span (the others' spans say
-    ``merged``). Should it fail for good, or on a last delivery, each is applied alone, so that only a submit
-    that can never be applied is dead-lettered."""
-    if len(submits) < 2:
-        for decoded in submits:
-            _apply_unless_last_delivery(queue, decoded, deps)
+def _apply_submits(queue: str, run: list[tuple[int, _Decoded]], deps: Deps) -> None:
+    """A run of submits to one cluster: one decision for all, traced under the last one's span and counted once
+    its outcome is known (the others as ``merged``). Should it fail for good, each is applied alone, so that only a
+    submit that can never be applied is dead-lettered."""
+    if len(run) < 2:
+        for i, decoded in run:
+            _apply_or_stop(queue, i, decoded, deps)
         return
+    last = run[-1][1].event
+    started = time.perf_counter()
     try:
-        with handling(queue, submits[-1].event):
-            on_job_submits([(d.event, _submit_body(d)) for d in submits], deps)
+        with handling(queue, last, counted=False):
+            on_job_submits([(d.event, _submit_body(d)) for _, d in run], deps)
     except PermanentError:
-        pass
-    except Exception:
-        if any(d.message.delivery_count < MAX_DELIVERY_COUNT for d in submits):
-            raise
-    else:
-        for decoded in submits[:-1]:
-            note_folded(decoded.event, "merged")
+        for i, decoded in run:
+            _apply_or_stop(queue, i, decoded, deps)
         return
-    for decoded in submits:
-        _apply_unless_last_delivery(queue, decoded, deps)
+    except Exception as exc:
+        note_handled(last, "retried", time.perf_counter() - started)
+        raise BatchStopped(run[0][0], exc) from exc
+    note_handled(last, "ok", time.perf_counter() - started)
+    for _, decoded in run[:-1]:
+        note_folded(decoded.event, "merged")
 
 
-def _apply_unless_last_delivery(queue: str, decoded: _Decoded, deps: Deps) -> None:
+def _apply_or_stop(queue: str, index: int, decoded: _Decoded, deps: Deps) -> None:
+    """Apply one message of a batch; a failure stops the batch there, unless it is the message's last delivery:
+    then it is dead-lettered with the reason, as the broker would, and the batch goes on."""
     try:
         _apply(queue, decoded, deps)
-    except Exception as exc:  # the broker's rule, applied to this message alone
+    except Exception as exc:
         message = decoded.message
         if message.delivery_count < MAX_DELIVERY_COUNT:
-            raise
+            raise BatchStopped(index, exc) from exc
         reason = f"MaxDeliveryCountExceeded: {type(exc).__name__}: {exc}"
         log.error("dead-lettering %s after %d deliveries: %s", message.message_id, message.delivery_count, reason)
         deps.bus.dead_letter(queue, message.message_id, message.body, reason)
@@ -132,24 +155,18 @@ def _cluster_of(decoded: _Decoded) -> tuple[str, str]:
     return decoded.event.workspace, decoded.event.cluster
 
 
-def _decoded(queue: str, message: QueueMessage, deps: Deps) -> _Decoded | None:
-    """The message's event and checked body, or None once it was dead-lettered as one that can never be applied."""
+def _checked(queue: str, message: QueueMessage) -> _Decoded | _Invalid:
+    """The message's event and its checked data, or why it can never be applied."""
     try:
         event = decode_event(message.body)
         if event.queue != queue:
             raise InvalidEvent(f"type: {event.type} belongs on queue {event.queue!r}, not {queue!r}")
     except InvalidEvent as exc:
-        _dead_letter(queue, message.message_id, message.body, exc, deps)
-        return None
+        return _Invalid(message, exc, None)
     try:
         return _Decoded(message, event, event_body(event))
     except InvalidEvent as exc:
-        try:
-            with handling(queue, event):  # a well-formed event: traced and counted as dead-lettered
-                raise
-        except InvalidEvent:
-            _dead_letter(queue, message.message_id, message.body, exc, deps)
-        return None
+        return _Invalid(message, exc, event)
 
 
 def _apply(queue: str, decoded: _Decoded, deps: Deps) -> None:
@@ -157,10 +174,20 @@ def _apply(queue: str, decoded: _Decoded, deps: Deps) -> None:
         with handling(queue, decoded.event):  # the publisher's trace continued, the ids on every log record, metrics
             dispatch(decoded.event, deps, decoded.body)
     except PermanentError as exc:
-        _dead_letter(queue, decoded.message.message_id, decoded.message.body, exc, deps)
+        _dead_letter(queue, decoded.message, exc, deps)
 
 
-def _dead_letter(queue: str, message_id: str, body: bytes, exc: PermanentError, deps: Deps) -> None:
+def _dead_letter_invalid(queue: str, invalid: _Invalid, deps: Deps) -> None:
+    if invalid.event is not None:
+        try:
+            with handling(queue, invalid.event):  # a well-formed event: traced and counted as dead-lettered
+                raise invalid.error
+        except InvalidEvent:
+            pass
+    _dead_letter(queue, invalid.message, invalid.error, deps)
+
+
+def _dead_letter(queue: str, message: QueueMessage, exc: PermanentError, deps: Deps) -> None:
     reason = reason_of(exc)
-    log.warning("dead-lettering message %s from %s: %s", message_id, queue, reason)
-    deps.bus.dead_letter(queue, message_id, body, reason)
+    log.warning("dead-lettering message %s from %s: %s", message.message_id, queue, reason)
+    deps.bus.dead_letter(queue, message.message_id, message.body, reason)

@@ -24,7 +24,7 @@ from croniter import croniter
 
 from shared.adapters.sqlite_queue import ReceivedMessage, SqliteQueue
 from shared.domain.errors import TemporaryError
-from shared.ports import MAX_DELIVERY_COUNT, MAX_MESSAGE_BATCH
+from shared.ports import MAX_DELIVERY_COUNT, MAX_MESSAGE_BATCH, BatchStopped
 
 log = logging.getLogger(__name__)
 
@@ -148,21 +148,30 @@ class LocalFunctionsHost:
             if not messages:
                 self._queue.wait_for_message(qf.queue, self._poll)
                 continue
-            self.deliver_batch(qf, messages)
+            try:
+                self.deliver_batch(qf, messages)
+            except Exception:  # settling failed (the queue's database busy): the locks lapse and they come again
+                log.exception("settling %d message(s) from %s failed", len(messages), qf.queue)
+                self._stop.wait(self._poll)
 
     def deliver(self, qf: QueueFunction, message: ReceivedMessage) -> None:
         self.deliver_batch(qf, [message])
 
     def deliver_batch(self, qf: QueueFunction, messages: Sequence[ReceivedMessage]) -> None:
-        """Call the function once with ``messages`` and settle them together, as the broker's contract says:
-        complete all on success; on an exception, each is abandoned, or dead-lettered on its last delivery (the
-        function raises only when the batch must be tried again; what it can never apply it dead-letters itself)."""
+        """Call the function once with ``messages`` and settle them, as the broker's contract says: complete all on
+        success; on an exception, each is abandoned, or dead-lettered on its last delivery (the function raises only
+        when the batch must be tried again; what it can never apply it dead-letters itself). A batch that stopped
+        part way (``BatchStopped``) has the messages before the stop completed, and only the rest tried again."""
         assert self._queue is not None
         if not qf.takes_batch and len(messages) != 1:
             raise ValueError(f"{qf.name} takes one message at a time, not {len(messages)}")
         converted = [to_service_bus_message(message) for message in messages]
         try:
             qf.call(converted if qf.takes_batch else converted[0])
+        except BatchStopped as stop:
+            self._queue.complete_all(messages[:stop.settled])
+            for message in messages[stop.settled:]:
+                self._settle_failure(qf, message, stop.cause)
         except Exception as exc:  # noqa: BLE001 - the broker's contract: abandon, then dead-letter
             for message in messages:
                 self._settle_failure(qf, message, exc)

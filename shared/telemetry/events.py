@@ -62,10 +62,19 @@ def with_trace_context(event: CloudEvent) -> CloudEvent:
         "tracestate": span_context.trace_state.to_header() or None})
 
 
-def handling(queue: str, event: CloudEvent) -> EventHandling:
+def handling(queue: str, event: CloudEvent, *, counted: bool = True) -> EventHandling:
     """Around applying one event: a consumer span continuing the publisher's trace, the ids on every log record,
-    and the events-handled counter and latency by type and outcome (ok, dead_lettered, retried)."""
-    return EventHandling(event)
+    and the events-handled counter and latency by type and outcome (ok, dead_lettered, retried). ``counted=False``
+    leaves the counting to the caller (``note_handled``), who knows the outcome only later."""
+    return EventHandling(event, counted)
+
+
+def note_handled(event: CloudEvent, outcome: str, seconds: float) -> None:
+    """The events-handled counter and latency of an event handled under ``handling(..., counted=False)``."""
+    instruments = current()
+    if instruments is not None:
+        instruments.events_handled.add(event.type, outcome)
+        instruments.handler_duration.record(seconds, _labels(event.type, outcome))
 
 
 def note_folded(event: CloudEvent, outcome: str) -> None:
@@ -94,11 +103,12 @@ class EventHandling:
     attached rather than ``start_as_current_span``: the same span and context without the SDK's generator-based
     context managers."""
 
-    __slots__ = ("_calls_token", "_context_token", "_event", "_ids_token", "_instruments", "_span", "_started")
+    __slots__ = ("_calls_token", "_context_token", "_counted", "_event", "_ids_token", "_instruments", "_span",
+                 "_started")
     _calls_token: NotingToken | None  # None unless the span is recorded: only a recorded span gets the store calls
 
-    def __init__(self, event: CloudEvent) -> None:
-        self._event = event
+    def __init__(self, event: CloudEvent, counted: bool = True) -> None:
+        self._event, self._counted = event, counted
 
     def __enter__(self) -> None:
         event = self._event
@@ -132,8 +142,9 @@ class EventHandling:
         finally:
             if span is not None:
                 span.end()
-            instruments.events_handled.add(event_type := self._event.type, outcome)
-            instruments.handler_duration.record(time.perf_counter() - self._started, _labels(event_type, outcome))
+            if self._counted:
+                instruments.events_handled.add(event_type := self._event.type, outcome)
+                instruments.handler_duration.record(time.perf_counter() - self._started, _labels(event_type, outcome))
 
 
 def _consumer_span(instruments: Instruments, event: CloudEvent) -> tuple[trace.Span | None, context.Context]:

@@ -24,7 +24,7 @@ from shared.adapters.servicebus_bus import ServiceBusPump
 from shared.config import Settings
 from shared.local.host import QueueFunction
 from shared.local.serve import service_bus_receiver
-from shared.ports import MAX_DELIVERY_COUNT, MAX_MESSAGE_BATCH
+from shared.ports import MAX_DELIVERY_COUNT, MAX_MESSAGE_BATCH, BatchStopped
 
 QUEUE, SESSION = "cluster-events", "ws1/gpu-cluster"
 
@@ -139,6 +139,21 @@ def test_a_failed_batch_is_abandoned_whole_then_dead_lettered_at_the_last_delive
     assert session.dead_lettered == [(m, "MaxDeliveryCountExceeded", "RuntimeError: store unavailable")
                                      for m in ("m1", "m2", "m3")]
     assert session.completed == []
+
+
+def test_a_batch_stopped_part_way_has_what_came_before_completed_and_only_the_rest_tried_again() -> None:
+    session = FakeSessionReceiver(["m1", "m2", "m3"])
+    calls: list[list[str]] = []
+
+    def stops_at_the_second_once(messages: list[func.ServiceBusMessage]) -> None:
+        calls.append(ids_of(messages))
+        if len(calls) == 1:
+            raise BatchStopped(1, RuntimeError("store unavailable"))
+
+    pump(session, stops_at_the_second_once, takes_batch=True)
+    assert calls == [["m1", "m2", "m3"], ["m2", "m3"]]
+    assert session.completed == ["m1", "m2", "m3"] and session.abandoned == ["m2", "m3"]
+    assert session.dead_lettered == []
 
 
 def test_a_trigger_taking_one_message_still_gets_one_per_call() -> None:

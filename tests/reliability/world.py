@@ -26,7 +26,7 @@ from shared.handlers import use_cases
 from shared.handlers.deps import Deps
 from shared.handlers.messages import QueueMessage, handle_messages
 from shared.handlers.sweep import sweep
-from shared.ports import MAX_MESSAGE_BATCH, NodeProvider
+from shared.ports import MAX_MESSAGE_BATCH, BatchStopped, NodeProvider
 from tests.fakes.clock import FakeClock
 from tests.reliability.broker import DeliveryChaos, DuplicatingBus, Message
 from tests.reliability.fake_provider import FakeNodeProvider
@@ -136,7 +136,8 @@ class World:
     # --- time ----------------------------------------------------------------------------------------------------
     def deliver_one(self) -> bool:
         """Hand one batch to the queue trigger, as the Functions host does for a session-enabled trigger declared
-        with ``cardinality=many``: up to ``MAX_MESSAGE_BATCH`` messages of one session, in order, settled together.
+        with ``cardinality=many``: up to ``MAX_MESSAGE_BATCH`` messages of one session, in order, settled as the
+        local host settles them.
         Whether anything was delivered. The stats count a failed or crashed batch once, whatever its size."""
         batch = self.broker.take_batch(MAX_MESSAGE_BATCH)
         if not batch:
@@ -150,12 +151,16 @@ class World:
             for message in batch:
                 self.broker.lose_lock(message)
             self._note_crash(_crashed_in(crash, batch))
-        except Exception as exc:  # noqa: BLE001 - what the Functions host does: any failure means redelivery
+        except Exception as exc:  # noqa: BLE001 - what the local host does: any failure means redelivery
+            # A batch that stopped part way settled what came before the stop: only the rest is tried again.
+            settled, cause = (exc.settled, exc.cause) if isinstance(exc, BatchStopped) else (0, exc)
             self.stats.handler_failures += 1
-            kind = type(exc).__name__
+            kind = type(cause).__name__
             self.stats.failure_kinds[kind] = self.stats.failure_kinds.get(kind, 0) + 1
-            for message in batch:
-                self.broker.abandon(message, f"{kind}: {exc}")
+            for message in batch[:settled]:
+                self.broker.complete(message)
+            for message in batch[settled:]:
+                self.broker.abandon(message, f"{kind}: {cause}")
         else:
             for message in batch:
                 self.broker.complete(message)

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -28,7 +27,7 @@ from shared.handlers.decision import Change, each_once
 from shared.handlers.deps import Deps
 from shared.handlers.messages import QueueMessage, handle_message, handle_messages
 from shared.handlers.use_cases import delete_cluster
-from shared.ports import MAX_DELIVERY_COUNT
+from shared.ports import MAX_DELIVERY_COUNT, BatchStopped
 from shared.telemetry import state
 from tests.fakes.bus import InMemoryBus
 from tests.fakes.clock import FakeClock
@@ -131,8 +130,9 @@ def test_a_failure_stops_the_batch_for_redelivery_and_on_its_last_delivery_only_
     other = ev.new_event(ev.CLUSTER_CREATE, "ws", "new", {"name": "new", "vm_size": "Standard_D2_v2",
                                                           "max_nodes": 1}, event_id="create-new")
 
-    with pytest.raises(ClusterStillDeleting):
+    with pytest.raises(BatchStopped) as stopped:
         handle_messages(ev.CLUSTER_EVENTS, [message(again), message(other)], world.deps)
+    assert stopped.value.settled == 0 and isinstance(stopped.value.cause, ClusterStillDeleting)
     assert world.deps.store.get_cluster("ws", "new") is None  # nothing after the failure ran: order is kept
     assert world.bus.dead_letters() == []
 
@@ -216,28 +216,71 @@ def test_changes_decided_together_are_each_applied_once_per_event_id(world: Worl
     assert applied == ["first", "second"]
 
 
-def test_a_coalesced_look_is_counted_as_such_and_traced_only_when_it_continues_a_trace(world: World) -> None:
+@dataclass
+class Telemetry:
+    spans: InMemorySpanExporter
+    metrics: InMemoryMetricReader
+
+    def handled(self, event_type: str) -> dict[str, int]:
+        """Events handled of ``event_type``, by outcome."""
+        data = self.metrics.get_metrics_data()
+        assert data is not None
+        return {str(attributes["computeplane.outcome"]): int(point.value)  # type: ignore[attr-defined]
+                for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics
+                if m.name == "computeplane.events.handled" for point in m.data.data_points
+                if (attributes := dict(point.attributes or {}))["cloudevents.event_type"] == event_type}
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
     spans, reader = InMemorySpanExporter(), InMemoryMetricReader()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     state.install(tracer_provider, MeterProvider(metric_readers=[reader]))
     try:
-        create(world, "gpu")
-        traced = wake_up("gpu", 1).model_copy(update={"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01"})
-        handle_messages(ev.SCALE_EVENTS, [message(wake_up("gpu", 0)), message(traced), message(wake_up("gpu", 2))],
-                        world.deps)
-        handled = {(dict(p.attributes or {})["computeplane.outcome"], p.value)
-                   for m in _metrics(reader, "computeplane.events.handled") for p in m.data.data_points
-                   if dict(p.attributes or {})["cloudevents.event_type"] == ev.SCALE_REQUEST}
-        assert handled == {("coalesced", 2), ("ok", 1)}
-        coalesced = [s for s in spans.get_finished_spans() if (s.attributes or {}).get("computeplane.outcome")
-                     == "coalesced"]
-        assert [s.context.trace_id for s in coalesced] == [int("ab" * 16, 16)]  # the traced one only, in its trace
+        yield Telemetry(spans, reader)
     finally:
         state.uninstall()
 
 
-def _metrics(reader: InMemoryMetricReader, name: str) -> list[Any]:
-    data = reader.get_metrics_data()
-    assert data is not None
-    return [m for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics if m.name == name]
+def test_a_coalesced_look_is_counted_as_such_and_traced_only_when_it_continues_a_trace(
+        world: World, telemetry: Telemetry) -> None:
+    create(world, "gpu")
+    traced = wake_up("gpu", 1).model_copy(update={"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01"})
+    handle_messages(ev.SCALE_EVENTS, [message(wake_up("gpu", 0)), message(traced), message(wake_up("gpu", 2))],
+                    world.deps)
+    assert telemetry.handled(ev.SCALE_REQUEST) == {"coalesced": 2, "ok": 1}
+    coalesced = [s for s in telemetry.spans.get_finished_spans()
+                 if (s.attributes or {}).get("computeplane.outcome") == "coalesced"]
+    assert [s.context.trace_id for s in coalesced] == [int("ab" * 16, 16)]  # the traced one only, in its trace
+
+
+def test_merged_submits_are_counted_once_each_also_when_one_of_them_can_never_be_applied(
+        world: World, telemetry: Telemetry) -> None:
+    create(world, "gpu")
+    handle_messages(ev.JOB_EVENTS, [message(submit("gpu", "m1")), message(submit("gpu", "m2"))], world.deps)
+    assert telemetry.handled(ev.JOB_SUBMIT) == {"ok": 1, "merged": 1}
+    create(world, "cpu")
+    handle_messages(ev.JOB_EVENTS, [message(submit("cpu", "taken"))], world.deps)
+    stray = ev.new_event(ev.JOB_SUBMIT, "ws", "gpu", {"job_id": "taken", "command": ["true"]}, event_id="stray")
+    handle_messages(ev.JOB_EVENTS, [message(submit("gpu", "m3")), message(stray), message(submit("gpu", "m4"))],
+                    world.deps)
+    # the run's decision fails for good, so each is applied alone: two applied, the stray one dead-lettered
+    assert telemetry.handled(ev.JOB_SUBMIT) == {"ok": 4, "merged": 1, "dead_lettered": 1}
+    assert [d.message_id for d in world.bus.dead_letters()] == ["stray"]
+
+
+def test_a_stopped_batch_says_how_far_it_got_and_leaves_what_follows_even_an_invalid_message_to_its_next_delivery(
+        world: World) -> None:
+    create(world, "old")
+    delete_cluster(world.deps, "ws", "old")
+    first = ev.new_event(ev.CLUSTER_CREATE, "ws", "new", {"name": "new", "vm_size": "Standard_D2_v2",
+                                                          "max_nodes": 1}, event_id="create-new")
+    again = ev.new_event(ev.CLUSTER_CREATE, "ws", "old", {"name": "old", "vm_size": "Standard_D2_v2",
+                                                          "max_nodes": 3}, event_id="create-old-again")
+    batch = [message(first), message(again), QueueMessage("broken", b"{not json")]
+    with pytest.raises(BatchStopped) as stopped:
+        handle_messages(ev.CLUSTER_EVENTS, batch, world.deps)
+    assert stopped.value.settled == 1  # the first is applied, and only it may be completed
+    assert world.deps.store.get_cluster("ws", "new") is not None
+    assert world.bus.dead_letters() == []  # the broken one is dead-lettered when its turn comes, once

@@ -158,7 +158,9 @@ def test_host_json_logging_levels() -> None:
 
 
 def test_queue_batches_are_a_setting_that_azure_turns_off_and_a_wrong_value_is_named() -> None:
-    assert queue_batches_on({}) is True  # the local host and receiver batch, and move on to the next session
+    assert queue_batches_on({}) is True  # the embedded queue: the local host batches, and moves on at once
+    assert queue_batches_on({"COMPUTEPLANE_BUS": "servicebus"}) is False  # Azure's host would serialise sessions
+    assert queue_batches_on({"COMPUTEPLANE_BUS": "servicebus", "COMPUTEPLANE_QUEUE_BATCHES": "on"}) is True
     assert queue_batches_on({"COMPUTEPLANE_QUEUE_BATCHES": "OFF"}) is False
     with pytest.raises(ValueError, match="COMPUTEPLANE_QUEUE_BATCHES: must be on or off, got 'maybe'"):
         queue_batches_on({"COMPUTEPLANE_QUEUE_BATCHES": "maybe"})

@@ -16,7 +16,7 @@ import pytest
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.domain.errors import TemporaryError
 from shared.local.host import LocalFunctionsHost, QueueFunction, redelivery_delay
-from shared.ports import MAX_DELIVERY_COUNT, MAX_MESSAGE_BATCH
+from shared.ports import MAX_DELIVERY_COUNT, MAX_MESSAGE_BATCH, BatchStopped
 from tests.fakes.clock import FakeClock
 
 BATCHES, SINGLES = "batch-events", "single-events"
@@ -173,3 +173,16 @@ def test_a_function_taking_one_message_is_not_handed_several(host: LocalFunction
     [single] = [qf for qf in host.queue_functions if not qf.takes_batch]
     with pytest.raises(ValueError, match="one message at a time"):
         host.deliver_batch(single, queue.receive_batch(SINGLES, 2))
+
+
+def test_a_batch_stopped_part_way_completes_what_came_before_the_stop_and_redelivers_the_rest(
+        host: LocalFunctionsHost, queue: SqliteQueue, clock: FakeClock, recorder: Recorder) -> None:
+    send(queue, BATCHES, "ws/a", "a1", "a2", "a3")
+    recorder.fail_with = BatchStopped(1, TemporaryError("the store is busy"))  # a1 settled, a2 failed
+    host.deliver_batch(batch_function(host), queue.receive_batch(BATCHES, MAX_MESSAGE_BATCH))
+    recorder.fail_with = None
+    assert queue.pending(BATCHES) == 2
+    clock.advance(redelivery_delay(1))
+    redelivered = queue.receive_batch(BATCHES, MAX_MESSAGE_BATCH + 10)
+    assert [(m.message_id, m.delivery_count) for m in redelivered] == [("a2", 2), ("a3", 2)]
+    assert queue.dead_letters() == []

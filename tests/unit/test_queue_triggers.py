@@ -21,6 +21,7 @@ from shared.adapters.sqlite_queue import SqliteQueue
 from shared.bootstrap import Container, build, use_container
 from shared.config import Settings
 from shared.domain.events import CLUSTER_CREATE, CLUSTER_EVENTS, JOB_SUBMIT, QUEUE_NAMES, CloudEvent, new_event
+from shared.ports import BatchStopped
 from tests.fakes.clock import FakeClock
 
 QueueFunction = Callable[[list[func.ServiceBusMessage]], None]  # a batch of one session
@@ -154,10 +155,11 @@ def test_a_create_for_a_cluster_still_deleting_is_redelivered_not_dead_lettered(
     delete_cluster(container.deps, "ws1", "gpu-a")
     again = new_event(CLUSTER_CREATE, "ws1", "gpu-a", {"name": "gpu-a", "vm_size": "Standard_D2_v2", "max_nodes": 3},
                       "evt-create-again", time=NOW)
-    with pytest.raises(ClusterStillDeleting) as raised:
+    with pytest.raises(BatchStopped) as raised:  # stopped at its first message: nothing of the batch settled
         queue_functions()[CLUSTER_EVENTS]([message_of(again)])
-    assert isinstance(raised.value, TemporaryError)
-    assert "still being deleted" in str(raised.value)
+    assert raised.value.settled == 0
+    assert isinstance(raised.value.cause, ClusterStillDeleting) and isinstance(raised.value.cause, TemporaryError)
+    assert "still being deleted" in str(raised.value.cause)
     assert queue.dead_letters(CLUSTER_EVENTS) == []
 
 

@@ -154,3 +154,23 @@ def test_an_abandoned_message_is_received_again_with_delivery_count_two(queue: S
 def test_a_batch_of_nothing_is_refused(queue: SqliteQueue) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         queue.receive_batch(Q, 0)
+
+
+def test_a_message_abandoned_for_later_keeps_its_sessions_next_messages_back_as_service_bus_does(
+        queue: SqliteQueue, clock: FakeClock) -> None:
+    send(queue, "ws/a", "create", "delete")
+    (create,) = queue.receive_batch(Q, 1)
+    queue.abandon(create, timedelta(seconds=5))  # failed: tried again in 5 s
+    assert queue.receive_batch(Q, 32) == []  # the delete does not overtake the create
+    clock.advance(5)
+    assert ids(queue.receive_batch(Q, 32)) == ["create", "delete"]
+
+
+def test_a_batch_stops_before_a_message_held_back_for_its_redelivery(queue: SqliteQueue, clock: FakeClock) -> None:
+    queue.send(Q, "wake", b"wake", session_id="ws/a", not_before=clock.now() + timedelta(seconds=10))
+    send(queue, "ws/a", "submit", "cancel")
+    (submit,) = queue.receive_batch(Q, 1)
+    assert submit.message_id == "submit"
+    queue.abandon(submit, timedelta(seconds=30))
+    clock.advance(10)  # the scheduled wake-up is due; the submit is still held back
+    assert ids(queue.receive_batch(Q, 32)) == ["wake"]  # not the cancel, which must wait for its submit
