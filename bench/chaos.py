@@ -221,7 +221,7 @@ def render(report: SoakReport) -> Table:
     rows = [
         ("events sent", f"{report.events_sent:,}", "by users and other systems (create, submit, cancel, ...)"),
         ("events published", f"{report.published:,}", "all messages, with the control plane's and the cloud's own"),
-        ("deliveries", f"{report.deliveries:,}", "handler invocations"),
+        ("deliveries", f"{report.deliveries:,}", "messages handed to the handler (in batches of one session)"),
         ("duplicates", f"{report.duplicates:,}", "extra copies and redeliveries handed out"),
         ("crashes injected", f"{report.crashes:,}", "process killed before/after a write, publish or provider call"),
         ("faults injected", f"{report.faults:,}", "store 429/503/timeouts"),
