@@ -3,14 +3,14 @@
     python -m bench.chaos --events 10000 --clusters 20 --seed 1
     python -m bench.chaos --quick           # a few hundred events (what the test suite runs)
 
-Every event goes through ``shared.handlers.messages.handle_message`` against the real SQLite store, through a
-hostile broker (``tests.reliability.broker.DuplicatingBus``: each message delivered 1-3 times, queues interleaved,
-copies and scheduled messages late), with store faults (429/503/timeouts) and process crashes injected at random
-before or after writes, publishes and provider calls (``tests.reliability.faults``), and the timer's sweep every
-minute. Time is a fake clock. The node provider is the in-memory fake (``tests.reliability.fake_provider``): jobs
-last seconds of fake time instead of being processes, so 10,000 events take about 90 s on 2 cores; the real local
-provider is covered by the reliability tests. Nodes are preempted and fail, jobs are canceled, clusters are resized,
-deleted and created again, and events are redelivered by "producers".
+Every event goes through ``shared.handlers.messages.handle_messages``, in batches of one session, against the real
+SQLite store, through a hostile broker (``tests.reliability.broker.DuplicatingBus``: each message delivered 1-3
+times, queues interleaved, copies and scheduled messages late), with store faults (429/503/timeouts) and process
+crashes injected at random before or after writes, publishes and provider calls (``tests.reliability.faults``), and
+the timer's sweep every minute. Time is a fake clock. The node provider is the in-memory fake
+(``tests.reliability.fake_provider``): jobs last seconds of fake time instead of being processes, so 10,000 events
+take about 90 s on 2 cores; the real local provider is covered by the reliability tests. Nodes are preempted and
+fail, jobs are canceled, clusters are resized, deleted and created again, and events are redelivered by "producers".
 
 Every invariant violation is reported; there is no list of known ones to excuse.
 """

@@ -6,10 +6,12 @@ reaction time from job-submit to the stored scale-up decision.
     python -m bench.throughput --tracing    # with OpenTelemetry on (spans and metrics), to measure its cost
     python -m bench.throughput --tracing-overhead 5   # 5 rounds of waves run untraced and traced in turn
     python -m bench.throughput --tracing-overhead 5 --sampler always-on   # every trace recorded, as local OTLP
+    python -m bench.throughput --jobs-per-wave 8 --waves 10   # a backlog: 8 jobs per cluster and wave
+    python -m bench.throughput --batch-size 1   # one message per call, as the triggers Azure deploys
 
-Every message goes through ``shared.handlers.messages.handle_message`` (what each queue trigger calls) with the
-SQLite queue and store and idempotency on. Jobs do not start processes: the provider is wrapped so that a run ends
-at once (see ``bench.embedded_runtime``); nodes boot in 0 s.
+Every message goes through ``shared.handlers.messages.handle_messages`` (what each queue trigger calls), in batches
+of one session as the local host hands them, with the SQLite queue and store and idempotency on. Jobs do not start
+processes: the provider is wrapped so that a run ends at once (see ``bench.embedded_runtime``); nodes boot in 0 s.
 """
 
 from __future__ import annotations
