@@ -61,17 +61,22 @@ UPDATE messages SET locked_until = :locked_until, lock_token = :token, lock_owne
 WHERE seq {which}
 RETURNING seq, message_id, session_id, body, enqueued_at, delivery_count
 """
-# Peek-lock the message ``receive`` hands out next.
-_TAKE_NEXT_MESSAGE = _LOCK_AND_RETURN.format(which=f"= ({_NEXT_MESSAGE})")
-# Then, for a batch, the same session's later messages that are due and unlocked, in order, up to one held back for
-# its redelivery. A scheduled one not yet due is skipped, as ``receive`` skips it: it is not in the queue until its
-# time.
-_TAKE_REST_OF_SESSION = _LOCK_AND_RETURN.format(which="""IN (
-    SELECT r.seq FROM messages r WHERE r.queue = :queue AND r.session_id = :session AND r.seq > :after
-      AND r.visible_at <= :now AND r.locked_until <= :now
-      AND NOT EXISTS (SELECT 1 FROM messages h WHERE h.queue = :queue AND h.session_id = :session
-                        AND h.seq > :after AND h.seq < r.seq AND h.visible_at > :now AND h.delivery_count > 0)
-    ORDER BY r.seq LIMIT :more)""")
+# Peek-lock, in one statement (so one implicit transaction: a crash leaves the batch untaken or taken whole), the
+# message ``receive`` hands out next and, when it has a session, that session's later messages that are due and
+# unlocked, in order, up to one held back for its redelivery, ``:more`` at most. A scheduled one not yet due is
+# skipped, as the first is picked: it is not in the queue until its time.
+_TAKE_NEXT_MESSAGES = f"""
+WITH first AS MATERIALIZED (SELECT seq, session_id FROM messages WHERE seq = ({_NEXT_MESSAGE}))
+""" + _LOCK_AND_RETURN.format(which="""IN (
+    SELECT seq FROM first
+    UNION ALL
+    SELECT seq FROM (
+      SELECT r.seq FROM messages r, first f
+      WHERE f.session_id IS NOT NULL AND r.queue = :queue AND r.session_id = f.session_id AND r.seq > f.seq
+        AND r.visible_at <= :now AND r.locked_until <= :now
+        AND NOT EXISTS (SELECT 1 FROM messages h WHERE h.queue = :queue AND h.session_id = f.session_id
+                          AND h.seq > f.seq AND h.seq < r.seq AND h.visible_at > :now AND h.delivery_count > 0)
+      ORDER BY r.seq LIMIT :more))""")
 
 
 @dataclass(frozen=True)
@@ -164,7 +169,7 @@ class SqliteQueue:
         """Peek-lock the next deliverable message, as ``receive`` picks it, and with it up to ``max_messages - 1`` of
         its session's later due messages, in seq order, counting a delivery on each; one lock token for them all.
 
-        One transaction, so no other receiver can take a later message of the session between the first and the
+        One statement, so no other receiver can take a later message of the session between the first and the
         rest, and a crash leaves the batch either untaken or taken whole. A message without a session comes alone:
         nothing orders it with any other."""
         if max_messages < 1:
@@ -174,37 +179,22 @@ class SqliteQueue:
         if conn.execute("SELECT 1 FROM messages WHERE queue=? AND visible_at<=? AND locked_until<=? LIMIT 1",
                         (queue, format_utc(now), format_utc(now))).fetchone() is None:
             return []  # nothing to take: do not contend for the write lock
-        lock = {"queue": queue, "now": format_utc(now), "locked_until": format_utc(now + self._lock_duration),
-                "token": uuid.uuid4().hex, "owner": self._owner}
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            rows = conn.execute(_TAKE_NEXT_MESSAGE, lock).fetchall()  # fetchall: the statement ends here
-            session_id = rows[0][2] if rows else None
-            if session_id is not None and max_messages > 1:
-                rows += conn.execute(_TAKE_REST_OF_SESSION, {**lock, "session": session_id, "after": rows[0][0],
-                                                             "more": max_messages - 1}).fetchall()
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return sorted((_received(queue, row, lock["token"]) for row in rows), key=lambda message: message.seq)
+        token = uuid.uuid4().hex
+        rows = conn.execute(_TAKE_NEXT_MESSAGES, {  # fetchall: the statement ends, and so commits, here
+            "queue": queue, "now": format_utc(now), "locked_until": format_utc(now + self._lock_duration),
+            "token": token, "owner": self._owner, "more": max_messages - 1}).fetchall()
+        return sorted((_received(queue, row, token) for row in rows), key=lambda message: message.seq)
 
     def complete(self, message: ReceivedMessage) -> None:
         self._conn().execute("DELETE FROM messages WHERE seq=? AND lock_token=?", (message.seq, message.lock_token))
 
     def complete_all(self, messages: Sequence[ReceivedMessage]) -> None:
-        """Complete a handled batch with one commit (one write to the log, not one per message)."""
+        """Complete a handled batch in one statement, so one commit (one write to the log, not one per message)."""
         if not messages:
             return
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany("DELETE FROM messages WHERE seq=? AND lock_token=?",
-                             [(message.seq, message.lock_token) for message in messages])
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        pairs = ",".join("(?, ?)" for _ in messages)
+        self._conn().execute(f"DELETE FROM messages WHERE (seq, lock_token) IN (VALUES {pairs})",
+                             [value for message in messages for value in (message.seq, message.lock_token)])
 
     def abandon(self, message: ReceivedMessage, retry_after: timedelta = timedelta(0)) -> None:
         visible = format_utc(self._clock.now() + retry_after)
