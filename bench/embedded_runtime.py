@@ -124,7 +124,7 @@ class EmbeddedRuntime:
                     settled = exc.settled if isinstance(exc, BatchStopped) else 0
                     self.queue.complete_all(batch[:settled])
                     for message in batch[settled:]:
-                        self.queue.abandon(message)
+                        self.queue.abandon(message)  # (no dead-lettering here: a bench run fails loudly instead)
                 else:
                     self.queue.complete_all(batch)
                 for message in batch:

@@ -214,7 +214,8 @@ class ServiceBusPump:
     """Peek-lock one session-enabled queue and feed a function, one message at a time or (``takes_batch``) up to
     ``MAX_MESSAGE_BATCH`` of the session at once: complete on success, abandon on failure, and dead-letter (in the
     queue's own sub-queue, since this receiver holds the lock) on the last delivery. A batch that stopped part way
-    (``BatchStopped``) has the messages before the stop completed and only the rest abandoned."""
+    (``BatchStopped``) has the messages before the stop completed, the one that failed settled as a failure, and
+    those after it abandoned untried."""
 
     def __init__(self, client_factory: Callable[[], ServiceBusClient], queue: str, callback: MessageCallback, *,
                  takes_batch: bool = False, session_idle_seconds: float = 5.0,
@@ -260,19 +261,23 @@ class ServiceBusPump:
     def _settle(self, receiver: ServiceBusReceiver, messages: list[ServiceBusReceivedMessage]) -> None:
         """Call the function once with ``messages`` (the list, or its one message) and settle each the same way."""
         converted = [to_function_message(message) for message in messages]
-        settled, failure = len(messages), None
+        settled, failed, failure = len(messages), len(messages), None
         try:
             self._callback(converted if self._takes_batch else converted[0])
-        except BatchStopped as stop:  # the messages before the stop are settled; the rest come again
-            settled, failure = stop.settled, stop.cause
+        except BatchStopped as stop:  # settled before the stop; failed at it; untried after it
+            settled, failed, failure = stop.settled, stop.settled + 1, stop.cause
         except Exception as exc:  # noqa: BLE001 - any failure, as the trigger's contract: abandon, then dead-letter
             settled, failure = 0, exc
         for message in messages[:settled]:
             receiver.complete_message(message)
         if failure is not None:
             description = f"{type(failure).__name__}: {failure}"[:MAX_PROPERTY_CHARS]
-            for message, as_delivered in zip(messages[settled:], converted[settled:], strict=True):
+            for message, as_delivered in zip(messages[settled:failed], converted[settled:failed], strict=True):
                 self._settle_failure(receiver, message, as_delivered, description)
+        for message in messages[failed:]:
+            # Untried: abandoned, never dead-lettered here for another message's failure (the broker counts the
+            # delivery all the same, and dead-letters after maxDeliveryCount of them).
+            receiver.abandon_message(message)
 
     def _settle_failure(self, receiver: ServiceBusReceiver, message: ServiceBusReceivedMessage,
                         as_delivered: func.ServiceBusMessage, description: str) -> None:

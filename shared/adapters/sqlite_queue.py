@@ -201,6 +201,18 @@ class SqliteQueue:
         self._conn().execute("UPDATE messages SET locked_until='', lock_token=NULL, visible_at=? "
                              "WHERE seq=? AND lock_token=?", (visible, message.seq, message.lock_token))
 
+    def release_untried(self, messages: Sequence[ReceivedMessage]) -> None:
+        """Hand back messages of a batch that stopped before them: never tried, so their delivery is not counted
+        (they must not reach the dead-letter queue for another message's failures). They stay behind the failed
+        one, which keeps its session's later messages back until it is delivered again."""
+        if not messages:
+            return
+        pairs = ",".join("(?, ?)" for _ in messages)
+        self._conn().execute(
+            "UPDATE messages SET locked_until='', lock_token=NULL, delivery_count=max(delivery_count - 1, 0) "
+            f"WHERE (seq, lock_token) IN (VALUES {pairs})",
+            [value for message in messages for value in (message.seq, message.lock_token)])
+
     def dead_letter_received(self, message: ReceivedMessage, reason: str) -> None:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")

@@ -109,8 +109,8 @@ def handle_messages(queue: str, messages: Sequence[QueueMessage], deps: Deps) ->
 
 def _apply_submits(queue: str, run: list[tuple[int, _Decoded]], deps: Deps) -> None:
     """A run of submits to one cluster: one decision for all, traced under the last one's span and counted once
-    its outcome is known (the others as ``merged``). Should it fail for good, each is applied alone, so that only a
-    submit that can never be applied is dead-lettered."""
+    its outcome is known (the others as ``merged``). Should it fail for good, or on its first message's last
+    delivery, each is applied alone, so that only a submit that fails itself is dead-lettered."""
     if len(run) < 2:
         for i, decoded in run:
             _apply_or_stop(queue, i, decoded, deps)
@@ -126,7 +126,11 @@ def _apply_submits(queue: str, run: list[tuple[int, _Decoded]], deps: Deps) -> N
         return
     except Exception as exc:
         note_handled(last, "retried", time.perf_counter() - started)
-        raise BatchStopped(run[0][0], exc) from exc
+        if run[0][1].message.delivery_count < MAX_DELIVERY_COUNT:
+            raise BatchStopped(run[0][0], exc) from exc
+        for i, decoded in run:  # the run's last delivery: each alone, so that only one that fails is dead-lettered
+            _apply_or_stop(queue, i, decoded, deps)
+        return
     note_handled(last, "ok", time.perf_counter() - started)
     for _, decoded in run[:-1]:
         note_folded(decoded.event, "merged")

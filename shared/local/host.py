@@ -161,7 +161,8 @@ class LocalFunctionsHost:
         """Call the function once with ``messages`` and settle them, as the broker's contract says: complete all on
         success; on an exception, each is abandoned, or dead-lettered on its last delivery (the function raises only
         when the batch must be tried again; what it can never apply it dead-letters itself). A batch that stopped
-        part way (``BatchStopped``) has the messages before the stop completed, and only the rest tried again."""
+        part way (``BatchStopped``) has the messages before the stop completed, the one that failed settled as a
+        failure, and those after it handed back untried (their delivery not counted)."""
         assert self._queue is not None
         if not qf.takes_batch and len(messages) != 1:
             raise ValueError(f"{qf.name} takes one message at a time, not {len(messages)}")
@@ -170,8 +171,9 @@ class LocalFunctionsHost:
             qf.call(converted if qf.takes_batch else converted[0])
         except BatchStopped as stop:
             self._queue.complete_all(messages[:stop.settled])
-            for message in messages[stop.settled:]:
-                self._settle_failure(qf, message, stop.cause)
+            if stop.settled < len(messages):
+                self._settle_failure(qf, messages[stop.settled], stop.cause)
+            self._queue.release_untried(messages[stop.settled + 1:])
         except Exception as exc:  # noqa: BLE001 - the broker's contract: abandon, then dead-letter
             for message in messages:
                 self._settle_failure(qf, message, exc)

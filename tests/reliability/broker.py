@@ -173,6 +173,13 @@ class DuplicatingBus:
             message.visible_at = self._clock.now() + redelivery_delay(message.delivery_count)
             self.stats.abandoned += 1
 
+    def release_untried(self, message: Message) -> None:
+        """A message of a batch that stopped before it: handed back, its delivery not counted, never dead-lettered
+        for another message's failure (as the local host does with the embedded queue)."""
+        with self._lock:
+            message.delivery_count -= 1
+            message.locked_until = None
+
     def lose_lock(self, message: Message) -> None:
         """The process holding the message died: the lock runs out and the message is offered again."""
         with self._lock:

@@ -159,8 +159,11 @@ class World:
             self.stats.failure_kinds[kind] = self.stats.failure_kinds.get(kind, 0) + 1
             for message in batch[:settled]:
                 self.broker.complete(message)
-            for message in batch[settled:]:
+            failed = batch[settled:] if not isinstance(exc, BatchStopped) else batch[settled:settled + 1]
+            for message in failed:
                 self.broker.abandon(message, f"{kind}: {cause}")
+            for message in batch[settled + len(failed):]:
+                self.broker.release_untried(message)
         else:
             for message in batch:
                 self.broker.complete(message)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
@@ -21,13 +22,13 @@ from bench.store_counter import CountingStore, StoreCounter
 from shared.domain import events as ev
 from shared.domain.actions import Action
 from shared.domain.cluster import Cluster
-from shared.domain.errors import ClusterStillDeleting
+from shared.domain.errors import ClusterStillDeleting, TransientError
 from shared.domain.job import JobState
 from shared.handlers.decision import Change, each_once
 from shared.handlers.deps import Deps
 from shared.handlers.messages import QueueMessage, handle_message, handle_messages
 from shared.handlers.use_cases import delete_cluster
-from shared.ports import MAX_DELIVERY_COUNT, BatchStopped
+from shared.ports import MAX_DELIVERY_COUNT, BatchStopped, Store
 from shared.telemetry import state
 from tests.fakes.bus import InMemoryBus
 from tests.fakes.clock import FakeClock
@@ -284,3 +285,36 @@ def test_a_stopped_batch_says_how_far_it_got_and_leaves_what_follows_even_an_inv
     assert stopped.value.settled == 1  # the first is applied, and only it may be completed
     assert world.deps.store.get_cluster("ws", "new") is not None
     assert world.bus.dead_letters() == []  # the broken one is dead-lettered when its turn comes, once
+
+
+class FailsOneCommit:
+    """The store, whose next commit of a cluster with jobs fails as a throttled store's would (a temporary error)."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner, self.armed = inner, True
+
+    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Any) -> Cluster:
+        if self.armed:
+            self.armed = False
+            raise TransientError("the store is busy")
+        return self.inner.replace_cluster_with_jobs(cluster, jobs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("delivery", [1, MAX_DELIVERY_COUNT])
+def test_a_run_of_submits_failing_for_a_while_stops_the_batch_unless_it_is_their_last_delivery(
+        world: World, delivery: int) -> None:
+    create(world, "gpu")
+    deps = replace(world.deps, store=cast(Store, FailsOneCommit(world.deps.store)))
+    run = [message(submit("gpu", "r1"), delivery), message(submit("gpu", "r2"), delivery)]
+    if delivery < MAX_DELIVERY_COUNT:
+        with pytest.raises(BatchStopped) as stopped:
+            handle_messages(ev.JOB_EVENTS, run, deps)
+        assert stopped.value.settled == 0 and isinstance(stopped.value.cause, TransientError)
+        return
+    handle_messages(ev.JOB_EVENTS, run, deps)  # each alone now: the busy store failed neither of them for good
+    cluster = world.deps.store.get_cluster("ws", "gpu")
+    assert cluster is not None and sorted(j.job_id for j in cluster.jobs) == ["r1", "r2"]
+    assert world.bus.dead_letters() == []

@@ -184,5 +184,20 @@ def test_a_batch_stopped_part_way_completes_what_came_before_the_stop_and_redeli
     assert queue.pending(BATCHES) == 2
     clock.advance(redelivery_delay(1))
     redelivered = queue.receive_batch(BATCHES, MAX_MESSAGE_BATCH + 10)
-    assert [(m.message_id, m.delivery_count) for m in redelivered] == [("a2", 2), ("a3", 2)]
+    assert [(m.message_id, m.delivery_count) for m in redelivered] == [("a2", 2), ("a3", 1)]  # a3: never tried
     assert queue.dead_letters() == []
+
+
+def test_messages_after_a_stop_are_handed_back_untried_and_only_the_failing_one_is_dead_lettered(
+        host: LocalFunctionsHost, queue: SqliteQueue, clock: FakeClock, recorder: Recorder) -> None:
+    send(queue, BATCHES, "ws/a", "a1", "a2", "a3")
+    recorder.fail_with = BatchStopped(0, RuntimeError("a1 fails"))  # every time: a2 and a3 are never tried
+    for _ in range(MAX_DELIVERY_COUNT):
+        clock.advance(timedelta(minutes=5))
+        host.deliver_batch(batch_function(host), queue.receive_batch(BATCHES, MAX_MESSAGE_BATCH))
+    (dead,) = queue.dead_letters()
+    assert dead.message_id == "a1" and dead.reason == "MaxDeliveryCountExceeded: RuntimeError: a1 fails"
+    recorder.fail_with = None
+    clock.advance(timedelta(minutes=5))
+    host.deliver_batch(batch_function(host), queue.receive_batch(BATCHES, MAX_MESSAGE_BATCH))
+    assert recorder.batches[-1] == [("a2", 1), ("a3", 1)]  # their deliveries that were never tried not counted
