@@ -28,7 +28,7 @@ from shared.domain.events import JOB_FINISHED, QUEUE_NAMES, new_event
 from shared.domain.observation import Observation, ObservedRun, RunStatus
 from shared.handlers.deps import Deps
 from shared.handlers.messages import QueueMessage, handle_messages
-from shared.ports import MAX_MESSAGE_BATCH, BatchStopped, EventBus, NodeProvider, RunRequest
+from shared.ports import MAX_MESSAGE_BATCH, EventBus, FailedBatch, NodeProvider, RunRequest
 from shared.telemetry.log_context import current_log_ids
 
 WORKSPACE = "bench"
@@ -121,10 +121,11 @@ class EmbeddedRuntime:
                 except Exception as exc:  # as the local host does: any failure means redelivery
                     log.exception("handling a batch of %d from %s failed; it is redelivered", len(batch), queue_name)
                     stats.failures += 1
-                    settled = exc.settled if isinstance(exc, BatchStopped) else 0
-                    self.queue.complete_all(batch[:settled])
-                    for message in batch[settled:]:
+                    failed = FailedBatch.of(batch, exc)
+                    self.queue.complete_all(failed.settled)
+                    for message in failed.failed:
                         self.queue.abandon(message)  # (no dead-lettering here: a bench run fails loudly instead)
+                    self.queue.release_untried(failed.untried)
                 else:
                     self.queue.complete_all(batch)
                 for message in batch:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from shared.domain.cluster import Cluster
 from shared.domain.events import CloudEvent
@@ -84,6 +84,28 @@ class BatchStopped(Exception):
     def __init__(self, settled: int, cause: Exception) -> None:
         super().__init__(f"{type(cause).__name__}: {cause}")
         self.settled, self.cause = settled, cause
+
+
+M = TypeVar("M")
+
+
+@dataclass(frozen=True)
+class FailedBatch(Generic[M]):
+    """How a host settles a batch whose trigger raised ``failure``: ``settled`` are completed; ``failed`` are
+    abandoned, or dead-lettered on their last delivery, for ``cause``; ``untried`` are handed back, their delivery
+    not held against them. Any failure other than ``BatchStopped`` fails the whole batch."""
+
+    settled: Sequence[M]
+    failed: Sequence[M]
+    untried: Sequence[M]
+    cause: Exception
+
+    @classmethod
+    def of(cls, messages: Sequence[M], failure: Exception) -> FailedBatch[M]:
+        if isinstance(failure, BatchStopped):
+            stop = failure.settled
+            return cls(messages[:stop], messages[stop:stop + 1], messages[stop + 1:], failure.cause)
+        return cls(messages[:0], messages, messages[:0], failure)
 
 
 class EventBus(Protocol):

@@ -56,7 +56,7 @@ from shared.config import SERVICE_BUS_CONNECTION, Settings
 from shared.domain.errors import TransientError
 from shared.domain.events import CloudEvent
 from shared.domain.utc import as_utc
-from shared.ports import MAX_DELIVERY_COUNT, MAX_MESSAGE_BATCH, BatchStopped
+from shared.ports import MAX_DELIVERY_COUNT, MAX_MESSAGE_BATCH, FailedBatch
 
 log = logging.getLogger(__name__)
 
@@ -261,23 +261,22 @@ class ServiceBusPump:
     def _settle(self, receiver: ServiceBusReceiver, messages: list[ServiceBusReceivedMessage]) -> None:
         """Call the function once with ``messages`` (the list, or its one message) and settle each the same way."""
         converted = [to_function_message(message) for message in messages]
-        settled, failed, failure = len(messages), len(messages), None
         try:
             self._callback(converted if self._takes_batch else converted[0])
-        except BatchStopped as stop:  # settled before the stop; failed at it; untried after it
-            settled, failed, failure = stop.settled, stop.settled + 1, stop.cause
         except Exception as exc:  # noqa: BLE001 - any failure, as the trigger's contract: abandon, then dead-letter
-            settled, failure = 0, exc
-        for message in messages[:settled]:
-            receiver.complete_message(message)
-        if failure is not None:
-            description = f"{type(failure).__name__}: {failure}"[:MAX_PROPERTY_CHARS]
-            for message, as_delivered in zip(messages[settled:failed], converted[settled:failed], strict=True):
+            failed = FailedBatch.of(list(zip(messages, converted, strict=True)), exc)
+            description = f"{type(failed.cause).__name__}: {failed.cause}"[:MAX_PROPERTY_CHARS]
+            for message, _ in failed.settled:
+                receiver.complete_message(message)
+            for message, as_delivered in failed.failed:
                 self._settle_failure(receiver, message, as_delivered, description)
-        for message in messages[failed:]:
-            # Untried: abandoned, never dead-lettered here for another message's failure (the broker counts the
-            # delivery all the same, and dead-letters after maxDeliveryCount of them).
-            receiver.abandon_message(message)
+            for message, _ in failed.untried:
+                # Abandoned, never dead-lettered here for another message's failure (the broker counts the
+                # delivery all the same, and dead-letters after maxDeliveryCount of them).
+                receiver.abandon_message(message)
+        else:
+            for message in messages:
+                receiver.complete_message(message)
 
     def _settle_failure(self, receiver: ServiceBusReceiver, message: ServiceBusReceivedMessage,
                         as_delivered: func.ServiceBusMessage, description: str) -> None:

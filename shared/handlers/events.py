@@ -106,13 +106,10 @@ def on_job_submits(submits: Sequence[tuple[CloudEvent, JobSubmit]], deps: Deps) 
     made, then one decision accepts them all, each once per event id (``each_once``): one read and one write of
     the cluster for the run."""
     workspace, name = submits[0][0].workspace, submits[0][0].cluster
-    if any((event.workspace, event.cluster) != (workspace, name) for event, _ in submits):
-        raise ValueError("submits decided together must be for one cluster")
     prepared = [_prepare_submit(event, body, deps) for event, body in submits]
     known_jobs = {job.id: job.working_copy() for job, _, _ in prepared}  # their first projections need no read
-    change, event_id = (prepared[0][1], prepared[0][2]) if len(prepared) == 1 else \
-        (each_once([(change, event_id) for _, change, event_id in prepared]), None)
-    if reconcile_cluster(deps, workspace, name, change, event_id, known_jobs) is None:
+    change = each_once([(change, event_id) for _, change, event_id in prepared])
+    if reconcile_cluster(deps, workspace, name, change, known=known_jobs) is None:
         for job, _, _ in prepared:
             project_job(deps, workspace, JobUpdate(
                 job_id=job.id, state=JobState.FAILED, attempt=max(job.attempts, 1),

@@ -24,7 +24,7 @@ from croniter import croniter
 
 from shared.adapters.sqlite_queue import ReceivedMessage, SqliteQueue
 from shared.domain.errors import TemporaryError
-from shared.ports import MAX_DELIVERY_COUNT, MAX_MESSAGE_BATCH, BatchStopped
+from shared.ports import MAX_DELIVERY_COUNT, MAX_MESSAGE_BATCH, FailedBatch
 
 log = logging.getLogger(__name__)
 
@@ -169,14 +169,12 @@ class LocalFunctionsHost:
         converted = [to_service_bus_message(message) for message in messages]
         try:
             qf.call(converted if qf.takes_batch else converted[0])
-        except BatchStopped as stop:
-            self._queue.complete_all(messages[:stop.settled])
-            if stop.settled < len(messages):
-                self._settle_failure(qf, messages[stop.settled], stop.cause)
-            self._queue.release_untried(messages[stop.settled + 1:])
         except Exception as exc:  # noqa: BLE001 - the broker's contract: abandon, then dead-letter
-            for message in messages:
-                self._settle_failure(qf, message, exc)
+            failed = FailedBatch.of(messages, exc)
+            self._queue.complete_all(failed.settled)
+            for message in failed.failed:
+                self._settle_failure(qf, message, failed.cause)
+            self._queue.release_untried(failed.untried)
         else:
             self._queue.complete_all(messages)
 

@@ -26,7 +26,7 @@ from shared.handlers import use_cases
 from shared.handlers.deps import Deps
 from shared.handlers.messages import QueueMessage, handle_messages
 from shared.handlers.sweep import sweep
-from shared.ports import MAX_MESSAGE_BATCH, BatchStopped, NodeProvider
+from shared.ports import MAX_MESSAGE_BATCH, FailedBatch, NodeProvider
 from tests.fakes.clock import FakeClock
 from tests.reliability.broker import DeliveryChaos, DuplicatingBus, Message
 from tests.reliability.fake_provider import FakeNodeProvider
@@ -153,16 +153,15 @@ class World:
             self._note_crash(_crashed_in(crash, batch))
         except Exception as exc:  # noqa: BLE001 - what the local host does: any failure means redelivery
             # A batch that stopped part way settled what came before the stop: only the rest is tried again.
-            settled, cause = (exc.settled, exc.cause) if isinstance(exc, BatchStopped) else (0, exc)
+            failed = FailedBatch.of(batch, exc)
             self.stats.handler_failures += 1
-            kind = type(cause).__name__
+            kind = type(failed.cause).__name__
             self.stats.failure_kinds[kind] = self.stats.failure_kinds.get(kind, 0) + 1
-            for message in batch[:settled]:
+            for message in failed.settled:
                 self.broker.complete(message)
-            failed = batch[settled:] if not isinstance(exc, BatchStopped) else batch[settled:settled + 1]
-            for message in failed:
-                self.broker.abandon(message, f"{kind}: {cause}")
-            for message in batch[settled + len(failed):]:
+            for message in failed.failed:
+                self.broker.abandon(message, f"{kind}: {failed.cause}")
+            for message in failed.untried:
                 self.broker.release_untried(message)
         else:
             for message in batch:
