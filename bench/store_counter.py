@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
+from shared.adapters.document_form import stored_json
 from shared.domain.cluster import Cluster
 from shared.domain.job import Job
 from shared.domain.quota_ledger import QuotaLedger
@@ -58,7 +59,7 @@ class StoreCounter:
         tally.calls += 1
         tally.documents += documents
         if self.measure_sizes and doc is not None:
-            tally.kilobytes += len(doc.model_dump_json()) / 1024
+            tally.kilobytes += len(stored_json(doc)) / 1024
 
     def add_batch(self, operation: str, kind: OpKind, docs: Sequence[BaseModel]) -> None:
         """One call writing several documents (a transactional batch)."""
@@ -66,7 +67,7 @@ class StoreCounter:
         tally.calls += 1
         tally.documents += len(docs)
         if self.measure_sizes:
-            tally.kilobytes += sum(len(doc.model_dump_json()) for doc in docs) / 1024
+            tally.kilobytes += sum(len(stored_json(doc)) for doc in docs) / 1024
 
     def by_context(self, context: str) -> dict[tuple[str, OpKind], OpTally]:
         return {(op, kind): t for (ctx, op, kind), t in self.tallies.items() if ctx == context}

@@ -63,6 +63,7 @@ from shared.adapters.cosmos_client import (
     retry_read,
     transient_errors,
 )
+from shared.adapters.document_form import stored_fields
 from shared.config import Settings
 from shared.domain.cluster import Cluster
 from shared.domain.errors import ConcurrencyConflict
@@ -396,11 +397,13 @@ class CosmosStore:
 
 # --- documents <-> domain --------------------------------------------------------------------------------------
 def cluster_document(cluster: Cluster) -> Document:
-    return {**cluster.model_dump(mode="json"), "id": document_id(CLUSTER, cluster.name), "type": CLUSTER}
+    return {**stored_fields(cluster), "id": document_id(CLUSTER, cluster.name), "type": CLUSTER}
 
 
 def job_document(job: Job) -> Document:
-    return {**job.model_dump(mode="json"), "id": document_id(JOB, job.id), "type": JOB, "job_id": job.id}
+    return {**stored_fields(job), "id": document_id(JOB, job.id), "type": JOB, "job_id": job.id,
+            # (queried: a document without them would drop out of the timer's query and its ORDER BY)
+            "state": job.state.value, "scheduled": job.scheduled}
 
 
 def cluster_from_document(document: Document) -> Cluster:
@@ -420,7 +423,7 @@ def quota_partition(region: str) -> str:
 
 
 def quota_ledger_document(ledger: QuotaLedger) -> Document:
-    return {**ledger.model_dump(mode="json"), "id": document_id(QUOTA_LEDGER, ledger.region), "type": QUOTA_LEDGER,
+    return {**stored_fields(ledger), "id": document_id(QUOTA_LEDGER, ledger.region), "type": QUOTA_LEDGER,
             "workspace": quota_partition(ledger.region)}
 
 
@@ -431,7 +434,7 @@ def quota_ledger_from_document(document: Document) -> QuotaLedger:
 
 
 def tombstone_document(tombstone: ClusterTombstone) -> Document:
-    return {**tombstone.model_dump(mode="json"), "id": document_id(TOMBSTONE, tombstone.name), "type": TOMBSTONE,
+    return {**stored_fields(tombstone), "id": document_id(TOMBSTONE, tombstone.name), "type": TOMBSTONE,
             "ttl": int(TOMBSTONE_KEPT.total_seconds())}
 
 

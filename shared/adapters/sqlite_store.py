@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from shared.adapters.document_form import stored_json
 from shared.adapters.sqlite_connections import ConnectionPerThread
 from shared.domain.cluster import Cluster
 from shared.domain.errors import ConcurrencyConflict
@@ -63,7 +64,7 @@ class SqliteStore:
         try:
             self._conn().execute(
                 "INSERT INTO clusters (workspace, name, version, doc, next_reconcile_at) VALUES (?, ?, ?, ?, ?)",
-                (cluster.workspace, cluster.name, version, cluster.model_dump_json(), _due(cluster)))
+                (cluster.workspace, cluster.name, version, stored_json(cluster), _due(cluster)))
         except sqlite3.IntegrityError:
             raise AlreadyExists(f"{cluster.workspace}/{cluster.name}") from None
         return _with_etag(cluster, version)
@@ -73,7 +74,7 @@ class SqliteStore:
         cursor = self._conn().execute(
             "UPDATE clusters SET version=version+1, doc=?, next_reconcile_at=? "
             "WHERE workspace=? AND name=? AND version=?",
-            (cluster.model_dump_json(), _due(cluster), cluster.workspace, cluster.name, version))
+            (stored_json(cluster), _due(cluster), cluster.workspace, cluster.name, version))
         if cursor.rowcount != 1:
             raise ConcurrencyConflict(f"cluster {cluster.workspace}/{cluster.name} changed since version {version}")
         return _with_etag(cluster, version + 1)
@@ -124,7 +125,7 @@ class SqliteStore:
             self._conn().execute(
                 "INSERT INTO jobs (workspace, id, cluster, version, doc, state, scheduled, submitted_at) "
                 "VALUES (?, ?, ?, 1, ?, ?, ?, ?)",
-                (job.workspace, job.id, job.cluster, job.model_dump_json(), job.state.value, int(job.scheduled),
+                (job.workspace, job.id, job.cluster, stored_json(job), job.state.value, int(job.scheduled),
                  format_utc(job.submitted_at)))
         except sqlite3.IntegrityError:
             raise AlreadyExists(f"{job.workspace}/{job.id}") from None
@@ -134,7 +135,7 @@ class SqliteStore:
         version = _version(job.etag)
         cursor = self._conn().execute(
             "UPDATE jobs SET version=version+1, doc=?, state=?, scheduled=? WHERE workspace=? AND id=? AND version=?",
-            (job.model_dump_json(), job.state.value, int(job.scheduled), job.workspace, job.id, version))
+            (stored_json(job), job.state.value, int(job.scheduled), job.workspace, job.id, version))
         if cursor.rowcount != 1:
             raise ConcurrencyConflict(f"job {job.workspace}/{job.id} changed since version {version}")
         return _with_etag(job, version + 1)
@@ -186,7 +187,7 @@ class SqliteStore:
             try:
                 self._conn().execute(f"INSERT INTO {table} ({columns}, version, doc) VALUES "
                                      f"({', '.join('?' for _ in key)}, 1, ?)",
-                                     (*key.values(), document.model_dump_json()))
+                                     (*key.values(), stored_json(document)))
             except sqlite3.IntegrityError:
                 raise ConcurrencyConflict(f"{what} was created meanwhile") from None
             document.etag = "1"
@@ -194,7 +195,7 @@ class SqliteStore:
         version = int(document.etag)
         where = " AND ".join(f"{column}=?" for column in key)
         cursor = self._conn().execute(f"UPDATE {table} SET version=version+1, doc=? WHERE {where} AND version=?",
-                                      (document.model_dump_json(), *key.values(), version))
+                                      (stored_json(document), *key.values(), version))
         if cursor.rowcount != 1:
             raise ConcurrencyConflict(f"{what} changed since version {version}")
         document.etag = str(version + 1)

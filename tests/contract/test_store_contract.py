@@ -663,6 +663,21 @@ def test_cosmos_document_envelope_never_overwrites_a_model_field() -> None:
     assert not LEDGER_ENVELOPE_FIELDS & QuotaLedger.model_fields.keys()
 
 
+def test_cosmos_documents_leave_defaults_out_but_keep_the_fields_queries_filter_on() -> None:
+    """Writes are charged by size: a queued job's nulls and zeros are left out, and read back as they were. Its state
+    and ``scheduled`` stay, at their defaults too: without them it would drop out of the timer's query."""
+    job = make_job("j-1")
+    document = cosmos_store.job_document(job)
+    assert (document["state"], document["scheduled"]) == ("Queued", False)
+    assert not {"exit_code", "started_at", "history", "attempts"} & document.keys()
+    assert None not in document["spec"].values()
+    assert cosmos_store.job_from_document({**document, "_etag": "e"}) == job.model_copy(update={"etag": "e"})
+    cluster = make_cluster()
+    document = cosmos_store.cluster_document(cluster)
+    assert not {"jobs", "errors", "quota_settle_by", "identity"} & document.keys()
+    assert cosmos_store.cluster_from_document({**document, "_etag": "e"}) == cluster.model_copy(update={"etag": "e"})
+
+
 def cosmos_error(status: int) -> CosmosHttpResponseError:
     return CosmosHttpResponseError(status_code=status, message=f"HTTP {status}")  # type: ignore[no-untyped-call]
 
