@@ -41,8 +41,9 @@ class ClusterTombstone(BaseModel):
 
     def knows(self, event_id: str, now: datetime) -> bool:
         """Whether a deleted incarnation applied this event (kept as its create's id and others' keys)."""
-        key = applied_event_key(event_id)
-        return any(key in i.event_ids or event_id in i.event_ids for i in self.remembered(now))
+        key = applied_event_key(event_id)  # (a prefix of the longer keys tombstones written before kept)
+        return any(event_id in i.event_ids or any(e.startswith(key) for e in i.event_ids)
+                   for i in self.remembered(now))
 
 
 def bury(tombstone: ClusterTombstone | None, cluster: Cluster, now: datetime) -> ClusterTombstone | None:
