@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from shared.adapters.document_form import stored_json
 from shared.domain.cluster import Cluster
 from shared.domain.job import Job
+from shared.domain.node_history import NodeHistoryArchive
 from shared.domain.quota_ledger import QuotaLedger
 from shared.domain.tombstone import ClusterTombstone
 from shared.ports import Store
@@ -185,4 +186,16 @@ class CountingStore:
         kind = OpKind.INSERT if tombstone.etag is None else OpKind.REPLACE
         saved = self.inner.save_tombstone(tombstone)
         self.counter.add("save_tombstone", kind, 1, saved)
+        return saved
+
+    # --- node history archives ----------------------------------------------------------------------------------
+    def get_node_history_archive(self, workspace: str, name: str) -> NodeHistoryArchive | None:
+        archive = self.inner.get_node_history_archive(workspace, name)
+        self.counter.add("get_node_history_archive", OpKind.POINT_READ, int(archive is not None), archive)
+        return archive
+
+    def save_node_history_archive(self, archive: NodeHistoryArchive) -> NodeHistoryArchive:
+        kind = OpKind.INSERT if archive.etag is None else OpKind.REPLACE
+        saved = self.inner.save_node_history_archive(archive)
+        self.counter.add("save_node_history_archive", kind, 1, saved)
         return saved

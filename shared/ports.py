@@ -11,6 +11,7 @@ from typing import Generic, Protocol, TypeVar
 from shared.domain.cluster import Cluster
 from shared.domain.events import CloudEvent
 from shared.domain.job import Job
+from shared.domain.node_history import NodeHistoryArchive
 from shared.domain.observation import LockLevel, Observation, ResourceLock
 from shared.domain.quota_ledger import QuotaLedger
 from shared.domain.tombstone import ClusterTombstone
@@ -61,6 +62,11 @@ class Store(Protocol):
 
     def get_tombstone(self, workspace: str, name: str) -> ClusterTombstone | None: ...
     def save_tombstone(self, tombstone: ClusterTombstone) -> ClusterTombstone:
+        """Create (no etag) or replace conditionally, as ``save_quota_ledger``."""
+        ...
+
+    def get_node_history_archive(self, workspace: str, name: str) -> NodeHistoryArchive | None: ...
+    def save_node_history_archive(self, archive: NodeHistoryArchive) -> NodeHistoryArchive:
         """Create (no etag) or replace conditionally, as ``save_quota_ledger``."""
         ...
 

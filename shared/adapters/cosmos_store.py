@@ -68,6 +68,7 @@ from shared.config import Settings
 from shared.domain.cluster import Cluster
 from shared.domain.errors import ConcurrencyConflict
 from shared.domain.job import Job, JobState
+from shared.domain.node_history import NodeHistoryArchive
 from shared.domain.quota_ledger import QuotaLedger
 from shared.domain.tombstone import TOMBSTONE_KEPT, ClusterTombstone
 from shared.domain.utc import format_utc
@@ -82,6 +83,7 @@ CLUSTER: Final = "cluster"
 JOB: Final = "job"
 QUOTA_LEDGER: Final = "quota_ledger"
 TOMBSTONE: Final = "tombstone"
+NODE_HISTORY_ARCHIVE: Final = "node_history_archive"
 PARTITION_KEY_PATH = "/workspace"
 QUERY_PAGE_SIZE = 100
 # Azure's limit on the operations of one transactional batch (the local server has none).
@@ -274,6 +276,15 @@ class CosmosStore:
                                     f"tombstone {tombstone.workspace}/{tombstone.name}")
         return tombstone
 
+    def get_node_history_archive(self, workspace: str, name: str) -> NodeHistoryArchive | None:
+        document = self._point_read(workspace, document_id(NODE_HISTORY_ARCHIVE, name))
+        return node_history_archive_from_document(document) if document is not None else None
+
+    def save_node_history_archive(self, archive: NodeHistoryArchive) -> NodeHistoryArchive:
+        archive.etag = self._save(node_history_archive_document(archive), archive.etag,
+                                  f"node history archive {archive.workspace}/{archive.name}")
+        return archive
+
     # --- Cosmos ------------------------------------------------------------------------------------------------
     def _documents(self) -> ContainerProxy:
         container = self._container
@@ -442,6 +453,18 @@ def tombstone_from_document(document: Document) -> ClusterTombstone:
     tombstone = ClusterTombstone.model_validate(_model_fields(document, TOMBSTONE_ENVELOPE_FIELDS))
     tombstone.etag = str(document["_etag"])
     return tombstone
+
+
+def node_history_archive_document(archive: NodeHistoryArchive) -> Document:
+    # (no ttl: one small document per name, replaced by the next cluster of that name on its first move)
+    return {**stored_fields(archive), "id": document_id(NODE_HISTORY_ARCHIVE, archive.name),
+            "type": NODE_HISTORY_ARCHIVE}
+
+
+def node_history_archive_from_document(document: Document) -> NodeHistoryArchive:
+    archive = NodeHistoryArchive.model_validate(_model_fields(document))
+    archive.etag = str(document["_etag"])
+    return archive
 
 
 def _without_system_fields(document: Document) -> Document:

@@ -18,13 +18,14 @@ from shared.adapters.sqlite_connections import ConnectionPerThread
 from shared.domain.cluster import Cluster
 from shared.domain.errors import ConcurrencyConflict
 from shared.domain.job import Job, JobState
+from shared.domain.node_history import NodeHistoryArchive
 from shared.domain.quota_ledger import QuotaLedger
 from shared.domain.tombstone import ClusterTombstone
 from shared.domain.utc import format_utc
 from shared.ports import AlreadyExists
 
 _Doc = TypeVar("_Doc", Cluster, Job)
-_Keyed = TypeVar("_Keyed", QuotaLedger, ClusterTombstone)
+_Keyed = TypeVar("_Keyed", QuotaLedger, ClusterTombstone, NodeHistoryArchive)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS clusters (
@@ -38,6 +39,9 @@ CREATE INDEX IF NOT EXISTS jobs_by_cluster ON jobs (workspace, cluster, submitte
 CREATE INDEX IF NOT EXISTS jobs_unscheduled ON jobs (submitted_at) WHERE scheduled = 0 AND state = 'Queued';
 CREATE TABLE IF NOT EXISTS quota_ledgers (region TEXT PRIMARY KEY, version INTEGER NOT NULL, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tombstones (
+    workspace TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (workspace, name));
+CREATE TABLE IF NOT EXISTS node_history_archives (
     workspace TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL,
     PRIMARY KEY (workspace, name));
 """
@@ -170,6 +174,14 @@ class SqliteStore:
     def save_tombstone(self, tombstone: ClusterTombstone) -> ClusterTombstone:
         return self._save_keyed(tombstone, "tombstones", {"workspace": tombstone.workspace, "name": tombstone.name},
                                 f"tombstone {tombstone.workspace}/{tombstone.name}")
+
+    def get_node_history_archive(self, workspace: str, name: str) -> NodeHistoryArchive | None:
+        return self._get_keyed(NodeHistoryArchive, "node_history_archives", {"workspace": workspace, "name": name})
+
+    def save_node_history_archive(self, archive: NodeHistoryArchive) -> NodeHistoryArchive:
+        return self._save_keyed(archive, "node_history_archives", {"workspace": archive.workspace,
+                                                                   "name": archive.name},
+                                f"node history archive {archive.workspace}/{archive.name}")
 
     def _get_keyed(self, model: type[_Keyed], table: str, key: dict[str, str]) -> _Keyed | None:
         where = " AND ".join(f"{column}=?" for column in key)

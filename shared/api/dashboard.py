@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from shared.api.auth import request_key
 from shared.api.deps import DepsDep
 from shared.dashboard.assets import asset
-from shared.domain.node_history import NodeCountSample, samples_of
+from shared.domain.node_history import NodeCountSample, samples_of, timeline
 from shared.handlers import use_cases
 
 DASHBOARD_PATH = "/api/dashboard/"  # under /api/ so the Functions host (route prefix "api") reaches it in Azure
@@ -63,5 +63,6 @@ def node_timeline(workspace: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-
                   name: Annotated[str, Path(min_length=1, max_length=64)], deps: DepsDep) -> NodeTimeline:
     """The cluster's node counts by state each time they changed (bounded: the latest samples)."""
     cluster = use_cases.get_cluster(deps, workspace, name)
+    archive = deps.store.get_node_history_archive(workspace, name)
     return NodeTimeline(cluster=cluster.name, now=deps.clock.now(), created_at=cluster.created_at,
-                        samples=samples_of(cluster.node_history))
+                        samples=samples_of(timeline(cluster.node_history, archive, cluster.uid)))

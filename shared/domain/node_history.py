@@ -6,12 +6,17 @@ reconcile that changes nothing still costs no write. Bounded: the oldest samples
 Stored as one string of samples separated by ``;``, newest first, each ``<time>,<preparing>,<idle>,<running>,
 <leaving>,<preempted>,<unusable>`` with trailing zero counts left out. The first (newest) time is in epoch
 milliseconds; the others are ``-<milliseconds before the sample in front>`` (``"1796218377730,0,0,1;-3;-2,1"``).
-The cluster document is read, validated, compared and written on every event, and this history is most of it: a
+The cluster document is read, validated, compared and written on every event, and this history was most of it: a
 list of sample objects (or even of integer lists) made every event measurably slower, and absolute times made every
 write a third larger. Newest first, adding a sample touches only the front and dropping one only the end; oldest
 first (the format written before, ``"1796218377725,1;+2,0,0,1;+3"``), knowing the last sample's time meant adding up
 every delta, 20 µs on every event that changed a count. Both older formats (that one, and absolute times only) are
 read too, and rewritten once.
+
+The cluster document keeps only its newest samples: when it holds ``SAMPLES_IN_CLUSTER``, all but the newest
+``SAMPLES_LEFT_IN_CLUSTER`` move to the cluster's ``NodeHistoryArchive``, a document of its own, in the same format.
+Cosmos DB charges every write of the cluster by its size: 120 samples carried in it cost about a kilobyte on every
+event, and moving them costs one read and one write of the archive every 24 changes.
 """
 
 from __future__ import annotations
@@ -19,9 +24,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-NODE_HISTORY_KEPT = 120
+NODE_HISTORY_KEPT = 120  # samples of the timeline, the cluster's and its archive's together
+SAMPLES_IN_CLUSTER = 32
+SAMPLES_LEFT_IN_CLUSTER = 8
 SAMPLED_STATES = ("preparing", "idle", "running", "leaving", "preempted", "unusable")  # NodeState's values, in order
 
 
@@ -30,6 +37,52 @@ class NodeCountSample(BaseModel):
 
     time: datetime
     counts: dict[str, int]
+
+
+class NodeHistoryArchive(BaseModel):
+    """A cluster's older samples, moved out of its document. ``uid``: the incarnation they belong to (a cluster
+    created again with the name starts afresh, and the samples of the one before are not shown). ``etag`` as for
+    clusters: the version read."""
+
+    workspace: str
+    name: str
+    uid: str
+    node_history: str = ""
+    etag: str | None = Field(default=None, exclude=True)
+
+
+def split_node_history(history: str) -> tuple[str, str]:
+    """(what the cluster keeps, what moves to its archive); nothing moves until the cluster holds
+    ``SAMPLES_IN_CLUSTER`` samples."""
+    if history.count(";") + 1 < SAMPLES_IN_CLUSTER:
+        return history, ""
+    samples = _decode(history)
+    return _encode(samples[-SAMPLES_LEFT_IN_CLUSTER:]), _encode(samples[:-SAMPLES_LEFT_IN_CLUSTER])
+
+
+def merged_node_history(older: str, newer: str) -> str:
+    """Both histories as one, bounded to ``NODE_HISTORY_KEPT``; a sample in both (a move repeated after a crash or a
+    conflict) is counted once."""
+    samples = dict(_decode(older))
+    samples.update(_decode(newer))
+    return _encode(sorted(samples.items())[-NODE_HISTORY_KEPT:])
+
+
+def archived(archive: NodeHistoryArchive | None, workspace: str, name: str, uid: str,
+             moved: str) -> NodeHistoryArchive:
+    """The cluster's archive with the ``moved`` samples added: a new one for its first move, or for a cluster
+    created again with the name (the archive's etag is kept, so the write replaces the one before)."""
+    if archive is None:
+        archive = NodeHistoryArchive(workspace=workspace, name=name, uid=uid)
+    elif archive.uid != uid:
+        archive = archive.model_copy(update={"uid": uid, "node_history": ""})
+    return archive.model_copy(update={"node_history": merged_node_history(archive.node_history, moved)})
+
+
+def timeline(history: str, archive: NodeHistoryArchive | None, uid: str) -> str:
+    """The cluster's whole timeline: its archive's samples (if they are its own) and its newest."""
+    return merged_node_history(archive.node_history, history) if archive is not None and archive.uid == uid \
+        else history
 
 
 def record_node_counts(history: str, state_counts: dict[str, int], now: datetime) -> str:

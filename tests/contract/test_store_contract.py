@@ -37,6 +37,7 @@ from shared.domain.cluster import (
 from shared.domain.errors import ConcurrencyConflict, TransientError
 from shared.domain.identity import ClusterIdentity, user_assigned_from_arm_id
 from shared.domain.job import Job, JobHistoryEntry, JobSpec, JobState
+from shared.domain.node_history import archived, samples_of
 from shared.domain.quota_ledger import Allocation, QuotaLedger
 from shared.domain.tombstone import bury
 from shared.ports import AlreadyExists, Store
@@ -572,6 +573,24 @@ def test_a_tombstone_reads_back_equal_and_a_stale_save_raises_conflict(store: St
         store.save_tombstone(loaded)
     final = store.get_tombstone(WS, "gpu-1")
     assert final is not None and final.knows("delete-1", T0) and final.knows("delete-2", T0)
+
+
+def test_a_node_history_archive_reads_back_equal_and_a_stale_save_raises_conflict(store: Store) -> None:
+    cluster = make_cluster()
+    assert store.get_node_history_archive(WS, "gpu-1") is None
+    first = archived(None, WS, "gpu-1", cluster.uid, "1767225600000,0,1;-60000,1")
+    saved = store.save_node_history_archive(first)
+    loaded = store.get_node_history_archive(WS, "gpu-1")
+    assert loaded is not None and loaded.etag == saved.etag and loaded.model_dump() == first.model_dump()
+    assert store.get_node_history_archive(OTHER_WS, "gpu-1") is None
+    with pytest.raises(ConcurrencyConflict):  # a second first archive, from a move that raced this one
+        store.save_node_history_archive(first.model_copy(update={"etag": None, "node_history": "1767225600000,2"}))
+    store.save_node_history_archive(archived(loaded, WS, "gpu-1", cluster.uid, "1767225720000,0,0,1"))
+    with pytest.raises(ConcurrencyConflict):  # saved from the first read, after someone else's save
+        store.save_node_history_archive(loaded)
+    final = store.get_node_history_archive(WS, "gpu-1")
+    assert final is not None and len(samples_of(final.node_history)) == 3
+    assert store.list_clusters(WS) == [] and list(store.due_clusters(at(10**6))) == []  # never taken for a cluster
 
 
 def test_tombstones_never_appear_among_clusters(store: Store) -> None:

@@ -12,11 +12,12 @@ from typing import TypeVar
 from shared.domain.cluster import Cluster
 from shared.domain.errors import ConcurrencyConflict
 from shared.domain.job import Job, JobState
+from shared.domain.node_history import NodeHistoryArchive
 from shared.domain.quota_ledger import QuotaLedger
 from shared.domain.tombstone import ClusterTombstone
 from shared.ports import AlreadyExists
 
-_Doc = TypeVar("_Doc", Cluster, Job, QuotaLedger, ClusterTombstone)
+_Doc = TypeVar("_Doc", Cluster, Job, QuotaLedger, ClusterTombstone, NodeHistoryArchive)
 Key = tuple[str, ...]
 
 
@@ -24,7 +25,7 @@ class InMemoryStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tables: dict[str, dict[Key, tuple[int, str]]] = {
-            "clusters": {}, "jobs": {}, "ledgers": {}, "tombstones": {}}
+            "clusters": {}, "jobs": {}, "ledgers": {}, "tombstones": {}, "node_history_archives": {}}
         self._versions = itertools.count(1)  # one count for every write: a version never repeats, as etags do not
 
     # --- the generic conditional writes --------------------------------------------------------------------------
@@ -130,6 +131,13 @@ class InMemoryStore:
     def save_tombstone(self, tombstone: ClusterTombstone) -> ClusterTombstone:
         return self._save(tombstone, "tombstones", (tombstone.workspace, tombstone.name),
                           f"tombstone {tombstone.workspace}/{tombstone.name}")
+
+    def get_node_history_archive(self, workspace: str, name: str) -> NodeHistoryArchive | None:
+        return self._get(NodeHistoryArchive, "node_history_archives", (workspace, name))
+
+    def save_node_history_archive(self, archive: NodeHistoryArchive) -> NodeHistoryArchive:
+        return self._save(archive, "node_history_archives", (archive.workspace, archive.name),
+                          f"node history archive {archive.workspace}/{archive.name}")
 
     def _save(self, doc: _Doc, table: str, key: Key, what: str) -> _Doc:
         """Create (no etag) or replace on the version read, as the real stores do."""

@@ -13,9 +13,14 @@ from shared.domain.cluster import NodeState
 from shared.domain.node_history import (
     NODE_HISTORY_KEPT,
     SAMPLED_STATES,
+    SAMPLES_IN_CLUSTER,
+    SAMPLES_LEFT_IN_CLUSTER,
+    archived,
     newest_node_counts,
     record_node_counts,
     samples_of,
+    split_node_history,
+    timeline,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -112,3 +117,38 @@ def test_a_single_sample_in_absolute_times_with_its_zeros_is_not_repeated() -> N
     millis = int(T0.timestamp() * 1000)
     stored = f"{millis},2,0,0,0,0,0"
     assert record_node_counts(stored, NONE | {"preparing": 2}, T0 + timedelta(seconds=1)) == stored
+
+
+def history_of(changes: int, start: datetime = T0) -> str:
+    history = ""
+    for n in range(changes):
+        history = record_node_counts(history, {"running": n % 3, "idle": 1}, start + timedelta(seconds=n))
+    return history
+
+
+def test_the_cluster_keeps_its_newest_samples_and_the_archive_the_rest_of_the_timeline() -> None:
+    assert split_node_history(history_of(SAMPLES_IN_CLUSTER - 1)) == (history_of(SAMPLES_IN_CLUSTER - 1), "")
+    whole = history_of(SAMPLES_IN_CLUSTER)
+    kept, moved = split_node_history(whole)
+    assert samples_of(kept) == samples_of(whole)[-SAMPLES_LEFT_IN_CLUSTER:]
+    archive = archived(None, "ws", "gpu", "uid-1", moved)
+    assert samples_of(timeline(kept, archive, "uid-1")) == samples_of(whole)
+    assert samples_of(timeline(kept, archived(archive, "ws", "gpu", "uid-1", moved), "uid-1")) == samples_of(whole)
+
+
+def test_an_archive_keeps_the_latest_samples_only() -> None:
+    archive = None
+    for round_ in range(NODE_HISTORY_KEPT // (SAMPLES_IN_CLUSTER - SAMPLES_LEFT_IN_CLUSTER) + 2):
+        _, moved = split_node_history(history_of(SAMPLES_IN_CLUSTER, T0 + timedelta(hours=round_)))
+        archive = archived(archive, "ws", "gpu", "uid-1", moved)
+    assert archive is not None and len(samples_of(archive.node_history)) == NODE_HISTORY_KEPT
+    assert samples_of(archive.node_history)[-1].time == T0 + timedelta(hours=round_, seconds=SAMPLES_IN_CLUSTER - 9)
+
+
+def test_a_cluster_created_again_with_the_name_starts_a_timeline_of_its_own() -> None:
+    _, moved = split_node_history(history_of(SAMPLES_IN_CLUSTER))
+    before = archived(None, "ws", "gpu", "uid-1", moved).model_copy(update={"etag": "7"})
+    assert timeline("", before, "uid-2") == ""  # the earlier cluster's samples are not shown
+    _, moved_later = split_node_history(history_of(SAMPLES_IN_CLUSTER, T0 + timedelta(days=1)))
+    after = archived(before, "ws", "gpu", "uid-2", moved_later)
+    assert after.etag == "7" and samples_of(after.node_history) == samples_of(moved_later)  # replaces it
