@@ -105,7 +105,7 @@ def commit_counts(runtime: EmbeddedRuntime, stats: DrainStats, handler_sends: in
             continue
         name = {"create_cluster": "cluster_inserts", "replace_cluster": "cluster_replaces",
                 "delete_cluster": "cluster_deletes", "create_job": "job_inserts", "replace_job": "job_replaces",
-                "save_quota_ledger": "ledger_writes"}[operation]
+                "save_quota_ledger": "ledger_writes", "save_node_history_archive": "archive_writes"}[operation]
         counts[name] = counts.get(name, 0) + tally.calls
     # A batch is received in one transaction and completed in another (the floor replays one row each: a little
     # less work than the batch's rows, so the floor stays a floor).

@@ -30,17 +30,21 @@ CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, visible_at, seq);
 CREATE INDEX IF NOT EXISTS messages_session ON messages (queue, session_id, seq);
 CREATE TABLE IF NOT EXISTS sent (queue TEXT NOT NULL, message_id TEXT NOT NULL, sent_at TEXT NOT NULL,
     PRIMARY KEY (queue, message_id));
+CREATE TRIGGER IF NOT EXISTS messages_note_sent AFTER INSERT ON messages BEGIN
+    INSERT INTO sent (queue, message_id, sent_at) VALUES (NEW.queue, NEW.message_id, NEW.enqueued_at)
+    ON CONFLICT (queue, message_id) DO UPDATE SET sent_at = excluded.sent_at;
+END;
 CREATE TABLE IF NOT EXISTS dead_letters (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, message_id TEXT NOT NULL, body BLOB NOT NULL,
     reason TEXT NOT NULL, delivery_count INTEGER NOT NULL, dead_lettered_at TEXT NOT NULL);
 """
 
-# The duplicate check and its note in one statement: a row comes back when the id is new, or its last sending is
-# older than the window (noted again from now); none when it is a duplicate.
-_NOTE_SENT = """
-INSERT INTO sent (queue, message_id, sent_at) VALUES (?1, ?2, ?3)
-ON CONFLICT (queue, message_id) DO UPDATE SET sent_at = excluded.sent_at WHERE sent.sent_at <= ?4
-RETURNING 1
+# A sending in one statement, so one implicit transaction (one commit, and no BEGIN and COMMIT around it): the
+# message goes in unless the same id was sent within the window, and the trigger above notes its sending.
+_SEND = """
+INSERT INTO messages (queue, message_id, session_id, body, enqueued_at, visible_at)
+SELECT :queue, :message_id, :session_id, :body, :now, :visible
+WHERE NOT EXISTS (SELECT 1 FROM sent WHERE queue = :queue AND message_id = :message_id AND sent_at > :window_start)
 """
 
 # A session's next message waits for every earlier one that is due, or was delivered before and waits to be tried
@@ -126,20 +130,13 @@ class SqliteQueue:
              not_before: datetime | None = None) -> bool:
         """Enqueue unless the same message id was sent within the duplicate-detection window."""
         now = self._clock.now()
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if conn.execute(_NOTE_SENT, (queue, message_id, format_utc(now),
-                                         format_utc(now - self._duplicate_window))).fetchall() == []:
-                conn.execute("COMMIT")  # a duplicate: sent within the window
-                return False
-            visible = format_utc(max(not_before, now) if not_before else now)
-            conn.execute("INSERT INTO messages (queue, message_id, session_id, body, enqueued_at, visible_at) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", (queue, message_id, session_id, body, format_utc(now), visible))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        visible = max(not_before, now) if not_before else now
+        sent = self._conn().execute(_SEND, {
+            "queue": queue, "message_id": message_id, "session_id": session_id, "body": body,
+            "now": format_utc(now), "visible": format_utc(visible),
+            "window_start": format_utc(now - self._duplicate_window)}).rowcount == 1
+        if not sent:
+            return False  # a duplicate: sent within the window
         if not_before is None or not_before <= now:
             self._arrival(queue).set()
         return True
