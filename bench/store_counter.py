@@ -108,10 +108,11 @@ class CountingStore:
             self.counter.on_cluster_saved(saved)
         return saved
 
-    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job]) -> Cluster:
-        """One round trip (a call), one document written per job and one for the cluster."""
-        saved = self.inner.replace_cluster_with_jobs(cluster, jobs)
-        self.counter.add_batch("replace_cluster_with_jobs", OpKind.REPLACE, [*jobs, saved])
+    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job],
+                                  archive: NodeHistoryArchive | None = None) -> Cluster:
+        """One round trip (a call), one document written per job, one for the archive and one for the cluster."""
+        saved = self.inner.replace_cluster_with_jobs(cluster, jobs, archive)
+        self.counter.add_batch("replace_cluster_with_jobs", OpKind.REPLACE, [*jobs, *filter(None, [archive]), saved])
         if self.counter.on_cluster_saved is not None:
             self.counter.on_cluster_saved(saved)
         return saved

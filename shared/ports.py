@@ -32,9 +32,11 @@ class Store(Protocol):
     def get_cluster(self, workspace: str, name: str) -> Cluster | None: ...
     def create_cluster(self, cluster: Cluster) -> Cluster: ...
     def replace_cluster(self, cluster: Cluster) -> Cluster: ...
-    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job]) -> Cluster:
-        """Replace ``jobs`` (of the cluster's workspace), then the cluster, in one round trip, each conditional on
-        its etag; the jobs' etags are updated in place. ``ConcurrencyConflict`` when any was written since it was
+    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job],
+                                  archive: NodeHistoryArchive | None = None) -> Cluster:
+        """Replace ``jobs`` (of the cluster's workspace), save the cluster's node history ``archive`` (created when
+        it has no etag), then replace the cluster, in one round trip, each conditional on its etag; the jobs' and
+        the archive's etags are updated in place. ``ConcurrencyConflict`` when any was written since it was
         read. Atomic where the store makes it so (SQLite: one transaction; Cosmos: a transactional batch in the
         workspace's partition), but callers must not depend on it: a conflict may leave the jobs before the one
         that failed written (the local Cosmos server applies a batch's operations one by one, and stops at the

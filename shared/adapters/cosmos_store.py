@@ -181,27 +181,36 @@ class CosmosStore:
                                      f"cluster {cluster.workspace}/{cluster.name}")
         return cluster
 
-    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job]) -> Cluster:
-        """A transactional batch in the workspace's partition: the jobs, then the cluster, each on its etag. A
-        batch holds at most ``MAX_BATCH_OPERATIONS``: the jobs a decision changed beyond that (a lowered
-        ``max_nodes`` rewords the waiting reason of every queued job) go first, in batches of their own. Jobs
-        before their cluster is the order that keeps a crash harmless, so nothing depends on all of them being one
-        transaction (the module docstring says why)."""
-        if not jobs:
+    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job],
+                                  archive: NodeHistoryArchive | None = None) -> Cluster:
+        """A transactional batch in the workspace's partition: the jobs, the node history archive, then the
+        cluster, each on its etag (the archive created when it has none). A batch holds at most
+        ``MAX_BATCH_OPERATIONS``: the jobs a decision changed beyond that (a lowered ``max_nodes`` rewords the
+        waiting reason of every queued job) go first, in batches of their own. Jobs before their cluster is the
+        order that keeps a crash harmless, so nothing depends on all of them being one transaction (the module
+        docstring says why); an archive written without its cluster holds samples the cluster holds too, and the
+        next move counts them once."""
+        if not jobs and archive is None:
             return self.replace_cluster(cluster)
         what = f"cluster {cluster.workspace}/{cluster.name} and {len(jobs)} job(s)"
         if cluster.etag is None or any(job.etag is None for job in jobs):
             raise ConcurrencyConflict(f"{what}: a replace needs the etag of each document that was read")
-        ahead = max(len(jobs) - (MAX_BATCH_OPERATIONS - 1), 0)  # the jobs that do not fit beside the cluster
+        beside = 1 if archive is None else 2  # the cluster and the archive take room in the last batch
+        ahead = max(len(jobs) - (MAX_BATCH_OPERATIONS - beside), 0)  # the jobs that do not fit beside them
         for start in range(0, ahead, MAX_BATCH_OPERATIONS):
             self._replace_in_batch(cluster.workspace, jobs[start:min(start + MAX_BATCH_OPERATIONS, ahead)], None, what)
-        self._replace_in_batch(cluster.workspace, jobs[ahead:], cluster, what)
+        self._replace_in_batch(cluster.workspace, jobs[ahead:], cluster, what, archive)
         return cluster
 
-    def _replace_in_batch(self, workspace: str, jobs: Sequence[Job], cluster: Cluster | None, what: str) -> None:
-        """One transactional batch of conditional replaces; the etags of what it wrote updated in place."""
+    def _replace_in_batch(self, workspace: str, jobs: Sequence[Job], cluster: Cluster | None, what: str,
+                          archive: NodeHistoryArchive | None = None) -> None:
+        """One transactional batch of conditional writes; the etags of what it wrote updated in place."""
         operations: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
             ("replace", (document_id(JOB, job.id), job_document(job)), {"if_match_etag": job.etag}) for job in jobs]
+        if archive is not None:
+            document = node_history_archive_document(archive)
+            operations.append(("create", (document,), {}) if archive.etag is None else
+                              ("replace", (document["id"], document), {"if_match_etag": archive.etag}))
         if cluster is not None:
             operations.append(("replace", (document_id(CLUSTER, cluster.name), cluster_document(cluster)),
                                {"if_match_etag": cluster.etag}))
@@ -211,11 +220,13 @@ class CosmosStore:
                 results = documents.execute_item_batch(operations, partition_key=workspace,
                                                        timeout=OPERATION_TIMEOUT_SECONDS)
         except CosmosBatchOperationError as error:
-            if error.status_code in (404, 412):  # one of them deleted or written since it was read
+            if error.status_code in (404, 409, 412):  # one deleted, created or written since it was read
                 raise ConcurrencyConflict(f"{what}: changed since it was read") from None
             raise
         for job, result in zip(jobs, results, strict=False):
             job.etag = str(result["eTag"])
+        if archive is not None:
+            archive.etag = str(results[len(jobs)]["eTag"])
         if cluster is not None:
             cluster.etag = str(results[-1]["eTag"])
 

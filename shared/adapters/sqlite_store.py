@@ -83,21 +83,27 @@ class SqliteStore:
             raise ConcurrencyConflict(f"cluster {cluster.workspace}/{cluster.name} changed since version {version}")
         return _with_etag(cluster, version + 1)
 
-    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job]) -> Cluster:
+    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job],
+                                  archive: NodeHistoryArchive | None = None) -> Cluster:
         """One transaction: all the writes or none (see ``shared.ports.Store``)."""
-        if not jobs:
+        if not jobs and archive is None:
             return self.replace_cluster(cluster)
         conn, read_as = self._conn(), [job.etag for job in jobs]
+        archive_read_as = archive.etag if archive is not None else None
         conn.execute("BEGIN IMMEDIATE")
         try:
             for job in jobs:
                 self.replace_job(job)
+            if archive is not None:
+                self.save_node_history_archive(archive)
             self.replace_cluster(cluster)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             for job, etag in zip(jobs, read_as, strict=True):  # nothing was written: the etags they were read with
                 job.etag = etag
+            if archive is not None:
+                archive.etag = archive_read_as
             raise
         return cluster
 

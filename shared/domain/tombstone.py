@@ -52,7 +52,7 @@ def bury(tombstone: ClusterTombstone | None, cluster: Cluster, now: datetime) ->
     Safe to repeat: a delete retried after a crash finds its incarnation there and writes nothing."""
     event_ids = [cluster.created_by_event] if cluster.created_by_event else []
     created = {cluster.created_by_event, applied_event_key(cluster.created_by_event or "")}
-    event_ids += [e for e in cluster.applied_events if e not in created]
+    event_ids += [e for e in cluster.applied_keys() if e not in created]
     current = tombstone or ClusterTombstone(workspace=cluster.workspace, name=cluster.name)
     if any(i.uid == cluster.uid and i.event_ids == event_ids for i in current.incarnations):
         return None

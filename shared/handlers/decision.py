@@ -42,7 +42,7 @@ from datetime import datetime
 
 from shared.domain.actions import Action, ProjectJob, ProvisionNode, StopRun
 from shared.domain.cluster import Cluster, ProvisioningState
-from shared.domain.node_history import archived, record_node_counts, split_node_history
+from shared.domain.node_history import NodeHistoryArchive, archived, record_node_counts, split_node_history
 from shared.domain.reconcile import reconcile
 from shared.handlers.deps import Deps
 from shared.handlers.jobs import KnownJobs, project_job, projections_to_write
@@ -125,9 +125,10 @@ class ClusterDecision:
             return cluster, True
         if cluster.model_dump_json(exclude={"modified_at"}) != before or acts_on_its_version(actions, gives_back):
             jobs = projections_to_write(self.deps, self.workspace, projections, self.known)
-            archive_older_node_counts(self.deps, cluster)
+            archive = older_node_counts_archived(self.deps, cluster)
             store = self.deps.store
-            saved = store.replace_cluster_with_jobs(cluster, jobs) if jobs else store.replace_cluster(cluster)
+            saved = store.replace_cluster_with_jobs(cluster, jobs, archive) if jobs or archive \
+                else store.replace_cluster(cluster)
             for job in jobs:
                 self.deps.recent_jobs.keep_unless_kept(job)
             return saved, True
@@ -136,15 +137,17 @@ class ClusterDecision:
         return cluster, False  # a no-op reconcile costs no write
 
 
-def archive_older_node_counts(deps: Deps, cluster: Cluster) -> None:
-    """Moves the cluster's older node-count samples to its archive once it holds ``SAMPLES_IN_CLUSTER`` (see
-    ``shared.domain.node_history``). Before the cluster's write: a crash or a conflict in between leaves them in
-    both, and the next move counts them once; after it, they would be lost."""
+def older_node_counts_archived(deps: Deps, cluster: Cluster) -> NodeHistoryArchive | None:
+    """Once the cluster holds ``SAMPLES_IN_CLUSTER`` node-count samples, its archive with the older ones moved in
+    (see ``shared.domain.node_history``), for the commit to write with the cluster, before it: where the two writes
+    are not one transaction (the local Cosmos server), a conflict on the cluster leaves the samples in both, and
+    the next move counts them once; never in neither. None: nothing to move."""
     kept, moved = split_node_history(cluster.node_history)
-    if moved:
-        archive = deps.store.get_node_history_archive(cluster.workspace, cluster.name)
-        deps.store.save_node_history_archive(archived(archive, cluster.workspace, cluster.name, cluster.uid, moved))
-        cluster.node_history = kept
+    if not moved:
+        return None
+    archive = deps.store.get_node_history_archive(cluster.workspace, cluster.name)
+    cluster.node_history = kept
+    return archived(archive, cluster.workspace, cluster.name, cluster.uid, moved)
 
 
 def each_once(changes: Sequence[tuple[Change, str]]) -> Change:

@@ -354,6 +354,35 @@ def test_a_stale_job_refuses_the_write_and_its_cluster_is_not_written(store: Sto
     assert stored_job(store, "job-2").state == JobState.CANCELED
 
 
+@pytest.mark.parametrize("with_jobs", [True, False], ids=["with-jobs", "archive-only"])
+def test_a_node_history_archive_is_written_with_its_cluster_created_then_replaced(store: Store,
+                                                                                   with_jobs: bool) -> None:
+    cluster, jobs = finished_on_cluster(store)
+    jobs = jobs if with_jobs else []
+    first = archived(None, WS, "gpu-1", cluster.uid, "1767225600000,1")
+    saved = store.replace_cluster_with_jobs(cluster, jobs, first)
+    stored = store.get_node_history_archive(WS, "gpu-1")
+    assert stored is not None and stored.etag == first.etag and stored.node_history == first.node_history
+    assert (stored_cluster(store).node_seq, stored_cluster(store).etag) == (7, saved.etag)
+    saved.node_seq = 8
+    store.replace_cluster_with_jobs(saved, [], archived(stored, WS, "gpu-1", cluster.uid, "1767225660000,2"))
+    final = store.get_node_history_archive(WS, "gpu-1")
+    assert final is not None and len(samples_of(final.node_history)) == 2 and stored_cluster(store).node_seq == 8
+
+
+def test_a_stale_node_history_archive_refuses_the_write_and_its_cluster_is_not_written(store: Store) -> None:
+    cluster, jobs = finished_on_cluster(store)
+    theirs = store.save_node_history_archive(archived(None, WS, "gpu-1", cluster.uid, "1767225600000,1"))
+    with pytest.raises(ConcurrencyConflict):  # ours was decided before theirs existed: a second first archive
+        store.replace_cluster_with_jobs(cluster, jobs, archived(None, WS, "gpu-1", cluster.uid, "1767225600000,2"))
+    assert stored_cluster(store).node_seq == 0
+    store.save_node_history_archive(archived(theirs, WS, "gpu-1", cluster.uid, "1767225660000,3"))
+    with pytest.raises(ConcurrencyConflict):  # decided on the first version of theirs
+        store.replace_cluster_with_jobs(cluster, [], archived(theirs.model_copy(update={"etag": "1"}), WS, "gpu-1",
+                                                              cluster.uid, "1767225720000,4"))
+    assert stored_cluster(store).node_seq == 0
+
+
 def test_a_stale_cluster_refuses_the_write_of_the_cluster(store: Store) -> None:
     """The jobs before it may be written or not (the local Cosmos server's batch is not atomic): nobody relies on
     either, and a job written stays written as it would after a crash between two single writes."""
@@ -496,7 +525,7 @@ def test_racing_read_modify_writes_one_wins_each_round_and_no_update_is_lost(sto
     assert all(sorted(outcomes) == ["lost", "won"] for outcomes in first_tries), first_tries
     final = stored_cluster(store)
     assert final.node_seq == 2 * rounds
-    assert sorted(final.applied_events) == sorted(applied_event_key(f"w{w}-r{r}") for w in range(2)
+    assert sorted(final.applied_keys()) == sorted(applied_event_key(f"w{w}-r{r}") for w in range(2)
                                                   for r in range(rounds))
 
 
@@ -550,7 +579,8 @@ def test_quota_ledgers_never_appear_among_clusters_or_jobs(store: Store) -> None
 def test_a_tombstone_reads_back_equal_and_a_stale_save_raises_conflict(store: Store) -> None:
     cluster = make_cluster()
     cluster.created_by_event = "create-1"
-    cluster.applied_events = ["create-1", "update-1", "delete-1"]
+    for event_id in ("create-1", "update-1", "delete-1"):
+        cluster.record_applied(event_id)
     assert store.get_tombstone(WS, "gpu-1") is None
     first = bury(None, cluster, T0)
     assert first is not None
@@ -565,7 +595,9 @@ def test_a_tombstone_reads_back_equal_and_a_stale_save_raises_conflict(store: St
     again = store.get_tombstone(WS, "gpu-1")
     assert again is not None
     later = make_cluster()
-    later.uid, later.applied_events = "fedcba654321", ["create-2", "delete-2"]
+    later.uid = "fedcba654321"
+    for event_id in ("create-2", "delete-2"):
+        later.record_applied(event_id)
     second = bury(again, later, T0)
     assert second is not None
     store.save_tombstone(second)

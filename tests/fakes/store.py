@@ -72,11 +72,14 @@ class InMemoryStore:
         return self._replace(cluster, "clusters", (cluster.workspace, cluster.name),
                              f"cluster {cluster.workspace}/{cluster.name}")
 
-    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job]) -> Cluster:
+    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job],
+                                  archive: NodeHistoryArchive | None = None) -> Cluster:
         """One by one, stopping at the first conflict: the least the contract promises (what the local Cosmos
         server does), so that handler tests run on it."""
         for job in jobs:
             self.replace_job(job)
+        if archive is not None:
+            self.save_node_history_archive(archive)
         return self.replace_cluster(cluster)
 
     def delete_cluster(self, cluster: Cluster) -> None:

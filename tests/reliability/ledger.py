@@ -16,6 +16,7 @@ from typing import Any
 from shared.domain import events as ev
 from shared.domain.cluster import Cluster, applied_event_key
 from shared.domain.job import Job
+from shared.domain.node_history import NodeHistoryArchive
 from shared.ports import Store
 from tests.reliability.broker import DeadLetter
 
@@ -32,9 +33,9 @@ class LedgerStore:
         self._lock = lock or threading.Lock()
 
     def _note(self, before: Cluster | None, after: Cluster) -> None:
-        old = set(before.applied_events) if before else set()
+        old = set(before.applied_keys()) if before else set()
         with self._lock:
-            self.applied.update((after.uid, e) for e in after.applied_events if e not in old)
+            self.applied.update((after.uid, e) for e in after.applied_keys() if e not in old)
 
     def create_cluster(self, cluster: Cluster) -> Cluster:
         created = self.inner.create_cluster(cluster)
@@ -49,10 +50,11 @@ class LedgerStore:
             self._note(read_as, saved)
         return saved
 
-    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job]) -> Cluster:
+    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job],
+                                  archive: NodeHistoryArchive | None = None) -> Cluster:
         before = self.inner.get_cluster(cluster.workspace, cluster.name)
         read_as = before if before is not None and before.etag == cluster.etag else None
-        saved = self.inner.replace_cluster_with_jobs(cluster, jobs)
+        saved = self.inner.replace_cluster_with_jobs(cluster, jobs, archive)
         if read_as is not None:
             self._note(read_as, saved)
         return saved

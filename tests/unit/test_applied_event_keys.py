@@ -8,7 +8,7 @@ from base64 import urlsafe_b64encode
 from datetime import timedelta
 from hashlib import blake2b
 
-from shared.domain.cluster import APPLIED_EVENTS_KEPT, Cluster
+from shared.domain.cluster import APPLIED_EVENTS_KEPT, Cluster, applied_event_key
 from shared.domain.tombstone import BuriedIncarnation, ClusterTombstone
 from tests.unit.builders import T0, make_cluster
 
@@ -52,3 +52,12 @@ def test_a_tombstone_written_before_with_longer_keys_still_knows_its_events() ->
     now = T0 + timedelta(minutes=1)
     assert read.knows("create-a", now) and read.knows("delete-a", now)
     assert not read.knows("delete-b", now)
+
+
+def test_a_key_found_across_two_kept_keys_is_not_taken_for_an_applied_event() -> None:
+    cluster = make_cluster()
+    key = applied_event_key("submit-9")
+    cluster.applied_events = "0" * 5 + key + "0" * 5  # two kept keys, each holding half of it
+    assert not cluster.has_applied("submit-9")
+    cluster.record_applied("submit-9")
+    assert cluster.has_applied("submit-9") and cluster.applied_keys()[-1] == key

@@ -293,11 +293,11 @@ class FailsOneCommit:
     def __init__(self, inner: Store) -> None:
         self.inner, self.armed = inner, True
 
-    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Any) -> Cluster:
+    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Any, archive: Any = None) -> Cluster:
         if self.armed:
             self.armed = False
             raise TransientError("the store is busy")
-        return self.inner.replace_cluster_with_jobs(cluster, jobs)
+        return self.inner.replace_cluster_with_jobs(cluster, jobs, archive)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

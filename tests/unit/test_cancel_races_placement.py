@@ -42,8 +42,8 @@ class AfterFirstSave:
     def replace_cluster(self, cluster: Any) -> Any:
         return self._then_meanwhile(self.inner.replace_cluster(cluster))
 
-    def replace_cluster_with_jobs(self, cluster: Any, jobs: Any) -> Any:
-        return self._then_meanwhile(self.inner.replace_cluster_with_jobs(cluster, jobs))
+    def replace_cluster_with_jobs(self, cluster: Any, jobs: Any, archive: Any = None) -> Any:
+        return self._then_meanwhile(self.inner.replace_cluster_with_jobs(cluster, jobs, archive))
 
     def _then_meanwhile(self, saved: Any) -> Any:
         if not self.ran:

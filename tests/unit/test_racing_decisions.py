@@ -126,7 +126,7 @@ class LosesClusterWrites:
     def replace_cluster(self, cluster: Cluster) -> Cluster:
         raise ConcurrencyConflict(f"cluster {cluster.name} changed meanwhile")
 
-    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job]) -> Cluster:
+    def replace_cluster_with_jobs(self, cluster: Cluster, jobs: Sequence[Job], archive: object = None) -> Cluster:
         return self.replace_cluster(cluster)
 
 
