@@ -40,7 +40,8 @@ class Store(Protocol):
         read. Atomic where the store makes it so (SQLite: one transaction; Cosmos: a transactional batch in the
         workspace's partition), but callers must not depend on it: a conflict may leave the jobs before the one
         that failed written (the local Cosmos server applies a batch's operations one by one, and stops at the
-        first that fails), as if the writes had been made one after the other."""
+        first that fails), as if the writes had been made one after the other (the archive's samples are then in both
+        the archive and the cluster: merged, they count once)."""
         ...
 
     def delete_cluster(self, cluster: Cluster) -> None: ...

@@ -106,6 +106,9 @@ resource container 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/container
             path: '/jobs/*'
           }
           {
+            path: '/applied_events/?'
+          }
+          {
             path: '/applied_events/*'
           }
           {

@@ -4,7 +4,9 @@ Every document of a workspace lives in that workspace's partition: ``{"type": "c
 ...Cluster fields}`` and ``{"type": "job", "id": "job:{job id}", "job_id": ..., ...Job fields}`` (the prefixes keep
 a cluster and a job from ever sharing an id). The quota ledger of a region has a partition of its own,
 ``quota:{region}``, as DESIGN.md suggests. A deleted cluster leaves ``{"type": "tombstone", "id":
-"tombstone:{name}"}`` in its workspace's partition. So every per-event step is a point read (id + partition key) or a
+"tombstone:{name}"}`` in its workspace's partition, and a cluster's older node-count samples are ``{"type":
+"node_history_archive", "id": "node_history_archive:{name}"}`` there (no ttl: one small document per name, replaced by
+the next cluster of that name on its first move). So every per-event step is a point read (id + partition key) or a
 single-partition query. Writes are conditional: a replace or delete on the ``_etag`` that was read (412 ->
 ``ConcurrencyConflict``), a create on the id being free (409 -> ``AlreadyExists``). Only the timer's two queries,
 ``due_clusters`` and ``unscheduled_jobs``, cross partitions; they are served by the composite indexes of
@@ -14,10 +16,12 @@ What ``@vercel/cosmosdb-server`` (the local Cosmos API of the tests and of ``--s
 correctness does not depend on it:
 
 - transactional batch is not atomic (no rollback: it applies the operations one by one and answers 424 for those
-  after the first that fails). One batch is sent, ``replace_cluster_with_jobs`` (the jobs a decision changed, then
-  their cluster, in the workspace's partition; more than a batch holds go first, in batches of their own), and it
-  is only a saved round trip: the jobs go first, as they would one by one,
-  so a conflict on the cluster leaves them written exactly as a crash between two single writes would; the cluster
+  after the first that fails). One batch is sent, ``replace_cluster_with_jobs`` (the jobs a decision changed, the
+  cluster's node history archive when samples move, then the cluster, in the workspace's partition; more jobs than
+  a batch holds go first, in batches of their own), and it is only a saved round trip: the jobs and the archive go
+  first, as they would one by one, so a conflict on the cluster leaves them written exactly as a crash between two
+  single writes would (an archive written so holds samples the cluster still has; the next move counts them
+  once); the cluster
   document stays the consistency boundary. It also wants each operation's partition key in the body, where Azure
   takes the request's header: ``cosmos_client.emulator_batch_partition_keys`` adds it, for the emulator only.
 - no TTL: only tombstones of deleted clusters carry a ``ttl`` (for Azure's storage), and the domain ignores their
@@ -105,7 +109,8 @@ INDEXING_POLICY: dict[str, Any] = {
     "includedPaths": [{"path": "/*"}],
     # Never queried, and rewritten on every write of a busy cluster: indexing them would only cost RUs.
     "excludedPaths": [{"path": '/"_etag"/?'}, {"path": "/nodes/*"}, {"path": "/jobs/*"},
-                      {"path": "/applied_events/*"}, {"path": "/history/*"}, {"path": "/allocations/*"},
+                      {"path": "/applied_events/?"}, {"path": "/applied_events/*"}, {"path": "/history/*"},
+                      {"path": "/allocations/*"},
                       {"path": "/incarnations/*"}, {"path": "/node_history/?"}, {"path": "/quota_booked/*"}],
     "compositeIndexes": [
         [{"path": "/type", "order": "ascending"}, {"path": "/next_reconcile_at", "order": "ascending"}],

@@ -41,11 +41,10 @@ def applied_event_key(event_id: str) -> str:
 
 
 def _as_key(entry: str) -> str:
-    if len(entry) == APPLIED_EVENT_KEY_LENGTH:
-        return entry
-    if len(entry) == _LEGACY_KEY_LENGTH:
-        return entry[:APPLIED_EVENT_KEY_LENGTH]
-    return applied_event_key(entry)  # a whole id, as the versions before keys kept them
+    """An entry of a list written before: a 12-character key (what the last version kept), or a whole id (what the
+    versions before keys kept; one of exactly 12 characters, written by those and never rewritten since, is taken
+    for a key)."""
+    return entry[:APPLIED_EVENT_KEY_LENGTH] if len(entry) == _LEGACY_KEY_LENGTH else applied_event_key(entry)
 
 
 def _joined_keys(value: object) -> object:

@@ -396,8 +396,9 @@ def test_a_stale_cluster_refuses_the_write_of_the_cluster(store: Store) -> None:
     assert {stored_job(store, j.id).state for j in jobs} <= {JobState.RUNNING, JobState.COMPLETED}
 
 
+@pytest.mark.parametrize("with_archive", [False, True], ids=["jobs", "jobs-and-archive"])
 def test_more_jobs_than_one_cosmos_batch_holds_are_all_written_with_their_cluster(
-        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+        store: Store, monkeypatch: pytest.MonkeyPatch, with_archive: bool) -> None:
     """A lowered max_nodes rewords every queued job's reason: one decision may change hundreds of jobs. Azure
     refuses a transactional batch of more than 100 operations (the local server takes any), so none is sent."""
     batches: list[int] = []
@@ -416,11 +417,13 @@ def test_more_jobs_than_one_cosmos_batch_holds_are_all_written_with_their_cluste
     cluster.node_seq = 9
     for job in jobs:
         job.reason = "waiting for a node: max_nodes is 2"
-    store.replace_cluster_with_jobs(cluster, jobs)
+    archive = archived(None, WS, "gpu-1", cluster.uid, "1767225600000,1") if with_archive else None
+    store.replace_cluster_with_jobs(cluster, jobs, archive)
     assert stored_cluster(store).node_seq == 9
     assert {stored_job(store, job_id).reason for job_id in ids} == {"waiting for a node: max_nodes is 2"}
+    assert (store.get_node_history_archive(WS, "gpu-1") is not None) == with_archive
     if isinstance(store, CosmosStore):
-        assert sum(batches) == 251 and max(batches) <= 100, batches  # Azure's limit
+        assert sum(batches) == 251 + with_archive and max(batches) <= 100, batches  # Azure's limit
 
 
 def test_a_stale_job_beyond_the_first_batch_refuses_the_write_of_the_cluster(store: Store) -> None:

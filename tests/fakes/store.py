@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TypeVar
 
+from shared.adapters.document_form import stored_json
 from shared.domain.cluster import Cluster
 from shared.domain.errors import ConcurrencyConflict
 from shared.domain.job import Job, JobState
@@ -39,7 +40,7 @@ class InMemoryStore:
             if key in self._tables[table]:
                 raise error
             version = next(self._versions)
-            self._tables[table][key] = (version, doc.model_dump_json())
+            self._tables[table][key] = (version, stored_json(doc))
         doc.etag = str(version)
         return doc
 
@@ -51,7 +52,7 @@ class InMemoryStore:
             row = self._tables[table].get(key)
             if row is None or row[0] != version:
                 raise ConcurrencyConflict(f"{what} changed since version {version}")
-            self._tables[table][key] = (written := next(self._versions), doc.model_dump_json())
+            self._tables[table][key] = (written := next(self._versions), stored_json(doc))
         doc.etag = str(written)
         return doc
 

@@ -61,3 +61,10 @@ def test_a_key_found_across_two_kept_keys_is_not_taken_for_an_applied_event() ->
     assert not cluster.has_applied("submit-9")
     cluster.record_applied("submit-9")
     assert cluster.has_applied("submit-9") and cluster.applied_keys()[-1] == key
+
+
+def test_a_whole_id_as_long_as_a_key_in_a_document_written_before_is_still_found() -> None:
+    old = json.loads(make_cluster().model_dump_json())
+    old["applied_events"] = ["cancel-abc", "cancel-ab"]  # 10 and 9 characters: whole ids, never keys
+    read = Cluster.model_validate(old)
+    assert read.has_applied("cancel-abc") and read.has_applied("cancel-ab")

@@ -104,6 +104,7 @@ def test_older_node_counts_move_to_their_archive_before_the_cluster_write_that_d
     deps.store.conflicts = list(conflicts)
     deliver(deps, ev.new_event(ev.JOB_SUBMIT, "ws", "gpu", {"job_id": "j", "command": ["true"]}, event_id="s-j"))
     assert writes(deps)[-3:] == ["save_node_history_archive", "replace_cluster", "replace_cluster_with_jobs"]
+    assert deps.store.conflicts == [] and writes(deps).count("save_node_history_archive") == 1 + len(conflicts)
     cluster = deps.store.get_cluster("ws", "gpu")
     assert cluster is not None and len(samples_of(cluster.node_history)) == SAMPLES_LEFT_IN_CLUSTER
     shown = node_timeline("ws", "gpu", deps).samples  # the dashboard's timeline: every change, each once
