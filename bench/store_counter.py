@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TypeVar
 
 from pydantic import BaseModel
 
@@ -22,6 +23,8 @@ from shared.domain.node_history import NodeHistoryArchive
 from shared.domain.quota_ledger import QuotaLedger
 from shared.domain.tombstone import ClusterTombstone
 from shared.ports import Store
+
+_Doc = TypeVar("_Doc", Cluster, Job, QuotaLedger, ClusterTombstone, NodeHistoryArchive)
 
 
 class OpKind(StrEnum):
@@ -92,9 +95,7 @@ class CountingStore:
 
     # --- clusters ----------------------------------------------------------------------------------------------
     def get_cluster(self, workspace: str, name: str) -> Cluster | None:
-        cluster = self.inner.get_cluster(workspace, name)
-        self.counter.add("get_cluster", OpKind.POINT_READ, int(cluster is not None), cluster)
-        return cluster
+        return self._read("get_cluster", self.inner.get_cluster(workspace, name))
 
     def create_cluster(self, cluster: Cluster) -> Cluster:
         saved = self.inner.create_cluster(cluster)
@@ -137,9 +138,7 @@ class CountingStore:
 
     # --- jobs --------------------------------------------------------------------------------------------------
     def get_job(self, workspace: str, job_id: str) -> Job | None:
-        job = self.inner.get_job(workspace, job_id)
-        self.counter.add("get_job", OpKind.POINT_READ, int(job is not None), job)
-        return job
+        return self._read("get_job", self.inner.get_job(workspace, job_id))
 
     def create_job(self, job: Job) -> Job:
         saved = self.inner.create_job(job)
@@ -165,38 +164,32 @@ class CountingStore:
         finally:
             self.counter.add("unscheduled_jobs", OpKind.CROSS_PARTITION_QUERY, rows)
 
-    # --- quota -------------------------------------------------------------------------------------------------
+    # --- quota, tombstones, node history archives ------------------------------------------------------------
     def get_quota_ledger(self, region: str) -> QuotaLedger | None:
-        ledger = self.inner.get_quota_ledger(region)
-        self.counter.add("get_quota_ledger", OpKind.POINT_READ, int(ledger is not None), ledger)
-        return ledger
+        return self._read("get_quota_ledger", self.inner.get_quota_ledger(region))
 
     def save_quota_ledger(self, ledger: QuotaLedger) -> QuotaLedger:
-        kind = OpKind.INSERT if ledger.etag is None else OpKind.REPLACE
-        saved = self.inner.save_quota_ledger(ledger)
-        self.counter.add("save_quota_ledger", kind, 1, saved)
-        return saved
+        return self._save("save_quota_ledger", self.inner.save_quota_ledger, ledger)
 
-    # --- tombstones --------------------------------------------------------------------------------------------
     def get_tombstone(self, workspace: str, name: str) -> ClusterTombstone | None:
-        tombstone = self.inner.get_tombstone(workspace, name)
-        self.counter.add("get_tombstone", OpKind.POINT_READ, int(tombstone is not None), tombstone)
-        return tombstone
+        return self._read("get_tombstone", self.inner.get_tombstone(workspace, name))
 
     def save_tombstone(self, tombstone: ClusterTombstone) -> ClusterTombstone:
-        kind = OpKind.INSERT if tombstone.etag is None else OpKind.REPLACE
-        saved = self.inner.save_tombstone(tombstone)
-        self.counter.add("save_tombstone", kind, 1, saved)
-        return saved
+        return self._save("save_tombstone", self.inner.save_tombstone, tombstone)
 
-    # --- node history archives ----------------------------------------------------------------------------------
     def get_node_history_archive(self, workspace: str, name: str) -> NodeHistoryArchive | None:
-        archive = self.inner.get_node_history_archive(workspace, name)
-        self.counter.add("get_node_history_archive", OpKind.POINT_READ, int(archive is not None), archive)
-        return archive
+        return self._read("get_node_history_archive", self.inner.get_node_history_archive(workspace, name))
 
     def save_node_history_archive(self, archive: NodeHistoryArchive) -> NodeHistoryArchive:
-        kind = OpKind.INSERT if archive.etag is None else OpKind.REPLACE
-        saved = self.inner.save_node_history_archive(archive)
-        self.counter.add("save_node_history_archive", kind, 1, saved)
+        return self._save("save_node_history_archive", self.inner.save_node_history_archive, archive)
+
+    def _read(self, operation: str, found: _Doc | None) -> _Doc | None:
+        self.counter.add(operation, OpKind.POINT_READ, int(found is not None), found)
+        return found
+
+    def _save(self, operation: str, save: Callable[[_Doc], _Doc], document: _Doc) -> _Doc:
+        """A create (no etag) or a replace, counted as the one it was."""
+        kind = OpKind.INSERT if document.etag is None else OpKind.REPLACE
+        saved = save(document)
+        self.counter.add(operation, kind, 1, saved)
         return saved

@@ -21,9 +21,9 @@ correctness does not depend on it:
   a batch holds go first, in batches of their own), and it is only a saved round trip: the jobs and the archive go
   first, as they would one by one, so a conflict on the cluster leaves them written exactly as a crash between two
   single writes would (an archive written so holds samples the cluster still has; the next move counts them
-  once); the cluster
-  document stays the consistency boundary. It also wants each operation's partition key in the body, where Azure
-  takes the request's header: ``cosmos_client.emulator_batch_partition_keys`` adds it, for the emulator only.
+  once); the cluster document stays the consistency boundary. It also wants each operation's partition key in the
+  body, where Azure takes the request's header: ``cosmos_client.emulator_batch_partition_keys`` adds it, for the
+  emulator only.
 - no TTL: only tombstones of deleted clusters carry a ``ttl`` (for Azure's storage), and the domain ignores their
   expired entries itself, so nothing depends on expiry.
 - never answers 429, 503 or 408 by itself: throttling and unavailability are handled by the SDK's retry policies
@@ -46,7 +46,7 @@ import threading
 from base64 import urlsafe_b64encode
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from azure.core import MatchConditions
 from azure.cosmos import ContainerProxy, CosmosClient, PartitionKey
@@ -434,9 +434,7 @@ def job_document(job: Job) -> Document:
 
 
 def cluster_from_document(document: Document) -> Cluster:
-    cluster = Cluster.model_validate(_model_fields(document))
-    cluster.etag = str(document["_etag"])
-    return cluster
+    return _from_document(Cluster, document)
 
 
 def job_from_document(document: Document) -> Job:
@@ -455,9 +453,7 @@ def quota_ledger_document(ledger: QuotaLedger) -> Document:
 
 
 def quota_ledger_from_document(document: Document) -> QuotaLedger:
-    ledger = QuotaLedger.model_validate(_model_fields(document, LEDGER_ENVELOPE_FIELDS))
-    ledger.etag = str(document["_etag"])
-    return ledger
+    return _from_document(QuotaLedger, document, LEDGER_ENVELOPE_FIELDS)
 
 
 def tombstone_document(tombstone: ClusterTombstone) -> Document:
@@ -466,9 +462,7 @@ def tombstone_document(tombstone: ClusterTombstone) -> Document:
 
 
 def tombstone_from_document(document: Document) -> ClusterTombstone:
-    tombstone = ClusterTombstone.model_validate(_model_fields(document, TOMBSTONE_ENVELOPE_FIELDS))
-    tombstone.etag = str(document["_etag"])
-    return tombstone
+    return _from_document(ClusterTombstone, document, TOMBSTONE_ENVELOPE_FIELDS)
 
 
 def node_history_archive_document(archive: NodeHistoryArchive) -> Document:
@@ -478,9 +472,17 @@ def node_history_archive_document(archive: NodeHistoryArchive) -> Document:
 
 
 def node_history_archive_from_document(document: Document) -> NodeHistoryArchive:
-    archive = NodeHistoryArchive.model_validate(_model_fields(document))
-    archive.etag = str(document["_etag"])
-    return archive
+    return _from_document(NodeHistoryArchive, document)
+
+
+_Read = TypeVar("_Read", Cluster, QuotaLedger, ClusterTombstone, NodeHistoryArchive)
+
+
+def _from_document(model: type[_Read], document: Document, envelope: frozenset[str] = ENVELOPE_FIELDS) -> _Read:
+    """The model from its fields, with the document's etag as the version read."""
+    read = model.model_validate(_model_fields(document, envelope))
+    read.etag = str(document["_etag"])
+    return read
 
 
 def _without_system_fields(document: Document) -> Document:

@@ -89,7 +89,6 @@ class SqliteStore:
         if not jobs and archive is None:
             return self.replace_cluster(cluster)
         conn, read_as = self._conn(), [job.etag for job in jobs]
-        archive_read_as = archive.etag if archive is not None else None
         conn.execute("BEGIN IMMEDIATE")
         try:
             for job in jobs:
@@ -100,10 +99,10 @@ class SqliteStore:
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
-            for job, etag in zip(jobs, read_as, strict=True):  # nothing was written: the etags they were read with
+            # Nothing was written: the jobs get back the etags they were read with (their copies are kept for the
+            # next decision; an archive is not, the retry reads it afresh).
+            for job, etag in zip(jobs, read_as, strict=True):
                 job.etag = etag
-            if archive is not None:
-                archive.etag = archive_read_as
             raise
         return cluster
 

@@ -111,29 +111,30 @@ def _apply_submits(queue: str, run: list[tuple[int, _Decoded]], deps: Deps) -> N
     """A run of submits to one cluster: one decision for all, traced under the last one's span and counted once
     its outcome is known (the others as ``merged``). Should it fail for good, or on its first message's last
     delivery, each is applied alone, so that only a submit that fails itself is dead-lettered."""
-    if len(run) < 2:
-        for i, decoded in run:
-            _apply_or_stop(queue, i, decoded, deps)
+    if len(run) > 1 and _merged(queue, run, deps):
         return
+    for i, decoded in run:  # alone, or each after the merged decision failed for good or on its last delivery
+        _apply_or_stop(queue, i, decoded, deps)
+
+
+def _merged(queue: str, run: list[tuple[int, _Decoded]], deps: Deps) -> bool:
+    """The run decided once; False when each must be applied alone instead."""
     last = run[-1][1].event
     started = time.perf_counter()
     try:
         with handling(queue, last, counted=False):
             on_job_submits([(d.event, _submit_body(d)) for _, d in run], deps)
     except PermanentError:
-        for i, decoded in run:
-            _apply_or_stop(queue, i, decoded, deps)
-        return
+        return False
     except Exception as exc:
         note_handled(last, "retried", time.perf_counter() - started)
         if run[0][1].message.delivery_count < MAX_DELIVERY_COUNT:
             raise BatchStopped(run[0][0], exc) from exc
-        for i, decoded in run:  # the run's last delivery: each alone, so that only one that fails is dead-lettered
-            _apply_or_stop(queue, i, decoded, deps)
-        return
+        return False
     note_handled(last, "ok", time.perf_counter() - started)
     for _, decoded in run[:-1]:
         note_folded(decoded.event, "merged")
+    return True
 
 
 def _apply_or_stop(queue: str, index: int, decoded: _Decoded, deps: Deps) -> None:

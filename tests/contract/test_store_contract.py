@@ -373,9 +373,10 @@ def test_a_node_history_archive_is_written_with_its_cluster_created_then_replace
 def test_a_stale_node_history_archive_refuses_the_write_and_its_cluster_is_not_written(store: Store) -> None:
     cluster, jobs = finished_on_cluster(store)
     theirs = store.save_node_history_archive(archived(None, WS, "gpu-1", cluster.uid, "1767225600000,1"))
+    ours = archived(None, WS, "gpu-1", cluster.uid, "1767225600000,2")
     with pytest.raises(ConcurrencyConflict):  # ours was decided before theirs existed: a second first archive
-        store.replace_cluster_with_jobs(cluster, jobs, archived(None, WS, "gpu-1", cluster.uid, "1767225600000,2"))
-    assert stored_cluster(store).node_seq == 0
+        store.replace_cluster_with_jobs(cluster, jobs, ours)
+    assert stored_cluster(store).node_seq == 0 and ours.etag is None  # nothing written: still the etag it had
     store.save_node_history_archive(archived(theirs, WS, "gpu-1", cluster.uid, "1767225660000,3"))
     with pytest.raises(ConcurrencyConflict):  # decided on the first version of theirs
         store.replace_cluster_with_jobs(cluster, [], archived(theirs.model_copy(update={"etag": "1"}), WS, "gpu-1",

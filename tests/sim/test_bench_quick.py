@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import shared.handlers.messages as messages
-from bench import autoscale, store_ops, sweep, throughput, tracing_calls, tracing_parts
+from bench import autoscale, commit_cost, document_costs, store_ops, sweep, throughput, tracing_calls, tracing_parts
 from shared.telemetry import events, ports
 
 
@@ -32,6 +32,19 @@ def test_throughput_quick_prints_events_per_second_the_floor_and_reaction(capsys
 def test_store_ops_quick_finds_no_cross_partition_query_per_event(capsys: pytest.CaptureFixture[str]) -> None:
     assert store_ops.main(["--quick"]) == []
     assert "RU / event" in capsys.readouterr().out
+
+
+def test_document_costs_show_a_cluster_document_growing_with_its_age(capsys: pytest.CaptureFixture[str]) -> None:
+    document_costs.main(["--waves", "0", "3", "--repeat", "10"])
+    rows = [line.split("│") for line in capsys.readouterr().out.splitlines() if line.startswith("│")]
+    sizes = {int(cells[1]): int(cells[4].replace(",", "")) for cells in rows}
+    assert set(sizes) == {0, 3} and 0 < sizes[0] < sizes[3]  # three jobs later: their keys and node samples
+
+
+def test_commit_cost_times_a_send_and_the_floors_insert(capsys: pytest.CaptureFixture[str]) -> None:
+    commit_cost.main(["--commits", "20"])
+    printed = capsys.readouterr().out
+    assert "SqliteQueue.send" in printed and "bare insert" in printed and "machine:" in printed
 
 
 def test_autoscale_prints_the_table_and_the_frontier(capsys: pytest.CaptureFixture[str]) -> None:

@@ -142,7 +142,8 @@ def test_an_archive_keeps_the_latest_samples_only() -> None:
         _, moved = split_node_history(history_of(SAMPLES_IN_CLUSTER, T0 + timedelta(hours=round_)))
         archive = archived(archive, "ws", "gpu", "uid-1", moved)
     assert archive is not None and len(samples_of(archive.node_history)) == NODE_HISTORY_KEPT
-    assert samples_of(archive.node_history)[-1].time == T0 + timedelta(hours=round_, seconds=SAMPLES_IN_CLUSTER - 9)
+    newest_moved = SAMPLES_IN_CLUSTER - SAMPLES_LEFT_IN_CLUSTER - 1  # the samples a history of one a second moves
+    assert samples_of(archive.node_history)[-1].time == T0 + timedelta(hours=round_, seconds=newest_moved)
 
 
 def test_a_cluster_created_again_with_the_name_starts_a_timeline_of_its_own() -> None:
