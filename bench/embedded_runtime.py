@@ -165,7 +165,8 @@ def start_runtime(data_dir: Path, *, measure_sizes: bool = False, batch_size: in
     if container.queue is None:
         raise RuntimeError("the embedded runtime needs the SQLite queue (COMPUTEPLANE_BUS=sqlite)")
     counter = StoreCounter(measure_sizes=measure_sizes)
-    provider = InstantRunProvider(container.deps.provider, container.queue)
+    # Runs end through the bus the real provider publishes to: with telemetry on, the event carries the trace on.
+    provider = InstantRunProvider(container.deps.provider, container.deps.bus)
     deps = replace(container.deps, store=CountingStore(container.deps.store, counter),
                    provider=cast(NodeProvider, provider))
     runtime = EmbeddedRuntime(data_dir=data_dir, deps=deps, queue=container.queue, counter=counter,

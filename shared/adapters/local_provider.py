@@ -11,6 +11,7 @@ no orphan: the run shows as lost and the job is requeued.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import json
 import math
@@ -150,8 +151,11 @@ class LocalNodeProvider:
         if not claimed:
             return  # started before: starting again would run the job twice
         # One thread per run spawns and waits: PR_SET_PDEATHSIG fires when the *thread* that forked exits, so the
-        # processes must belong to a thread that lives exactly as long as they do.
-        threading.Thread(target=self._run, args=(run, len(node_ids)), daemon=True,
+        # processes must belong to a thread that lives exactly as long as they do. It runs in a copy of the
+        # caller's context: the job-finished event it publishes carries on the trace of the handler that started
+        # the run (as a node's readiness carries the trace that asked for it), so the trace sampled at the submit
+        # is kept or dropped to the job's end.
+        threading.Thread(target=contextvars.copy_context().run, args=(self._run, run, len(node_ids)), daemon=True,
                          name=f"run-{run.job_id}-{run.attempt}").start()
 
     def _run(self, run: RunRequest, node_count: int) -> None:

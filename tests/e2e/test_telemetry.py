@@ -122,10 +122,16 @@ def test_one_http_submit_is_one_trace_through_the_queue_trigger_handler_store_an
     # The request's own store calls: the job document created, before the event was published.
     assert server.attributes is not None and any(
         call.startswith("store.create_job ") for call in str(server.attributes["computeplane.store.calls"]).split("; "))
-    # The whole submit is one trace: nothing it caused started one of its own.
-    submit_traces = {s.context.trace_id for s in spans if s.context is not None
-                     and s.name == "process computeplane.job.submit"}
-    assert submit_traces == {server.context.trace_id}
+    # The whole submit is one trace, to the job's end: the node it asked for reports ready in it, and the run
+    # started then reports its end in it (from the run's own thread), so nothing it caused started one of its own.
+    finished = next(s for s in trace if s.name == "process computeplane.job.finished")
+    assert finished.attributes is not None and finished.attributes["computeplane.job_id"] == job_id
+    chain = _ancestors(finished, by_id)
+    assert chain[-1] == SUBMIT_ROUTE and "process computeplane.job.submit" in chain, chain
+    assert "process computeplane.node.ready" in chain or "process computeplane.scale.request" in chain, chain
+    caused = {s.context.trace_id for s in spans if s.context is not None and s.name in (
+        "process computeplane.job.submit", "process computeplane.job.finished", "provider.start_run")}
+    assert caused == {server.context.trace_id}
 
 
 def _points(reader: InMemoryMetricReader, name: str) -> list[tuple[dict[str, Any], float]]:
@@ -216,10 +222,16 @@ def test_a_callers_sampling_decision_keeps_or_drops_the_whole_trace_across_the_q
     assert server.parent is not None and server.parent.span_id == caller_span  # the caller's trace, continued
     assert {"process computeplane.job.submit", "provider.provision"} <= {s.name for s in kept_trace}
     assert _trace_of(spans, dropped) == [], [s.name for s in _trace_of(spans, dropped)]
-    # ... and its handler did not start a recorded trace of its own. (The job's end, reported later by the node,
-    # is a trace of its own either way.)
+    # ... and its submit's handler did not start a recorded trace of its own.
     assert not [s for s in spans if s.name == "process computeplane.job.submit"
                 and (s.attributes or {}).get("computeplane.job_id") == job_ids[1]]
+    # A job's end is reported in the trace of the handler that started its run: the kept job's in the kept trace;
+    # the dropped one's, run on the same node once the kept job ended, in the kept trace too (that handler
+    # started it), never in a trace of its own.
+    ends = {(s.attributes or {}).get("computeplane.job_id"): s.context.trace_id for s in spans
+            if s.name == "process computeplane.job.finished" and s.context is not None}
+    assert ends[job_ids[0]] == kept
+    assert ends.get(job_ids[1], kept) == kept
     # Metrics are not sampled: both submits are counted.
     handled = _points(traced.metrics, "computeplane.events.handled")
     assert _total(handled, **{"cloudevents.event_type": "computeplane.job.submit", "computeplane.outcome": "ok"}) == 2
