@@ -4,6 +4,7 @@ W3C propagator means; and a handler skips its span only where the sampler would 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
@@ -19,6 +20,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from shared.domain.events import CloudEvent, new_event
 from shared.telemetry import log_context, state
 from shared.telemetry.events import _extract, handling, with_trace_context
+from shared.telemetry.ports import TRACED_PROVIDER_CALLS, TracedPort
 
 PROPAGATOR = TraceContextTextMapPropagator()
 
@@ -109,6 +111,46 @@ def test_with_a_parent_based_sampler_a_trace_dropped_upstream_stays_dropped_and_
     assert span.parent is not None and span.parent.span_id == 0xB7AD6B7169203331
     assert kept.traceparent == f"00-{span.context.trace_id:032x}-{span.context.span_id:016x}-01"
     assert context.get_current() == context.Context()  # nothing left attached
+
+
+@given(trace_id=st.integers(1, 2**128 - 1), span_id=st.integers(1, 2**64 - 1),
+       flags=st.integers(0, 255).filter(lambda flags: not flags & 1),
+       tracestate=st.sampled_from([None, "", "congo=t61rcWkgMzE", "a=1,b=2", "not a tracestate"]))
+def test_a_trace_dropped_upstream_is_carried_on_as_the_propagator_would_carry_it(
+        trace_id: int, span_id: int, flags: int, tracestate: str | None) -> None:
+    """Whether the handler carries the string on as it came or parses it first, what it publishes is what the
+    SDK's propagator writes from the publisher's context, and nothing is recorded."""
+    spans = InMemorySpanExporter()
+    _install(ParentBased(TraceIdRatioBased(0.05)), spans)
+    try:
+        traceparent = f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
+        carrier = {"traceparent": traceparent, **({"tracestate": tracestate} if tracestate else {})}
+        expected: dict[str, str] = {}
+        PROPAGATOR.inject(expected, context=PROPAGATOR.extract(carrier))
+        with handling("job-events", _event(traceparent, tracestate)):
+            published = with_trace_context(_event())
+        assert (published.traceparent, published.tracestate) == (expected["traceparent"], expected.get("tracestate"))
+        assert spans.get_finished_spans() == ()
+        assert with_trace_context(_event()).traceparent is None  # nothing carried on after it
+    finally:
+        state.uninstall()
+
+
+def test_a_handler_inside_a_recorded_span_parses_what_its_event_carries(spans: InMemorySpanExporter) -> None:
+    """Its own event's dropped trace is its context, not the recorded span around it: nothing below it is
+    recorded, and what it publishes carries its event's trace on."""
+    _install(ParentBased(TraceIdRatioBased(0.05)), spans)
+    instruments = state.current()
+    assert instruments is not None
+    tracer = instruments.tracer
+    provider = TracedPort(SimpleNamespace(provision=lambda *_: None), "provider", TRACED_PROVIDER_CALLS, instruments)
+    caller = trace.set_span_in_context(trace.NonRecordingSpan(trace.SpanContext(
+        0x2AF7651916CD43DD8448EB211C80319C, 0x1111111111111111, is_remote=True, trace_flags=trace.TraceFlags(1))))
+    with tracer.start_as_current_span("around", context=caller), handling("job-events", _event(DROPPED_UPSTREAM)):
+        provider.provision("ws", "c1", "node-1")
+        published = with_trace_context(_event())
+    assert published.traceparent == DROPPED_UPSTREAM
+    assert [span.name for span in spans.get_finished_spans()] == ["around"]  # no provider.provision under it
 
 
 def test_with_a_sampler_that_decides_for_itself_an_event_dropped_upstream_still_gets_its_span(
