@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
 from shared.domain.cluster import Cluster
@@ -83,6 +83,10 @@ MAX_DELIVERY_COUNT = 10
 # Messages of one session a queue trigger is handed at once (host.json's serviceBus.maxMessageBatchSize; the local
 # host and receiver take as many): the handler decides once for a cluster's change-free events among them.
 MAX_MESSAGE_BATCH = 32
+# How long the host renews the locks of messages a function is still handling (host.json's
+# serviceBus.maxAutoLockRenewalDuration; the local host and receiver renew as long). Past it a lock lapses and the
+# message is delivered again, where its event id makes applying it twice harmless.
+MAX_LOCK_RENEWAL = timedelta(minutes=5)
 
 
 class BatchStopped(Exception):

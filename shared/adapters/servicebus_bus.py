@@ -56,7 +56,7 @@ from shared.config import SERVICE_BUS_CONNECTION, Settings
 from shared.domain.errors import TransientError
 from shared.domain.events import CloudEvent
 from shared.domain.utc import as_utc
-from shared.ports import MAX_DELIVERY_COUNT, MAX_MESSAGE_BATCH, FailedBatch
+from shared.ports import MAX_DELIVERY_COUNT, MAX_LOCK_RENEWAL, MAX_MESSAGE_BATCH, FailedBatch
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ class ServiceBusPump:
 
     def run(self, stop: threading.Event) -> None:
         """Take the next session with messages, drain it until it idles, repeat until ``stop``."""
-        renewer = AutoLockRenewer(max_lock_renewal_duration=300)  # as maxAutoLockRenewalDuration in host.json
+        renewer = AutoLockRenewer(max_lock_renewal_duration=MAX_LOCK_RENEWAL.total_seconds())
         try:
             with self._client_factory() as client:
                 while not stop.is_set():

@@ -198,6 +198,23 @@ class SqliteQueue:
         self._conn().execute("UPDATE messages SET locked_until='', lock_token=NULL, visible_at=? "
                              "WHERE seq=? AND lock_token=?", (visible, message.seq, message.lock_token))
 
+    @property
+    def lock_duration(self) -> timedelta:
+        return self._lock_duration
+
+    def renew_locks(self, messages: Sequence[ReceivedMessage]) -> int:
+        """Lock ``messages`` for another lock duration from now, as Service Bus renews a message lock; returns how
+        many were renewed. A lock that lapsed (or a message settled) is not renewed: it may be someone else's now."""
+        if not messages:
+            return 0
+        now = self._clock.now()
+        pairs = ",".join("(?, ?)" for _ in messages)
+        return self._conn().execute(
+            f"UPDATE messages SET locked_until=? WHERE (seq, lock_token) IN (VALUES {pairs}) AND locked_until>?",
+            [format_utc(now + self._lock_duration),
+             *(value for message in messages for value in (message.seq, message.lock_token)),
+             format_utc(now)]).rowcount
+
     def release_untried(self, messages: Sequence[ReceivedMessage]) -> None:
         """Hand back messages of a batch that stopped before them: never tried, so their delivery is not counted
         (they must not reach the dead-letter queue for another message's failures). They stay behind the failed

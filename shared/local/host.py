@@ -24,7 +24,8 @@ from croniter import croniter
 
 from shared.adapters.sqlite_queue import ReceivedMessage, SqliteQueue
 from shared.domain.errors import TemporaryError
-from shared.ports import MAX_DELIVERY_COUNT, MAX_MESSAGE_BATCH, FailedBatch
+from shared.local.lock_renewal import LockRenewal
+from shared.ports import MAX_DELIVERY_COUNT, MAX_LOCK_RENEWAL, MAX_MESSAGE_BATCH, FailedBatch
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,11 @@ QueueReceiver = Callable[[QueueFunction], Callable[[threading.Event], None]]
 class LocalFunctionsHost:
     def __init__(self, app: func.FunctionApp, queue: SqliteQueue | None, *, poll_seconds: float = 0.2,
                  sweep_seconds: float | None = None, workers_per_queue: int = 1,
-                 external_receiver: QueueReceiver | None = None) -> None:
+                 external_receiver: QueueReceiver | None = None,
+                 max_lock_renewal: timedelta = MAX_LOCK_RENEWAL) -> None:
         """Queue triggers are fed from the embedded ``queue``, or, when it is None, by ``external_receiver``
-        (a real Service Bus namespace). ``sweep_seconds`` replaces every timer's schedule with a fixed period."""
+        (a real Service Bus namespace). ``sweep_seconds`` replaces every timer's schedule with a fixed period.
+        The locks of messages a function is handling are renewed for up to ``max_lock_renewal``."""
         if queue is None and external_receiver is None:
             raise ValueError("the local host needs the embedded queue or an external receiver")
         self.queue_functions, self.timer_functions, self.http_routes = discover(app)
@@ -107,12 +110,15 @@ class LocalFunctionsHost:
         self._workers = workers_per_queue
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._renewal = LockRenewal(queue, max_lock_renewal) if queue is not None else None
 
     def start(self) -> None:
         if self._queue is not None:
             released = self._queue.release_locks_of_dead_owners()
             if released:
                 log.info("released %d message lock(s) held by a process that died", released)
+        if self._renewal is not None:
+            self._spawn("lock-renewal", self._renewal.run, self._stop)
         for qf in self.queue_functions:
             for n in range(self._workers):
                 if self._external is not None:
@@ -167,8 +173,10 @@ class LocalFunctionsHost:
         if not qf.takes_batch and len(messages) != 1:
             raise ValueError(f"{qf.name} takes one message at a time, not {len(messages)}")
         converted = [to_service_bus_message(message) for message in messages]
+        assert self._renewal is not None
         try:
-            qf.call(converted if qf.takes_batch else converted[0])
+            with self._renewal.holding(messages):
+                qf.call(converted if qf.takes_batch else converted[0])
         except Exception as exc:  # noqa: BLE001 - the broker's contract: abandon, then dead-letter
             failed = FailedBatch.of(messages, exc)
             self._queue.complete_all(failed.settled)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from function_app import app
 from functions.queues import queue_triggers
 from shared.config import SERVICE_BUS_CONNECTION, SETTING_NAMES, queue_batches_on
 from shared.domain.events import QUEUE_NAMES
-from shared.ports import MAX_MESSAGE_BATCH
+from shared.ports import MAX_LOCK_RENEWAL, MAX_MESSAGE_BATCH
 
 ROOT = Path(__file__).resolve().parents[2]
 # Probes and load balancers carry no function key; ARM clients carry an Entra bearer token instead (the app checks
@@ -143,6 +144,9 @@ def test_host_json_pins_the_bundle_and_the_service_bus_settings() -> None:
     assert service_bus["sessionIdleTimeout"] == "00:00:05"
     # a function that outlives its lock renewal would run twice: renewal must cover the whole timeout
     assert service_bus["maxAutoLockRenewalDuration"] == host["functionTimeout"]
+    # ... and the local host and receiver renew as long as the Functions host does
+    hours, minutes, seconds = (int(part) for part in service_bus["maxAutoLockRenewalDuration"].split(":"))
+    assert timedelta(hours=hours, minutes=minutes, seconds=seconds) == MAX_LOCK_RENEWAL
     assert service_bus["clientRetryOptions"]["mode"] == "exponential"
     assert set(service_bus["clientRetryOptions"]) == {"mode", "tryTimeout", "delay", "maxDelay", "maxRetries"}
     # the extension 5.x names: the older nested sections are ignored by it

@@ -13,6 +13,7 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
+from shared.adapters.clock import SystemClock
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.domain.errors import TemporaryError
 from shared.local.host import LocalFunctionsHost, QueueFunction, redelivery_delay
@@ -201,3 +202,36 @@ def test_messages_after_a_stop_are_handed_back_untried_and_only_the_failing_one_
     clock.advance(timedelta(minutes=5))
     host.deliver_batch(batch_function(host), queue.receive_batch(BATCHES, MAX_MESSAGE_BATCH))
     assert recorder.batches[-1] == [("a2", 1), ("a3", 1)]  # their deliveries that were never tried not counted
+
+
+def _slow_app(calls: list[tuple[str, int]], seconds: float) -> func.FunctionApp:
+    app = func.FunctionApp()
+
+    @app.function_name("slow_events")
+    @app.service_bus_queue_trigger(arg_name="messages", queue_name=BATCHES, connection="ServiceBusConnection",
+                                   is_sessions_enabled=True, cardinality=func.Cardinality.MANY)
+    def slow_events(messages: list[func.ServiceBusMessage]) -> None:
+        calls.extend((m.message_id or "", m.delivery_count or 0) for m in messages)
+        if messages[0].delivery_count == 1:
+            time.sleep(seconds)
+
+    return app
+
+
+@pytest.mark.parametrize(("renewed_for", "deliveries"), [(timedelta(minutes=5), 1), (timedelta(seconds=0.2), 2)])
+def test_a_function_slower_than_the_lock_keeps_its_messages_while_their_locks_are_renewed(
+        tmp_path: Path, renewed_for: timedelta, deliveries: int) -> None:
+    """As the Functions host renews locks (host.json's maxAutoLockRenewalDuration): two workers, a function whose
+    first call runs 2 s against a 0.6 s lock. Renewed, the other worker never gets the message; renewed for less
+    than the function runs, the lock lapses and the message is delivered again while the first call still runs."""
+    queue = SqliteQueue(tmp_path / "queue.db", SystemClock(), lock_duration=timedelta(seconds=0.6))
+    calls: list[tuple[str, int]] = []
+    host = LocalFunctionsHost(_slow_app(calls, 2.0), queue, poll_seconds=0.05, workers_per_queue=2,
+                              max_lock_renewal=renewed_for)
+    send(queue, BATCHES, "ws/a", "m1")
+    host.start()
+    try:
+        wait_for(lambda: queue.pending() == 0)
+    finally:
+        host.stop()
+    assert calls == [("m1", n) for n in range(1, deliveries + 1)]

@@ -174,3 +174,26 @@ def test_a_batch_stops_before_a_message_held_back_for_its_redelivery(queue: Sqli
     queue.abandon(submit, timedelta(seconds=30))
     clock.advance(10)  # the scheduled wake-up is due; the submit is still held back
     assert ids(queue.receive_batch(Q, 32)) == ["wake"]  # not the cancel, which must wait for its submit
+
+
+def test_a_renewed_lock_keeps_the_batch_from_other_receivers_for_another_lock_duration(
+        queue: SqliteQueue, clock: FakeClock) -> None:
+    send(queue, "ws/a", "a1", "a2")
+    batch = queue.receive_batch(Q, 32)
+    clock.advance(LOCK * 2 / 3)
+    assert queue.renew_locks(batch) == 2
+    clock.advance(LOCK * 2 / 3)  # past the first lock, within the renewed one
+    assert queue.receive_batch(Q, 32) == []
+    clock.advance(LOCK / 2)  # past the renewed lock too
+    assert ids(queue.receive_batch(Q, 32)) == ["a1", "a2"]
+
+
+def test_a_lapsed_or_settled_lock_is_not_renewed(queue: SqliteQueue, clock: FakeClock) -> None:
+    send(queue, "ws/a", "a1")
+    lapsed = queue.receive_batch(Q, 32)
+    clock.advance(LOCK + timedelta(seconds=1))
+    assert queue.renew_locks(lapsed) == 0  # it may be someone else's now
+    taken_again = queue.receive_batch(Q, 32)
+    assert ids(taken_again) == ["a1"] and queue.renew_locks(lapsed) == 0  # (the new lock is not the old token's)
+    queue.complete_all(taken_again)
+    assert queue.renew_locks(taken_again) == 0
