@@ -41,7 +41,7 @@ class LockRenewal:
             yield
         finally:
             with self._lock:
-                del self._held[key]
+                self._held.pop(key, None)  # (gone already if its lock lapsed)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(self._interval):
@@ -58,9 +58,11 @@ class LockRenewal:
             if now - taken_at >= self._max_renewal:
                 continue  # renewed long enough: the lock lapses and the messages come again
             renewed = self._queue.renew_locks(messages)
-            with self._lock:
-                still_held = key in self._held
-            if renewed < len(messages) and still_held:
+            if renewed == len(messages):
+                continue
+            with self._lock:  # a lapsed lock is never renewed again: warned of once, then left to lapse
+                still_held = self._held.pop(key, None) is not None
+            if still_held:
                 log.warning("the lock of %d of %d message(s) from %s lapsed before it was renewed; they may be "
                             "delivered again while their function runs", len(messages) - renewed, len(messages),
                             messages[0].queue)

@@ -7,7 +7,7 @@ import functools
 import re
 import time
 from collections.abc import Sequence
-from contextvars import ContextVar, Token
+from contextvars import Token
 
 from opentelemetry import context, trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -26,9 +26,6 @@ from shared.telemetry.store_calls import (
 
 _propagator = TraceContextTextMapPropagator()
 _NO_PARENT = context.Context()
-# The trace context of the event being handled, when its trace was dropped upstream and it is carried on as it came
-# (``EventHandling``); None: the current span's is carried on, as everywhere else.
-_carried: ContextVar[str | None] = ContextVar("computeplane_carried_traceparent", default=None)
 
 
 def event_attributes(event: CloudEvent) -> dict[str, str]:
@@ -56,10 +53,10 @@ def with_trace_context(event: CloudEvent) -> CloudEvent:
     """The event carrying the current trace context (unchanged when telemetry is off or it carries one)."""
     if current() is None or event.traceparent:
         return event
-    carried = _carried.get()
-    if carried is not None:
-        return event.model_copy(update={"traceparent": carried})
-    span_context = trace.get_current_span().get_span_context()
+    span = trace.get_current_span()
+    if isinstance(span, _RemoteParent) and span.traceparent is not None:  # a dropped trace, carried on as it came
+        return event.model_copy(update={"traceparent": span.traceparent})
+    span_context = span.get_span_context()
     if not span_context.is_valid:
         return event
     # What the SDK's propagator writes (W3C Trace Context, version 00), without its carrier and setter.
@@ -90,7 +87,7 @@ def note_folded(event: CloudEvent, outcome: str) -> None:
     instruments = current()
     if instruments is None:
         return
-    if event.traceparent and not _carried_as_it_came(instruments, event):
+    if event.traceparent:
         span, _ = _consumer_span(instruments, event)
         if span is not None:
             if span.is_recording():
@@ -102,20 +99,16 @@ def note_folded(event: CloudEvent, outcome: str) -> None:
 class EventHandling:
     """``handling``'s context manager: a class rather than generators, since every event takes this path.
 
-    With a parent-based sampler (as deployed) an event whose trace was dropped upstream gets no span here, and what
-    this handler publishes carries the same trace, still dropped, on. The sampler would have made a span that
-    records nothing, at about 13 µs on a path where a whole event costs 500 to 900 µs of CPU (``python -m
-    bench.tracing_calls``). In the usual shape (version 00, no tracestate, nothing recorded current) its
-    ``traceparent`` is carried on as it came, unparsed: what the SDK's propagator would write from the parsed
-    context is the same string. Most events take this path: 19 traces in 20 are dropped where they start, and a
-    dropped trace's events carry its one ``traceparent`` from the submit to the job's end. Otherwise the
-    publisher's context is made current (a span is started and attached rather than ``start_as_current_span``: the
-    same span and context without the SDK's generator-based context managers)."""
+    With a parent-based sampler (as deployed) an event whose trace was dropped upstream gets no span here: its
+    publisher's context is made current as it came, so what this handler publishes carries the same trace, still
+    dropped, on. The sampler would have made a span that records nothing, at about 13 µs on a path where a
+    whole event costs 500 to 900 µs of CPU (``python -m bench.tracing_calls``). Otherwise a span is started and
+    attached rather than ``start_as_current_span``: the same span and context without the SDK's generator-based
+    context managers."""
 
-    __slots__ = ("_calls_token", "_carried_token", "_context_token", "_counted", "_event", "_ids_token",
-                 "_instruments", "_span", "_started")
+    __slots__ = ("_calls_token", "_context_token", "_counted", "_event", "_ids_token", "_instruments", "_span",
+                 "_started")
     _calls_token: NotingToken | None  # None unless the span is recorded: only a recorded span gets the store calls
-    _context_token: Token[context.Context] | None  # None: the event's traceparent is carried on as it came
 
     def __init__(self, event: CloudEvent, counted: bool = True) -> None:
         self._event, self._counted = event, counted
@@ -126,15 +119,10 @@ class EventHandling:
         self._span = self._calls_token = None
         if instruments is not None:
             self._started = time.perf_counter()
-            if _carried_as_it_came(instruments, event):
-                self._context_token = None
-                self._carried_token = _carried.set(event.traceparent)
-            else:
-                self._span, attached = _consumer_span(instruments, event)  # first: it may raise, and sets nothing
-                self._context_token = context.attach(attached)
-                self._carried_token = _carried.set(None)  # (a handler inside one carrying its event's: not that)
-                if self._span is not None and self._span.is_recording():
-                    self._calls_token = start_noting_store_calls()
+            self._span, attached = _consumer_span(instruments, event)  # first: it may raise, and sets nothing
+            self._context_token = context.attach(attached)
+            if self._span is not None and self._span.is_recording():
+                self._calls_token = start_noting_store_calls()
         self._ids_token = set_event_log_ids(event)
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: object) -> None:
@@ -142,9 +130,7 @@ class EventHandling:
         instruments = self._instruments
         if instruments is None:
             return
-        _carried.reset(self._carried_token)
-        if self._context_token is not None:
-            context.detach(self._context_token)
+        context.detach(self._context_token)
         calls = stop_noting_store_calls(self._calls_token) if self._calls_token is not None else None
         outcome = "ok" if exc is None else "dead_lettered" if isinstance(exc, PermanentError) else "retried"
         span = self._span
@@ -179,17 +165,6 @@ def _consumer_span(instruments: Instruments, event: CloudEvent) -> tuple[trace.S
     return span, trace.set_span_in_context(span, parent)
 
 
-def _carried_as_it_came(instruments: Instruments, event: CloudEvent) -> bool:
-    """The event's trace was dropped upstream (``_dropped_upstream``, read from the string), in the shape whose
-    carrying on is the string itself; and nothing recorded is current, which would otherwise be its parent."""
-    traceparent = event.traceparent
-    if not (instruments.follows_remote_parents and traceparent and not event.tracestate):
-        return False
-    match = _TRACEPARENT_00.fullmatch(traceparent)
-    return (match is not None and not int(match[3], 16) & _SAMPLED and match[1] != _ZERO_TRACE_ID
-            and match[2] != _ZERO_SPAN_ID and not trace.get_current_span().is_recording())
-
-
 def _dropped_upstream(parent: context.Context) -> bool:
     """A valid remote parent whose trace was not sampled (an invalid one, as no parent, starts a trace here)."""
     span_context = trace.get_current_span(parent).get_span_context()
@@ -201,25 +176,43 @@ _TRACEPARENT_00 = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 
 
 def _extract(event: CloudEvent) -> context.Context:
-    """The publisher's context, parsed here for the usual shape: the SDK's propagator does the same through a
-    carrier, a getter and more checks, at twice the cost on a path every traced event takes. Anything else (other
-    versions, all-zero ids, malformed) is left to the propagator, which knows the rules for it."""
+    """The publisher's context."""
     assert event.traceparent is not None
-    match = _TRACEPARENT_00.fullmatch(event.traceparent)
+    return _parsed(event.traceparent, event.tracestate)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(traceparent: str, tracestate: str | None) -> context.Context:
+    """The context a traceparent and tracestate stand for, parsed here for the usual shape: the SDK's propagator
+    does the same through a carrier, a getter and more checks, at twice the cost on a path every traced event
+    takes. Anything else (other versions, all-zero ids, malformed) is left to the propagator, which knows the rules
+    for it. Kept for the next event that carries the same: every event of a dropped trace does, from the submit to
+    the job's end (a handler under it starts no span, so it carries the one it came with on), and 19 traces in 20
+    are dropped where they start. A ``Context`` cannot be changed, so many handlers may make one current at once."""
+    match = _TRACEPARENT_00.fullmatch(traceparent)
     if match is None or match[1] == _ZERO_TRACE_ID or match[2] == _ZERO_SPAN_ID:
-        carrier = {"traceparent": event.traceparent}
-        if event.tracestate:
-            carrier["tracestate"] = event.tracestate
+        carrier = {"traceparent": traceparent}
+        if tracestate:
+            carrier["tracestate"] = tracestate
         return _propagator.extract(carrier)
     span_context = trace.SpanContext(
         trace_id=int(match[1], 16), span_id=int(match[2], 16), is_remote=True,
         trace_flags=trace.TraceFlags(int(match[3], 16)),
-        trace_state=TraceState.from_header([event.tracestate]) if event.tracestate else None)
-    return trace.set_span_in_context(trace.NonRecordingSpan(span_context), _NO_PARENT)
+        trace_state=TraceState.from_header([tracestate]) if tracestate else None)
+    return trace.set_span_in_context(_RemoteParent(span_context, None if tracestate else traceparent), _NO_PARENT)
+
+
+class _RemoteParent(trace.NonRecordingSpan):
+    """The publisher's span as its event told it, with the ``traceparent`` it came as: the string the propagator
+    would write from it (version 00, lower case, no tracestate to normalise; None otherwise), so that what a handler
+    under a dropped trace publishes carries it on without formatting it again."""
+
+    def __init__(self, context: trace.SpanContext, traceparent: str | None) -> None:
+        super().__init__(context)
+        self.traceparent = traceparent
 
 
 _ZERO_TRACE_ID, _ZERO_SPAN_ID = "0" * 32, "0" * 16
-_SAMPLED = trace.TraceFlags.SAMPLED
 
 
 @functools.lru_cache(maxsize=256)

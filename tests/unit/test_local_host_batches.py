@@ -218,15 +218,15 @@ def _slow_app(calls: list[tuple[str, int]], seconds: float) -> func.FunctionApp:
     return app
 
 
-@pytest.mark.parametrize(("renewed_for", "deliveries"), [(timedelta(minutes=5), 1), (timedelta(seconds=0.2), 2)])
+@pytest.mark.parametrize(("renewed_for", "deliveries"), [(timedelta(minutes=5), 1), (timedelta(seconds=0.3), 2)])
 def test_a_function_slower_than_the_lock_keeps_its_messages_while_their_locks_are_renewed(
         tmp_path: Path, renewed_for: timedelta, deliveries: int) -> None:
     """As the Functions host renews locks (host.json's maxAutoLockRenewalDuration): two workers, a function whose
-    first call runs 2 s against a 0.6 s lock. Renewed, the other worker never gets the message; renewed for less
+    first call runs 2.5 s against a 1 s lock. Renewed, the other worker never gets the message; renewed for less
     than the function runs, the lock lapses and the message is delivered again while the first call still runs."""
-    queue = SqliteQueue(tmp_path / "queue.db", SystemClock(), lock_duration=timedelta(seconds=0.6))
+    queue = SqliteQueue(tmp_path / "queue.db", SystemClock(), lock_duration=timedelta(seconds=1))
     calls: list[tuple[str, int]] = []
-    host = LocalFunctionsHost(_slow_app(calls, 2.0), queue, poll_seconds=0.05, workers_per_queue=2,
+    host = LocalFunctionsHost(_slow_app(calls, 2.5), queue, poll_seconds=0.05, workers_per_queue=2,
                               max_lock_renewal=renewed_for)
     send(queue, BATCHES, "ws/a", "m1")
     host.start()

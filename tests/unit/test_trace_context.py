@@ -118,8 +118,8 @@ def test_with_a_parent_based_sampler_a_trace_dropped_upstream_stays_dropped_and_
        tracestate=st.sampled_from([None, "", "congo=t61rcWkgMzE", "a=1,b=2", "not a tracestate"]))
 def test_a_trace_dropped_upstream_is_carried_on_as_the_propagator_would_carry_it(
         trace_id: int, span_id: int, flags: int, tracestate: str | None) -> None:
-    """Whether the handler carries the string on as it came or parses it first, what it publishes is what the
-    SDK's propagator writes from the publisher's context, and nothing is recorded."""
+    """Whatever the shape (parsed by the handler, kept from an earlier event, or left to the propagator), what the
+    handler publishes is what the SDK's propagator writes from the publisher's context, and nothing is recorded."""
     spans = InMemorySpanExporter()
     _install(ParentBased(TraceIdRatioBased(0.05)), spans)
     try:
@@ -134,6 +134,20 @@ def test_a_trace_dropped_upstream_is_carried_on_as_the_propagator_would_carry_it
         assert with_trace_context(_event()).traceparent is None  # nothing carried on after it
     finally:
         state.uninstall()
+
+
+def test_under_a_trace_dropped_upstream_the_dropped_context_is_current(spans: InMemorySpanExporter) -> None:
+    """What other instrumentation reads (in Azure the distro's: the Azure SDK clients, requests): a span it starts
+    under the handler is dropped with the trace instead of starting one of its own, and log records carry the
+    trace's id."""
+    _install(ParentBased(TraceIdRatioBased(1.0)), spans)  # a root here would be kept: only the parent drops it
+    instruments = state.current()
+    assert instruments is not None
+    with handling("job-events", _event(DROPPED_UPSTREAM)):
+        assert trace.get_current_span().get_span_context().trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+        with instruments.tracer.start_as_current_span("cosmos read") as below:  # (same provider, same sampler)
+            assert not below.is_recording()
+    assert spans.get_finished_spans() == ()
 
 
 def test_a_handler_inside_a_recorded_span_parses_what_its_event_carries(spans: InMemorySpanExporter) -> None:
