@@ -105,6 +105,13 @@ class DeadLetter:
     dead_lettered_at: str
 
 
+def _held_by(messages: Sequence[ReceivedMessage]) -> tuple[str, list[object]]:
+    """A WHERE condition matching ``messages`` only while their lock token is the one they were received with
+    (settled, or taken again since: no match), and its parameters."""
+    pairs = ",".join("(?, ?)" for _ in messages)
+    return f"(seq, lock_token) IN (VALUES {pairs})", [v for m in messages for v in (m.seq, m.lock_token)]
+
+
 class SqliteQueue:
     def __init__(self, path: Path, clock: Clock, lock_duration: timedelta = timedelta(seconds=30),
                  duplicate_window: timedelta = timedelta(minutes=10)) -> None:
@@ -189,9 +196,8 @@ class SqliteQueue:
         """Complete a handled batch in one statement, so one commit (one write to the log, not one per message)."""
         if not messages:
             return
-        pairs = ",".join("(?, ?)" for _ in messages)
-        self._conn().execute(f"DELETE FROM messages WHERE (seq, lock_token) IN (VALUES {pairs})",
-                             [value for message in messages for value in (message.seq, message.lock_token)])
+        held, values = _held_by(messages)
+        self._conn().execute(f"DELETE FROM messages WHERE {held}", values)
 
     def abandon(self, message: ReceivedMessage, retry_after: timedelta = timedelta(0)) -> None:
         visible = format_utc(self._clock.now() + retry_after)
@@ -208,12 +214,9 @@ class SqliteQueue:
         if not messages:
             return 0
         now = self._clock.now()
-        pairs = ",".join("(?, ?)" for _ in messages)
-        return self._conn().execute(
-            f"UPDATE messages SET locked_until=? WHERE (seq, lock_token) IN (VALUES {pairs}) AND locked_until>?",
-            [format_utc(now + self._lock_duration),
-             *(value for message in messages for value in (message.seq, message.lock_token)),
-             format_utc(now)]).rowcount
+        held, values = _held_by(messages)
+        return self._conn().execute(f"UPDATE messages SET locked_until=? WHERE {held} AND locked_until>?",
+                                    [format_utc(now + self._lock_duration), *values, format_utc(now)]).rowcount
 
     def release_untried(self, messages: Sequence[ReceivedMessage]) -> None:
         """Hand back messages of a batch that stopped before them: never tried, so their delivery is not counted
@@ -221,11 +224,10 @@ class SqliteQueue:
         one, which keeps its session's later messages back until it is delivered again."""
         if not messages:
             return
-        pairs = ",".join("(?, ?)" for _ in messages)
+        held, values = _held_by(messages)
         self._conn().execute(
             "UPDATE messages SET locked_until='', lock_token=NULL, delivery_count=max(delivery_count - 1, 0) "
-            f"WHERE (seq, lock_token) IN (VALUES {pairs})",
-            [value for message in messages for value in (message.seq, message.lock_token)])
+            f"WHERE {held}", values)
 
     def dead_letter_received(self, message: ReceivedMessage, reason: str) -> None:
         conn = self._conn()

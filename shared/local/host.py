@@ -169,11 +169,10 @@ class LocalFunctionsHost:
         when the batch must be tried again; what it can never apply it dead-letters itself). A batch that stopped
         part way (``BatchStopped``) has the messages before the stop completed, the one that failed settled as a
         failure, and those after it handed back untried (their delivery not counted)."""
-        assert self._queue is not None
+        assert self._queue is not None and self._renewal is not None
         if not qf.takes_batch and len(messages) != 1:
             raise ValueError(f"{qf.name} takes one message at a time, not {len(messages)}")
         converted = [to_service_bus_message(message) for message in messages]
-        assert self._renewal is not None
         try:
             with self._renewal.holding(messages):
                 qf.call(converted if qf.takes_batch else converted[0])

@@ -4,6 +4,7 @@ dead-lettered after ``MAX_DELIVERY_COUNT`` deliveries, on failure), as the real 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from shared.adapters.clock import SystemClock
 from shared.adapters.sqlite_queue import SqliteQueue
 from shared.domain.errors import TemporaryError
 from shared.local.host import LocalFunctionsHost, QueueFunction, redelivery_delay
+from shared.local.lock_renewal import LockRenewal
 from shared.ports import MAX_DELIVERY_COUNT, MAX_MESSAGE_BATCH, BatchStopped
 from tests.fakes.clock import FakeClock
 
@@ -235,3 +237,20 @@ def test_a_function_slower_than_the_lock_keeps_its_messages_while_their_locks_ar
     finally:
         host.stop()
     assert calls == [("m1", n) for n in range(1, deliveries + 1)]
+
+
+def test_a_lock_that_lapsed_is_warned_of_once_and_not_renewed_again(
+        queue: SqliteQueue, clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    send(queue, BATCHES, "ws/a", "a1")
+    renewal = LockRenewal(queue)
+    batch = queue.receive_batch(BATCHES, MAX_MESSAGE_BATCH)
+    with caplog.at_level(logging.WARNING, logger="shared.local.lock_renewal"), renewal.holding(batch):
+        renewal.renew_held()  # within its lock: renewed, nothing to say
+        assert caplog.records == []
+        clock.advance(queue.lock_duration + timedelta(seconds=1))
+        assert [m.message_id for m in queue.receive_batch(BATCHES, MAX_MESSAGE_BATCH)] == ["a1"]  # someone else's
+        renewal.renew_held()
+        renewal.renew_held()
+    assert [r.getMessage() for r in caplog.records] == [
+        "the lock of 1 of 1 message(s) from batch-events lapsed before it was renewed; they may be delivered again "
+        "while their function runs"]
